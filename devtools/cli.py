@@ -1,0 +1,325 @@
+"""``./dev``: the project's one entry point. See ``./dev --help``."""
+
+import argparse
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .common import (
+    REPO,
+    DevError,
+    apt_install,
+    cache_dir,
+    env_port,
+    exclusive_lock,
+    free_port,
+    require_port,
+    rmtree,
+    say,
+    terminate_on_sigterm,
+    wait_http,
+)
+from .odoo import Odoo
+from .pg import Cluster
+from .pyenv import PythonEnv
+
+DB = "fayvad"
+
+HELP = """\
+usage: ./dev COMMAND [ARGS]
+
+commands:
+  run                 install (once) and serve Odoo with fayvad_mail at http://127.0.0.1:8069,
+                      database "fayvad" with demo data, login admin / admin, and a local
+                      Modoboa mail server; Ctrl-C stops everything it started
+  test [PYTEST_ARGS]  the whole test suite on throwaway databases: pytest-odoo (HTTP and
+                      browser tests included, against a real Modoboa), then ruff and pylint-odoo
+  api-key LOGIN       print a new API key (fayvad_mail scope) for that user of database "fayvad"
+  webhook-secret [ORG_ID]
+                      print the company webhook secret (created if none), or an organization's
+                      webhook URL and secret separated by a space
+  mail-server         print the local Modoboa's base URL and API token
+  lint                ruff (lint + format check) and pylint-odoo only
+
+environment:
+  ODOO_SRC            directory holding Odoo 18.0's "odoo" package; without it Odoo's 18.0
+                      nightly source archive is downloaded (FAYVAD_ODOO_ARCHIVE_URL overrides)
+  FAYVAD_CACHE        where virtualenvs, PostgreSQL data and logs live (~/.cache/fayvad_mail)
+  FAYVAD_HTTP_PORT    Odoo's port for ./dev run (8069)
+  FAYVAD_PG_PORT      number of the private PostgreSQL socket (5433; unix socket only)
+  FAYVAD_MODOBOA_PORT, FAYVAD_REDIS_PORT
+                      the local Modoboa and its Redis (8090, 6390; loopback only)
+"""
+
+
+# -- shared steps ---------------------------------------------------------------
+def _modoboa(cache, instance_dir, port, redis_port):
+    from .modoboa import Modoboa, ModoboaError
+
+    try:
+        service = Modoboa(cache, instance_dir, port, redis_port, log=say)
+        service.ensure_installed()
+    except ModoboaError as exc:
+        raise DevError(str(exc)) from exc
+    return service
+
+
+def _start_modoboa(service, fresh=False):
+    from .modoboa import ModoboaError
+
+    try:
+        service.prepare(fresh=fresh)
+        service.start()
+    except ModoboaError as exc:
+        service.stop()
+        raise DevError(str(exc)) from exc
+
+
+def _ensure_chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return
+    apt_install(["chromium"], "browser tests need Chromium")
+
+
+def _main_cluster(cache):
+    return Cluster(cache / "pg", env_port("FAYVAD_PG_PORT", 5433), cache / "logs" / "postgres.log")
+
+
+def _configure_mail_server(odoo, service):
+    odoo.shell(
+        f"env['fayvad.mail.server']._dev_configure_local({service.url!r}, {service.token!r})",
+        "configuring the local mail server",
+    )
+
+
+# -- run ----------------------------------------------------------------------------
+def cmd_run(args):
+    cache = cache_dir()
+    http_port = env_port("FAYVAD_HTTP_PORT", 8069)
+    mb_port = env_port("FAYVAD_MODOBOA_PORT", 8090)
+    redis_port = env_port("FAYVAD_REDIS_PORT", 6390)
+    started = time.monotonic()
+    with exclusive_lock(
+        cache / "run.lock", "another ./dev run (or ./dev command) is using the cache; stop it first"
+    ):
+        require_port(http_port, "Odoo", "FAYVAD_HTTP_PORT")
+        require_port(mb_port, "Modoboa", "FAYVAD_MODOBOA_PORT")
+        require_port(redis_port, "Modoboa's Redis", "FAYVAD_REDIS_PORT")
+        cluster = _main_cluster(cache)
+        cluster.check_port()
+        env = PythonEnv(cache).ensure()
+        service = _modoboa(cache, cache / "modoboa-instance", mb_port, redis_port)
+        logs = cache / "logs"
+        odoo = Odoo(env, cluster, cache / "run", http_port, DB, logfile=logs / "odoo.log")
+        server = None
+        try:
+            cluster.ensure().start()
+            _start_modoboa(service)
+            odoo.write_config()
+            state = odoo.ensure_database(logs / "odoo-install.log", cache / "run" / f"{DB}.installed")
+            if state != "current" or not (cache / "run" / "mail-server.configured").exists():
+                _configure_mail_server(odoo, service)
+                (cache / "run" / "mail-server.configured").write_text(service.url)
+            say(f"database {DB}: {state}")
+            server = odoo.serve()
+            if not wait_http(f"http://127.0.0.1:{http_port}/web/health", 120, proc=server):
+                raise DevError(f"Odoo did not start; see {logs / 'odoo.log'}")
+            print(
+                f"Odoo is serving http://127.0.0.1:{http_port}  (login admin / password admin, "
+                f"database {DB}; ready in {time.monotonic() - started:.1f}s)\n"
+                f"Modoboa: {service.url}  (./dev mail-server prints its token)\n"
+                f"Logs: {logs}/odoo.log, {logs}/postgres.log, {service.log_dir}\n"
+                "Ctrl-C stops everything.",
+                flush=True,
+            )
+            server.wait()
+            if server.returncode not in (0, -15):
+                raise DevError(f"Odoo exited with status {server.returncode}; see {logs / 'odoo.log'}")
+        except KeyboardInterrupt:
+            say("stopping")
+        finally:
+            from .common import stop_process
+
+            stop_process(server)
+            service.stop()
+            cluster.stop()
+    return 0
+
+
+# -- commands on the fayvad database ------------------------------------------------
+@contextlib.contextmanager
+def _fayvad_database():
+    """An Odoo on database ``fayvad``, reusing a running ``./dev run``'s
+    PostgreSQL or starting it for the duration of the command."""
+    cache = cache_dir()
+    env = PythonEnv(cache).ensure()
+    cluster = _main_cluster(cache)
+    if not (cluster.data / "PG_VERSION").exists():
+        raise DevError("database fayvad does not exist yet: run ./dev run once")
+    cluster.ensure()
+    ours = not cluster._own_postmaster_alive()
+    if ours:
+        cluster.start()
+    try:
+        if not cluster.database_exists(DB):
+            raise DevError("database fayvad does not exist yet: run ./dev run once")
+        workdir = Path(tempfile.mkdtemp(prefix="cmd-", dir=cache))
+        try:
+            yield Odoo(env, cluster, workdir, free_port(), DB).write_config()
+        finally:
+            rmtree(workdir)
+    finally:
+        if ours:
+            cluster.stop()
+
+
+def cmd_api_key(args):
+    with _fayvad_database() as odoo:
+        lines = odoo.shell(f"print(env['res.users']._fayvad_cli_api_key({args.login!r}))", "api-key")
+    print(lines[-1])
+    return 0
+
+
+def cmd_webhook_secret(args):
+    org = "None" if args.org_id is None else str(args.org_id)
+    base = f"http://127.0.0.1:{env_port('FAYVAD_HTTP_PORT', 8069)}"
+    with _fayvad_database() as odoo:
+        lines = odoo.shell(
+            f"print(env['fayvad.mail.webhook.secret']._cli_secret({org}, {base!r}))", "webhook-secret"
+        )
+    print(lines[-1])
+    return 0
+
+
+def cmd_mail_server(args):
+    cache = cache_dir()
+    service = _modoboa(
+        cache,
+        cache / "modoboa-instance",
+        env_port("FAYVAD_MODOBOA_PORT", 8090),
+        env_port("FAYVAD_REDIS_PORT", 6390),
+    )
+    service.prepare()
+    print(f"{service.url} {service.token}")
+    return 0
+
+
+# -- test ---------------------------------------------------------------------------
+def _lint(env):
+    failures = 0
+    for what, cmd in (
+        ("ruff check", [env.tool("ruff"), "check", "."]),
+        ("ruff format", [env.tool("ruff"), "format", "--check", "."]),
+        ("pylint-odoo", [env.tool("pylint"), "--rcfile=.pylintrc-mandatory", "fayvad_mail"]),
+    ):
+        say(f"{what} ...")
+        proc = subprocess.run([str(c) for c in cmd], cwd=REPO, check=False)
+        if proc.returncode:
+            say(f"{what} FAILED")
+            failures += 1
+    return failures
+
+
+def cmd_lint(args):
+    env = PythonEnv().ensure()
+    return 1 if _lint(env) else 0
+
+
+def cmd_test(args):
+    cache = cache_dir()
+    env = PythonEnv(cache).ensure()
+    _ensure_chromium()
+    work = Path(tempfile.mkdtemp(prefix="test-", dir=cache))
+    cluster = Cluster(work / "pg", 5432, work / "postgres.log")
+    service = _modoboa(cache, work / "modoboa", free_port(), free_port())
+    status = 1
+    try:
+        cluster.ensure().start()
+        _start_modoboa(service, fresh=True)
+        odoo = Odoo(env, cluster, work, free_port(), "fayvad_test", logfile=work / "odoo-test.log")
+        odoo.write_config()
+        t0 = time.monotonic()
+        say("installing fayvad_mail (with demo data) in a throwaway database ...")
+        odoo.install(work / "odoo-install.log")
+        say(f"installed in {time.monotonic() - t0:.0f}s; running pytest")
+        pytest_env = dict(
+            os.environ,
+            FAYVAD_TEST_MODOBOA_URL=service.url,
+            FAYVAD_TEST_MODOBOA_TOKEN=service.token,
+            FAYVAD_TEST_MODOBOA_DB=str(service.db_path),
+            FAYVAD_TEST_REQUIRE_MODOBOA="1",
+        )
+        cmd = [
+            env.python,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            f"--odoo-config={odoo.config}",
+            "--odoo-database=fayvad_test",
+            "--odoo-http",
+            *(args.pytest_args or ["fayvad_mail/tests", "devtools/tests"]),
+        ]
+        tests = subprocess.run([str(c) for c in cmd], cwd=REPO, env=pytest_env, check=False)
+        lint_failures = 0 if args.no_lint else _lint(env)
+        status = 1 if tests.returncode or lint_failures else 0
+        if tests.returncode:
+            say(f"pytest failed (Odoo log: {work / 'odoo-test.log'} is removed; rerun to inspect)")
+    except KeyboardInterrupt:
+        say("interrupted")
+        status = 130
+    finally:
+        service.stop()
+        cluster.stop()
+        if os.environ.get("FAYVAD_KEEP_TEST_LOGS"):
+            keep = cache / "logs" / "last-test"
+            rmtree(keep)
+            keep.mkdir(parents=True)
+            for log in work.glob("*.log"):
+                shutil.copy(log, keep / log.name)
+        rmtree(work)
+    return status
+
+
+# -- entry point ---------------------------------------------------------------------
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="./dev", usage=HELP, add_help=False)
+    parser.add_argument("-h", "--help", action="store_true")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run")
+    test = sub.add_parser("test")
+    test.add_argument("--no-lint", action="store_true")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    sub.add_parser("lint")
+    key = sub.add_parser("api-key")
+    key.add_argument("login")
+    secret = sub.add_parser("webhook-secret")
+    secret.add_argument("org_id", nargs="?", type=int)
+    sub.add_parser("mail-server")
+    args = parser.parse_args(argv)
+    if args.help or not args.command:
+        print(HELP, end="")
+        return 0 if args.help else 2
+    terminate_on_sigterm()
+    commands = {
+        "run": cmd_run,
+        "test": cmd_test,
+        "lint": cmd_lint,
+        "api-key": cmd_api_key,
+        "webhook-secret": cmd_webhook_secret,
+        "mail-server": cmd_mail_server,
+    }
+    try:
+        return commands[args.command](args)
+    except DevError as exc:
+        say(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130

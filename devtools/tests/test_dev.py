@@ -1,0 +1,134 @@
+"""Tests of the ``./dev`` tool itself: its failure cases give one clear line,
+a non-zero status, and leave nothing half-installed behind.
+
+They run the real ``./dev`` script in a subprocess with a throwaway cache.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEV = REPO / "dev"
+
+
+def dev(*args, cache, env=None, timeout=120):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("ODOO_SRC", "FAYVAD_"))}
+    environ["FAYVAD_CACHE"] = str(cache)
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, str(DEV), *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def error_line(proc):
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("dev: error:")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def leftovers(cache):
+    """What an aborted install left in the cache (logs are fine)."""
+    return sorted(p.name for p in Path(cache).iterdir() if p.name not in ("logs", "run.lock"))
+
+
+def test_help_lists_every_command(tmp_path):
+    proc = dev("--help", cache=tmp_path)
+    assert proc.returncode == 0
+    for command in ("run", "test", "api-key", "webhook-secret", "mail-server"):
+        assert f"\n  {command}" in proc.stdout
+    assert "ODOO_SRC" in proc.stdout and "FAYVAD_CACHE" in proc.stdout
+
+
+def test_unknown_command_fails(tmp_path):
+    proc = dev("frobnicate", cache=tmp_path)
+    assert proc.returncode != 0
+
+
+def test_odoo_src_of_another_version_is_refused(tmp_path):
+    fake = tmp_path / "odoo17"
+    (fake / "odoo").mkdir(parents=True)
+    (fake / "odoo" / "release.py").write_text("version_info = (17, 0, 0, 'final', 0, '')\n")
+    cache = tmp_path / "cache"
+    proc = dev("test", cache=cache, env={"ODOO_SRC": str(fake)})
+    assert proc.returncode == 1
+    assert "holds Odoo 17.0, not Odoo 18.0" in error_line(proc)
+    assert leftovers(cache) == []
+
+
+def test_odoo_src_without_odoo_is_refused(tmp_path):
+    cache = tmp_path / "cache"
+    proc = dev("test", cache=cache, env={"ODOO_SRC": str(tmp_path)})
+    assert proc.returncode == 1
+    assert "is not an Odoo source" in error_line(proc)
+    assert leftovers(cache) == []
+
+
+def test_no_odoo_src_and_no_network(tmp_path):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cache = tmp_path / "cache"
+    proc = dev("test", cache=cache, env={"FAYVAD_ODOO_ARCHIVE_URL": f"http://127.0.0.1:{port}/odoo.tar.gz"})
+    assert proc.returncode == 1
+    line = error_line(proc)
+    assert "ODOO_SRC is not set and Odoo 18.0 cannot be downloaded" in line
+    assert leftovers(cache) == []
+
+
+def test_http_port_busy(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        proc = dev("run", cache=tmp_path, env={"FAYVAD_HTTP_PORT": str(port)}, timeout=30)
+    assert proc.returncode == 1
+    assert f"port {port} (Odoo) is busy" in error_line(proc)
+    assert leftovers(tmp_path) == []
+
+
+def test_postgres_port_busy(tmp_path):
+    sockdir = tmp_path / "pg" / "run"
+    sockdir.mkdir(parents=True)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(sockdir / ".s.PGSQL.5433"))
+        sock.listen()
+        with socket.socket() as tcp:  # keep the other ports free, whatever runs here
+            tcp.bind(("127.0.0.1", 0))
+            http_port = tcp.getsockname()[1]
+        proc = dev(
+            "run",
+            cache=tmp_path,
+            env={"FAYVAD_HTTP_PORT": str(http_port), "FAYVAD_MODOBOA_PORT": "1", "FAYVAD_REDIS_PORT": "2"},
+            timeout=30,
+        )
+    if "is busy on 127.0.0.1" in proc.stderr:
+        pytest.skip("the loopback test ports are not free here")
+    assert proc.returncode == 1
+    assert "PostgreSQL port 5433 is busy" in error_line(proc)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_disk_full_during_install_leaves_nothing(tmp_path):
+    import odoo
+
+    odoo_src = Path(odoo.__file__).resolve().parent.parent  # the cache's copy of Odoo: a valid ODOO_SRC
+    cache = tmp_path / "small"
+    cache.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(cache)], check=True)
+    try:
+        proc = dev("test", cache=cache, env={"ODOO_SRC": str(odoo_src)}, timeout=300)
+        assert proc.returncode == 1
+        assert "disk full" in error_line(proc)
+        assert leftovers(cache) == []
+    finally:
+        subprocess.run(["umount", "-l", str(cache)], check=False)

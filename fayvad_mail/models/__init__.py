@@ -1,0 +1,18 @@
+from . import (
+    account_move,
+    fayvad_mail_account,
+    fayvad_mail_billing_event,
+    fayvad_mail_domain,
+    fayvad_mail_job,
+    fayvad_mail_organization,
+    fayvad_mail_plan,
+    fayvad_mail_server,
+    fayvad_mail_subscription,
+    fayvad_mail_usage_snapshot,
+    fayvad_mail_webhook_delivery,
+    fayvad_mail_webhook_secret,
+    res_company,
+    res_config_settings,
+    res_partner,
+    res_users,
+)

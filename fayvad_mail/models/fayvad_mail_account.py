@@ -1,0 +1,247 @@
+import math
+import secrets
+import string
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError, ValidationError
+from odoo.tools import SQL
+
+from ..fields import ByteSize
+from ..tools.names import InvalidName, normalize_local_part
+from .fayvad_mail_domain import PROVISIONING_STATES
+from .fayvad_mail_organization import GB, MB
+
+PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.!"
+
+
+def generate_password(length=20):
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
+
+
+class FayvadMailAccount(models.Model):
+    _name = "fayvad.mail.account"
+    _description = "Email Account"
+    _inherit = ["mail.thread"]
+    _order = "email"
+    _rec_name = "email"
+    _check_company_auto = True
+
+    local_part = fields.Char(
+        string="Address", required=True, help="The part before the @, stored in lower case."
+    )
+    domain_id = fields.Many2one(
+        "fayvad.mail.domain",
+        required=True,
+        ondelete="restrict",
+        index=True,
+        check_company=True,
+        tracking=True,
+    )
+    organization_id = fields.Many2one(related="domain_id.organization_id", store=True, index=True)
+    company_id = fields.Many2one(related="domain_id.company_id", store=True, index=True)
+    email = fields.Char(compute="_compute_email", store=True, index=True, string="Email Address")
+    first_name = fields.Char(size=30, tracking=True)
+    last_name = fields.Char(size=30, tracking=True)
+    quota = ByteSize(string="Quota (bytes)", required=True, tracking=True)
+    quota_mb = fields.Integer(string="Quota (MB)", compute="_compute_quota_mb", inverse="_inverse_quota_mb")
+    storage_used = ByteSize(string="Storage Used (bytes)", readonly=True, copy=False)
+    storage_used_mb = fields.Float(string="Used (MB)", compute="_compute_storage", digits=(16, 1))
+    storage_percent = fields.Float(string="Used (%)", compute="_compute_storage", digits=(16, 2))
+    usage_date = fields.Date(string="Usage Read On", readonly=True, copy=False)
+    state = fields.Selection(
+        PROVISIONING_STATES, default="draft", required=True, tracking=True, copy=False, index=True
+    )
+    active = fields.Boolean(default=True)
+    remote_id = fields.Integer(string="Mail Server ID", copy=False, readonly=True)
+    usage_snapshot_ids = fields.One2many("fayvad.mail.usage.snapshot", "account_id", string="Usage Snapshots")
+
+    _sql_constraints = [
+        ("email_unique", "UNIQUE(email)", "This email address already exists."),
+        ("quota_min", f"CHECK(quota >= {MB})", "A mailbox quota must be at least 1 MB (1,048,576 bytes)."),
+        ("storage_positive", "CHECK(storage_used >= 0)", "Storage used cannot be negative."),
+    ]
+
+    def init(self):
+        # The password handed to the mail server lives in a column no ORM field
+        # maps, so no Odoo user can read it (not even through RPC or export);
+        # it is wiped as soon as the mail server has it.
+        self.env.cr.execute(
+            SQL(
+                "ALTER TABLE %s ADD COLUMN IF NOT EXISTS pending_password varchar",
+                SQL.identifier(self._table),
+            )
+        )
+
+    # -- computes -----------------------------------------------------------------------
+    @api.depends("local_part", "domain_id.name")
+    def _compute_email(self):
+        for account in self:
+            account.email = f"{account.local_part}@{account.domain_id.name}" if account.domain_id else False
+
+    @api.depends("quota")
+    def _compute_quota_mb(self):
+        for account in self:
+            account.quota_mb = math.ceil(account.quota / MB) if account.quota else 0
+
+    def _inverse_quota_mb(self):
+        for account in self:
+            account.quota = account.quota_mb * MB
+
+    @api.depends("storage_used", "quota")
+    def _compute_storage(self):
+        for account in self:
+            account.storage_used_mb = round(account.storage_used / MB, 1)
+            account.storage_percent = (
+                round(account.storage_used * 100 / account.quota, 2) if account.quota else 0.0
+            )
+
+    # -- constraints --------------------------------------------------------------------
+    @api.constrains("quota", "state", "domain_id")
+    def _check_organization_limits(self):
+        for org in self.organization_id:
+            live = org.account_ids.filtered(lambda a: a.state != "terminated")
+            if len(live) > org.max_users:
+                raise ValidationError(
+                    self.env._(
+                        "%(org)s allows at most %(max)s email accounts.", org=org.name, max=org.max_users
+                    )
+                )
+            if sum(live.mapped("quota")) > org.max_storage_gb * GB:
+                raise ValidationError(
+                    self.env._(
+                        "The mailbox quotas of %(org)s would add up to %(used).2f GB, more than its %(max)s GB.",
+                        org=org.name,
+                        used=sum(live.mapped("quota")) / GB,
+                        max=org.max_storage_gb,
+                    )
+                )
+
+    # -- CRUD ----------------------------------------------------------------------------
+    @api.model_create_multi
+    def create(self, vals_list):
+        domains = self.env["fayvad.mail.domain"].browse(
+            [v.get("domain_id") for v in vals_list if v.get("domain_id")]
+        )
+        domains.organization_id._lock_for_update()
+        for vals in vals_list:
+            if "local_part" in vals:
+                vals["local_part"] = self._normalize_local_part(vals["local_part"])
+            domain = self.env["fayvad.mail.domain"].browse(vals.get("domain_id"))
+            if domain.organization_id.state in ("suspended", "terminated"):
+                raise ValidationError(
+                    self.env._(
+                        "%(org)s is %(state)s: it accepts no new email accounts.",
+                        org=domain.organization_id.name,
+                        state=domain.organization_id.state,
+                    )
+                )
+            if not vals.get("quota") and domain:
+                vals["quota"] = domain.organization_id.default_mailbox_quota_mb * MB
+        return super().create(vals_list)
+
+    def write(self, vals):
+        if "local_part" in vals:
+            if self.filtered(lambda a: a.state != "draft"):
+                raise ValidationError(
+                    self.env._("An address cannot be renamed once it is on the mail server.")
+                )
+            vals["local_part"] = self._normalize_local_part(vals["local_part"])
+        if "quota" in vals:
+            self.organization_id._lock_for_update()
+        old_quota = {account: account.quota for account in self} if "quota" in vals else {}
+        res = super().write(vals)
+        for account in self.filtered(lambda a: a in old_quota and a.quota != old_quota[a]):
+            if account.state in ("active", "suspended"):
+                self.env["fayvad.mail.job"]._enqueue("set_quota", account=account)
+        return res
+
+    @api.model
+    def _normalize_local_part(self, local_part):
+        try:
+            return normalize_local_part(local_part or "")
+        except InvalidName as exc:
+            raise ValidationError(
+                self.env._("The address %(value)r %(reason)s.", value=local_part, reason=exc)
+            ) from None
+
+    # -- password hand-over --------------------------------------------------------------------
+    def _set_pending_password(self, password):
+        self.ensure_one()
+        self.env.cr.execute(
+            SQL(
+                "UPDATE %s SET pending_password = %s WHERE id = %s",
+                SQL.identifier(self._table),
+                password,
+                self.id,
+            )
+        )
+
+    def _get_pending_password(self):
+        self.ensure_one()
+        self.env.cr.execute(
+            SQL("SELECT pending_password FROM %s WHERE id = %s", SQL.identifier(self._table), self.id)
+        )
+        row = self.env.cr.fetchone()
+        return row[0] if row else None
+
+    def _wipe_pending_password(self):
+        if self.ids:
+            self.env.cr.execute(
+                SQL(
+                    "UPDATE %s SET pending_password = NULL WHERE id IN %s",
+                    SQL.identifier(self._table),
+                    tuple(self.ids),
+                )
+            )
+
+    # -- actions ---------------------------------------------------------------------------------
+    def action_provision(self):
+        for account in self:
+            if account.state not in ("draft", "failed"):
+                raise UserError(self.env._("%s is already on the mail server.", account.email))
+        self._queue_provisioning()
+        self.env["fayvad.mail.job"]._trigger_runner()
+        return True
+
+    def action_suspend(self):
+        for account in self.filtered(lambda a: a.state == "active"):
+            account.state = "suspended"
+            self.env["fayvad.mail.job"]._enqueue("suspend_account", account=account)
+        self.env["fayvad.mail.job"]._trigger_runner()
+        return True
+
+    def action_unsuspend(self):
+        for account in self.filtered(lambda a: a.state == "suspended"):
+            if account.organization_id.state == "suspended":
+                raise UserError(self.env._("Lift the suspension of %s first.", account.organization_id.name))
+            account.state = "active"
+            self.env["fayvad.mail.job"]._enqueue("unsuspend_account", account=account)
+        self.env["fayvad.mail.job"]._trigger_runner()
+        return True
+
+    def action_terminate(self):
+        """Delete the mailbox on the mail server (and bill the removal)."""
+        for account in self.filtered(lambda a: a.state != "terminated"):
+            on_server = account.state not in ("draft", "failed") or account.remote_id
+            account.write({"state": "terminated", "active": False})
+            account._wipe_pending_password()
+            if on_server:
+                self.env["fayvad.mail.job"]._enqueue("delete_mailbox", account=account)
+            self.env["fayvad.mail.billing.event"]._on_user_removed(account)
+        self.env["fayvad.mail.job"]._trigger_runner()
+        return True
+
+    # -- business ----------------------------------------------------------------------------
+    def _queue_provisioning(self):
+        Job = self.env["fayvad.mail.job"]
+        for account in self:
+            account.state = "provisioning"
+            domain_job = Job.search(
+                [
+                    ("domain_id", "=", account.domain_id.id),
+                    ("job_type", "=", "create_domain"),
+                    ("state", "in", ("pending", "running", "failed")),
+                ],
+                limit=1,
+            )
+            Job._enqueue("create_mailbox", account=account, depends_on=domain_job)

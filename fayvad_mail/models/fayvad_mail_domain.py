@@ -1,0 +1,128 @@
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+from ..tools.dns import dns_records, zone_line
+from ..tools.names import InvalidName, normalize_domain
+
+PROVISIONING_STATES = [
+    ("draft", "Draft"),
+    ("provisioning", "Provisioning"),
+    ("active", "Active"),
+    ("suspended", "Suspended"),
+    ("failed", "Failed"),
+    ("terminated", "Terminated"),
+]
+
+
+class FayvadMailDomain(models.Model):
+    _name = "fayvad.mail.domain"
+    _description = "Mail Domain"
+    _inherit = ["mail.thread"]
+    _order = "name"
+    _check_company_auto = True
+
+    name = fields.Char(
+        required=True, tracking=True, help="Lower case, without trailing dot, IDN in punycode."
+    )
+    organization_id = fields.Many2one(
+        "fayvad.mail.organization",
+        required=True,
+        ondelete="cascade",
+        index=True,
+        tracking=True,
+        check_company=True,
+    )
+    company_id = fields.Many2one(related="organization_id.company_id", store=True, index=True)
+    state = fields.Selection(PROVISIONING_STATES, default="draft", required=True, tracking=True, copy=False)
+    remote_id = fields.Integer(string="Mail Server ID", copy=False, readonly=True)
+    dkim_selector = fields.Char(string="DKIM Selector", default="modoboa", readonly=True)
+    dkim_public_key = fields.Text(string="DKIM Public Key", readonly=True, copy=False)
+    admin_created = fields.Boolean(string="Domain Administrator Created", readonly=True, copy=False)
+    dns_record_ids = fields.One2many("fayvad.mail.dns.record", "domain_id", string="DNS Records to Publish")
+    account_ids = fields.One2many("fayvad.mail.account", "domain_id", string="Email Accounts")
+    account_count = fields.Integer(compute="_compute_account_count")
+
+    _sql_constraints = [
+        ("name_unique", "UNIQUE(name)", "This domain already belongs to an organization."),
+    ]
+
+    def _compute_account_count(self):
+        counts = dict(
+            self.env["fayvad.mail.account"]._read_group(
+                [("domain_id", "in", self.ids)], ["domain_id"], ["__count"]
+            )
+        )
+        for domain in self:
+            domain.account_count = counts.get(domain, 0)
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            if "name" in vals:
+                vals["name"] = self._normalize_name(vals["name"])
+        domains = super().create(vals_list)
+        domains._refresh_dns_records()
+        return domains
+
+    def write(self, vals):
+        if "name" in vals:
+            if self.filtered(lambda d: d.state != "draft"):
+                raise ValidationError(self.env._("A domain cannot be renamed once it is on the mail server."))
+            vals["name"] = self._normalize_name(vals["name"])
+        res = super().write(vals)
+        if {"name", "dkim_public_key", "dkim_selector"} & set(vals):
+            self._refresh_dns_records()
+        return res
+
+    @api.model
+    def _normalize_name(self, name):
+        try:
+            return normalize_domain(name or "")
+        except InvalidName as exc:
+            raise ValidationError(
+                self.env._("The domain name %(name)r %(reason)s.", name=name, reason=exc)
+            ) from None
+
+    def _refresh_dns_records(self):
+        """Rebuild the records to publish from the domain and its DKIM key."""
+        for domain in self:
+            mail_host = domain.organization_id.mail_server_id.mail_host or f"mail.{domain.name}"
+            records = dns_records(domain.name, mail_host, domain.dkim_selector, domain.dkim_public_key)
+            domain.dns_record_ids.unlink()
+            domain.dns_record_ids = [
+                fields.Command.create({**record, "sequence": i}) for i, record in enumerate(records)
+            ]
+
+    def _queue_provisioning(self):
+        Job = self.env["fayvad.mail.job"]
+        for domain in self:
+            domain.state = "provisioning"
+            Job._enqueue("create_domain", domain=domain)
+
+
+class FayvadMailDnsRecord(models.Model):
+    _name = "fayvad.mail.dns.record"
+    _description = "DNS Record to Publish"
+    _order = "domain_id, sequence, id"
+
+    domain_id = fields.Many2one("fayvad.mail.domain", required=True, ondelete="cascade", index=True)
+    sequence = fields.Integer()
+    purpose = fields.Selection(
+        [("mx", "MX"), ("spf", "SPF"), ("dkim", "DKIM"), ("dmarc", "DMARC")], required=True
+    )
+    record_type = fields.Char(string="Type", required=True)
+    name = fields.Char(string="Host", required=True)
+    value = fields.Char()
+    priority = fields.Integer()
+    status = fields.Selection(
+        [("waiting", "Waiting for the mail server"), ("to_publish", "To publish")],
+        required=True,
+        default="to_publish",
+        help="'Waiting': the value is known once the mail server has created the domain (DKIM key).",
+    )
+    zone_line = fields.Char(string="Zone File Line", compute="_compute_zone_line")
+
+    @api.depends("record_type", "name", "value", "priority")
+    def _compute_zone_line(self):
+        for record in self:
+            record.zone_line = zone_line(record.record_type, record.name, record.value or "", record.priority)

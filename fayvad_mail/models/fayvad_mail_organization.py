@@ -1,0 +1,350 @@
+import secrets
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError, ValidationError
+from odoo.tools import SQL
+
+from ..fields import ByteSize
+
+GB = 10**9  # storage sizes in GB are decimal, as the API reports them
+MB = 1024 * 1024  # mailbox quotas in MB are binary, as Modoboa counts them
+
+
+class FayvadMailOrganization(models.Model):
+    _name = "fayvad.mail.organization"
+    _description = "Mail Hosting Organization"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _order = "name, id"
+    _check_company_auto = True
+
+    name = fields.Char(required=True, size=200, tracking=True)
+    partner_id = fields.Many2one(
+        "res.partner",
+        string="Customer",
+        required=True,
+        ondelete="restrict",
+        tracking=True,
+        index=True,
+        check_company=True,
+        help="The Odoo customer billed for this organization (the API's odoo_customer_id).",
+    )
+    company_id = fields.Many2one(
+        "res.company", required=True, default=lambda self: self.env.company, index=True
+    )
+    currency_id = fields.Many2one(related="company_id.currency_id")
+    plan_id = fields.Many2one("fayvad.mail.plan", tracking=True, check_company=True, ondelete="restrict")
+    mail_server_id = fields.Many2one(
+        "fayvad.mail.server",
+        check_company=True,
+        ondelete="restrict",
+        default=lambda self: self.env["fayvad.mail.server"]._default_server(),
+        help="The server where this organization's domains and mailboxes live.",
+    )
+    max_users = fields.Integer(default=10, tracking=True)
+    max_storage_gb = fields.Integer(string="Max Storage (GB)", default=50, tracking=True)
+    default_mailbox_quota_mb = fields.Integer(
+        string="Default Mailbox Quota (MB)", default=1024, tracking=True
+    )
+    state = fields.Selection(
+        [
+            ("draft", "Draft"),
+            ("provisioning", "Provisioning"),
+            ("active", "Active"),
+            ("suspended", "Suspended"),
+            ("failed", "Failed"),
+            ("terminated", "Terminated"),
+        ],
+        default="draft",
+        required=True,
+        tracking=True,
+        index=True,
+        copy=False,
+    )
+    suspension_reason = fields.Selection(
+        [("manual", "Manual"), ("non_payment", "Non-payment"), ("cancelled", "Subscription cancelled")],
+        tracking=True,
+        copy=False,
+    )
+    suspension_exempt = fields.Boolean(
+        string="Never Suspend Automatically",
+        tracking=True,
+        help="Dunning never suspends this customer; a manual suspension still works.",
+    )
+    domain_ids = fields.One2many("fayvad.mail.domain", "organization_id", string="Domains")
+    account_ids = fields.One2many("fayvad.mail.account", "organization_id", string="Email Accounts")
+    subscription_ids = fields.One2many("fayvad.mail.subscription", "organization_id", string="Subscriptions")
+    subscription_id = fields.Many2one(
+        "fayvad.mail.subscription", compute="_compute_subscription_id", string="Current Subscription"
+    )
+    billing_event_ids = fields.One2many(
+        "fayvad.mail.billing.event", "organization_id", string="Billing Events"
+    )
+    job_ids = fields.One2many("fayvad.mail.job", "organization_id", string="Provisioning Jobs")
+    webhook_token = fields.Char(
+        copy=False,
+        readonly=True,
+        index=True,
+        default=lambda self: secrets.token_hex(16),
+        help="Identifies this organization's own billing webhook URL (not a secret: deliveries are signed).",
+    )
+    webhook_url = fields.Char(compute="_compute_webhook_url")
+    webhook_secret_ids = fields.One2many(
+        "fayvad.mail.webhook.secret",
+        "organization_id",
+        string="Webhook Secrets",
+        groups="fayvad_mail.fayvad_mail_group_admin",
+    )
+    primary_domain_id = fields.Many2one("fayvad.mail.domain", compute="_compute_primary_domain_id")
+
+    user_count = fields.Integer(string="Users", compute="_compute_usage", store=True)
+    active_user_count = fields.Integer(string="Active Users", compute="_compute_usage", store=True)
+    quota_allocated = ByteSize(
+        string="Allocated Quota (bytes)",
+        compute="_compute_usage",
+        store=True,
+        help="Sum of the quotas of the organization's mailboxes.",
+    )
+    storage_used = ByteSize(string="Storage Used (bytes)", compute="_compute_usage", store=True)
+    storage_used_gb = fields.Float(
+        string="Storage Used (GB)", compute="_compute_storage_figures", digits=(16, 2)
+    )
+    storage_percent = fields.Float(
+        string="Storage Used (%)", compute="_compute_usage", store=True, digits=(16, 2), aggregator="avg"
+    )
+    domain_count = fields.Integer(compute="_compute_counts")
+    billing_event_count = fields.Integer(compute="_compute_counts")
+    invoice_count = fields.Integer(compute="_compute_counts")
+    webhook_delivery_count = fields.Integer(compute="_compute_counts")
+    job_count = fields.Integer(compute="_compute_counts")
+    failed_job_count = fields.Integer(compute="_compute_counts")
+
+    _sql_constraints = [
+        ("partner_unique", "UNIQUE(partner_id)", "This customer already has a mail hosting organization."),
+        ("webhook_token_unique", "UNIQUE(webhook_token)", "Webhook tokens must be unique."),
+        ("max_users_positive", "CHECK(max_users >= 1)", "An organization must allow at least one user."),
+        (
+            "max_storage_positive",
+            "CHECK(max_storage_gb >= 1)",
+            "An organization must allow at least 1 GB of storage.",
+        ),
+        (
+            "default_quota_positive",
+            "CHECK(default_mailbox_quota_mb >= 1)",
+            "The default mailbox quota must be at least 1 MB.",
+        ),
+    ]
+
+    # -- computes ----------------------------------------------------------------------
+    @api.depends("account_ids.state", "account_ids.quota", "account_ids.storage_used", "max_storage_gb")
+    def _compute_usage(self):
+        for org in self:
+            live = org.account_ids.filtered(lambda a: a.state != "terminated")
+            org.user_count = len(live)
+            org.active_user_count = len(live.filtered(lambda a: a.state == "active"))
+            org.quota_allocated = sum(live.mapped("quota"))
+            org.storage_used = sum(live.mapped("storage_used"))
+            limit = org.max_storage_gb * GB
+            org.storage_percent = round(org.storage_used * 100 / limit, 2) if limit else 0.0
+
+    @api.depends("storage_used")
+    def _compute_storage_figures(self):
+        for org in self:
+            org.storage_used_gb = round(org.storage_used / GB, 2)
+
+    @api.depends("subscription_ids.state", "subscription_ids.date_start")
+    def _compute_subscription_id(self):
+        for org in self:
+            subs = org.subscription_ids.sorted(
+                lambda s: (s.state != "cancelled", s.date_start or fields.Date.today(), s.id), reverse=True
+            )
+            org.subscription_id = subs[:1]
+
+    @api.depends("domain_ids")
+    def _compute_primary_domain_id(self):
+        for org in self:
+            org.primary_domain_id = org.domain_ids.sorted("id")[:1]
+
+    @api.depends("webhook_token")
+    def _compute_webhook_url(self):
+        base = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
+        for org in self:
+            org.webhook_url = (
+                f"{base}/fayvad_api/erp/webhooks/billing/{org.webhook_token}/" if org.webhook_token else ""
+            )
+
+    def _compute_counts(self):
+        def count(model, domain, field="organization_id"):
+            return dict(self.env[model]._read_group([*domain, (field, "in", self.ids)], [field], ["__count"]))
+
+        domains = count("fayvad.mail.domain", [])
+        events = count("fayvad.mail.billing.event", [])
+        invoices = count(
+            "account.move", [("move_type", "in", ("out_invoice", "out_refund"))], "fayvad_organization_id"
+        )
+        deliveries = count("fayvad.mail.webhook.delivery", [])
+        jobs = count("fayvad.mail.job", [])
+        failed = count("fayvad.mail.job", [("state", "=", "failed")])
+        for org in self:
+            org.domain_count = domains.get(org, 0)
+            org.billing_event_count = events.get(org, 0)
+            org.invoice_count = invoices.get(org, 0)
+            org.webhook_delivery_count = deliveries.get(org, 0)
+            org.job_count = jobs.get(org, 0)
+            org.failed_job_count = failed.get(org, 0)
+
+    # -- constraints -------------------------------------------------------------------
+    @api.constrains("max_users", "account_ids")
+    def _check_max_users(self):
+        for org in self:
+            if org.user_count > org.max_users:
+                raise ValidationError(
+                    self.env._(
+                        "%(org)s has %(count)s email accounts but allows only %(max)s.",
+                        org=org.name,
+                        count=org.user_count,
+                        max=org.max_users,
+                    )
+                )
+
+    @api.constrains("max_storage_gb", "account_ids")
+    def _check_max_storage(self):
+        for org in self:
+            if org.quota_allocated > org.max_storage_gb * GB:
+                raise ValidationError(
+                    self.env._(
+                        "The mailbox quotas of %(org)s add up to %(used).2f GB, more than its %(max)s GB.",
+                        org=org.name,
+                        used=org.quota_allocated / GB,
+                        max=org.max_storage_gb,
+                    )
+                )
+
+    # -- CRUD ------------------------------------------------------------------------
+    @api.onchange("plan_id")
+    def _onchange_plan_id(self):
+        if self.plan_id:
+            self.max_users = self.plan_id.max_users
+            self.max_storage_gb = self.plan_id.max_storage_gb
+            self.default_mailbox_quota_mb = self.plan_id.default_mailbox_quota_mb
+
+    # -- actions ---------------------------------------------------------------------
+    def _action_open(self, xmlid, domain, context=None):
+        action = self.env["ir.actions.act_window"]._for_xml_id(xmlid)
+        action["domain"] = domain
+        action["context"] = context or {}
+        return action
+
+    def action_view_accounts(self):
+        return self._action_open(
+            "fayvad_mail.fayvad_mail_account_action",
+            [("organization_id", "in", self.ids)],
+            {"default_organization_id": self.id},
+        )
+
+    def action_view_domains(self):
+        return self._action_open(
+            "fayvad_mail.fayvad_mail_domain_action",
+            [("organization_id", "in", self.ids)],
+            {"default_organization_id": self.id},
+        )
+
+    def action_view_billing_events(self):
+        return self._action_open(
+            "fayvad_mail.fayvad_mail_billing_event_action",
+            [("organization_id", "in", self.ids)],
+            {"default_organization_id": self.id},
+        )
+
+    def action_view_invoices(self):
+        return self._action_open(
+            "account.action_move_out_invoice_type",
+            [("fayvad_organization_id", "in", self.ids), ("move_type", "in", ("out_invoice", "out_refund"))],
+            {"default_move_type": "out_invoice", "default_partner_id": self.partner_id.id},
+        )
+
+    def action_view_webhook_deliveries(self):
+        return self._action_open(
+            "fayvad_mail.fayvad_mail_webhook_delivery_action", [("organization_id", "in", self.ids)]
+        )
+
+    def action_view_jobs(self):
+        return self._action_open("fayvad_mail.fayvad_mail_job_action", [("organization_id", "in", self.ids)])
+
+    def action_provision(self):
+        """Queue the jobs that create this organization on the mail server."""
+        for org in self:
+            if org.state not in ("draft", "failed"):
+                raise UserError(self.env._("Only a draft or failed organization can be provisioned."))
+            if not org.domain_ids:
+                raise UserError(self.env._("Add a domain to %s before provisioning it.", org.name))
+            org._queue_provisioning()
+        return True
+
+    def action_suspend(self):
+        self._suspend("manual")
+        return True
+
+    def action_unsuspend(self):
+        for org in self:
+            if org.state != "suspended":
+                raise UserError(self.env._("%s is not suspended.", org.name))
+        self._unsuspend()
+        return True
+
+    def action_terminate(self):
+        for org in self.filtered(lambda o: o.state != "terminated"):
+            org.write({"state": "terminated", "suspension_reason": False})
+            self.env["fayvad.mail.job"]._enqueue("terminate_organization", organization=org)
+        return True
+
+    # -- business ----------------------------------------------------------------------
+    def _queue_provisioning(self):
+        """Queue creation of every domain and mailbox not yet on the server."""
+        Job = self.env["fayvad.mail.job"]
+        for org in self:
+            org.state = "provisioning"
+            for domain in org.domain_ids.filtered(lambda d: d.state in ("draft", "failed")):
+                domain._queue_provisioning()
+            for account in org.account_ids.filtered(lambda a: a.state in ("draft", "failed")):
+                account._queue_provisioning()
+        Job._trigger_runner()
+
+    def _suspend(self, reason):
+        """Suspend on the mail server (logins blocked, mail still received)."""
+        for org in self:
+            if org.state == "terminated":
+                raise UserError(self.env._("%s is terminated.", org.name))
+            if org.state == "suspended":
+                if reason == "manual" and org.suspension_reason != "manual":
+                    org.suspension_reason = "manual"  # a manual suspension is never lifted automatically
+                continue
+            org.write({"state": "suspended", "suspension_reason": reason})
+            self.env["fayvad.mail.job"]._enqueue("suspend_organization", organization=org)
+        self.env["fayvad.mail.job"]._trigger_runner()
+
+    def _unsuspend(self):
+        for org in self.filtered(lambda o: o.state == "suspended"):
+            org.write({"state": "active", "suspension_reason": False})
+            self.env["fayvad.mail.job"]._enqueue("unsuspend_organization", organization=org)
+        self.env["fayvad.mail.job"]._trigger_runner()
+
+    def _update_provisioning_state(self):
+        """Move a provisioning organization to active or failed once its jobs are done."""
+        for org in self.filtered(lambda o: o.state in ("provisioning", "failed")):
+            items = org.domain_ids | org.account_ids
+            states = set(org.domain_ids.mapped("state")) | set(org.account_ids.mapped("state"))
+            if items and states <= {"active", "terminated"}:
+                org.state = "active"
+            elif "failed" in states:
+                org.state = "failed"
+
+    def _lock_for_update(self):
+        """Serialise concurrent changes of the same organizations (limits checks)."""
+        if self.ids:
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id FROM %s WHERE id IN %s FOR UPDATE",
+                    SQL.identifier(self._table),
+                    tuple(self.ids),
+                )
+            )

@@ -1,0 +1,99 @@
+import secrets
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+ADMIN = "fayvad_mail.fayvad_mail_group_admin"
+
+
+class FayvadMailWebhookSecret(models.Model):
+    """A shared secret that signs billing webhooks. Several may be live at
+    once (rotation): a delivery is valid when it matches any of them."""
+
+    _name = "fayvad.mail.webhook.secret"
+    _description = "Billing Webhook Secret"
+    _order = "create_date desc, id desc"
+
+    name = fields.Char(string="Label", default=lambda self: self.env._("Secret"))
+    company_id = fields.Many2one(
+        "res.company", required=True, default=lambda self: self.env.company, index=True
+    )
+    organization_id = fields.Many2one(
+        "fayvad.mail.organization",
+        ondelete="cascade",
+        index=True,
+        help="Empty: the company's secret, for /erp/webhooks/billing/. Set: that organization's own URL.",
+    )
+    secret = fields.Char(
+        required=True,
+        copy=False,
+        groups=ADMIN,
+        default=lambda self: secrets.token_urlsafe(32),
+        help="HMAC-SHA256 key shared with the billing system.",
+    )
+    secret_hint = fields.Char(string="Secret", compute="_compute_secret_hint")
+    expires_at = fields.Datetime(
+        string="Expires", help="Deliveries signed with this secret are refused after."
+    )
+    is_live = fields.Boolean(string="Live", compute="_compute_is_live")
+
+    @api.depends_context("uid")
+    def _compute_secret_hint(self):
+        for record in self:
+            record.secret_hint = f"…{record.sudo().secret[-4:]}" if record.sudo().secret else ""
+
+    def _compute_is_live(self):
+        now = fields.Datetime.now()
+        for record in self:
+            record.is_live = not record.expires_at or record.expires_at > now
+
+    @api.model
+    def _live_secrets(self, company, organization=None):
+        """The secrets valid now for the company route (no organization) or
+        for that organization's own route."""
+        domain = [
+            ("company_id", "=", company.id),
+            "|",
+            ("expires_at", "=", False),
+            ("expires_at", ">", fields.Datetime.now()),
+        ]
+        domain.append(("organization_id", "=", organization.id if organization else False))
+        return self.sudo().search(domain).mapped("secret")
+
+    def action_rotate(self):
+        """Create a new secret beside this one; this one expires in 7 days."""
+        self.ensure_one()
+        new = self.create(
+            {"company_id": self.company_id.id, "organization_id": self.organization_id.id, "name": self.name}
+        )
+        if not self.expires_at or self.expires_at > fields.Datetime.add(fields.Datetime.now(), days=7):
+            self.expires_at = fields.Datetime.add(fields.Datetime.now(), days=7)
+        return new
+
+    def action_expire_now(self):
+        self.write({"expires_at": fields.Datetime.now()})
+        return True
+
+    @api.model
+    def _cli_secret(self, organization_id, base_url):
+        """For ``./dev webhook-secret``: a live secret (created if none) of the
+        company, or ``"<url> <secret>"`` of that organization."""
+        if organization_id is None:
+            company = self.env.ref("base.main_company")
+            organization = None
+        else:
+            organization = self.env["fayvad.mail.organization"].browse(organization_id).exists()
+            if not organization:
+                raise UserError(self.env._("organization %s does not exist", organization_id))
+            company = organization.company_id
+        live = self._live_secrets(company, organization)
+        secret = (
+            live[0]
+            if live
+            else self.sudo()
+            .create({"company_id": company.id, "organization_id": organization and organization.id})
+            .secret
+        )
+        if organization is None:
+            return secret
+        return f"{base_url}/fayvad_api/erp/webhooks/billing/{organization.webhook_token}/ {secret}"

@@ -1,0 +1,32 @@
+from odoo import fields, models
+
+
+class ResCompany(models.Model):
+    _inherit = "res.company"
+
+    fayvad_dunning_max_failures = fields.Integer(
+        string="Suspend After Failed Payments",
+        default=3,
+        help="Failed payments in a row after which an organization is soft-suspended (0: never).",
+    )
+    fayvad_dunning_grace_days = fields.Integer(
+        string="Suspend After Days Overdue",
+        default=15,
+        help="Days an invoice may stay overdue before the organization is soft-suspended (0: never).",
+    )
+    fayvad_payment_journal_id = fields.Many2one(
+        "account.journal",
+        string="Mail Hosting Payment Journal",
+        domain="[('type', 'in', ('bank', 'cash')), ('company_id', '=', id)]",
+        help="Journal of the payments announced by the billing webhook.",
+    )
+    fayvad_auto_post_invoices = fields.Boolean(
+        string="Post Mail Hosting Invoices",
+        default=True,
+        help="The monthly run posts the period's invoices; otherwise they stay draft for review.",
+    )
+    fayvad_webhook_retention_days = fields.Integer(
+        string="Keep Webhook Deliveries (days)",
+        default=90,
+        help="Deliveries older than this are deleted (0: keep forever).",
+    )

@@ -1,0 +1,22 @@
+from odoo import api, models
+from odoo.exceptions import UserError
+
+API_KEY_SCOPE = "fayvad_mail.erp_api"
+
+
+class ResUsers(models.Model):
+    _inherit = "res.users"
+
+    @api.model
+    def _fayvad_cli_api_key(self, login):
+        """For ``./dev api-key LOGIN``: a new persistent API key of the
+        addon's scope for that user."""
+        user = self.search([("login", "=", login)], limit=1)
+        if not user:
+            raise UserError(self.env._("no user with login %s", login))
+        return (
+            self.env["res.users.apikeys"]
+            .with_user(user)
+            .sudo()
+            ._generate(API_KEY_SCOPE, "fayvad_mail ERP API (./dev api-key)", None)
+        )

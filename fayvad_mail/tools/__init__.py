@@ -1,0 +1,1 @@
+"""Pure Python helpers of fayvad_mail: no ORM in here."""

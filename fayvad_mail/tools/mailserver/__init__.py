@@ -1,0 +1,33 @@
+"""The one client fayvad_mail uses to drive mail servers.
+
+``make_client(server_type, url, token, timeout)`` returns a backend that
+implements :class:`MailServerClient`; Modoboa is the first one."""
+
+from .base import (
+    MailServerClient,
+    MailServerError,
+    NotFound,
+    Refused,
+    RemoteDomain,
+    RemoteMailbox,
+    Unavailable,
+)
+
+BACKENDS = {}
+
+
+def register(server_type):
+    def decorator(cls):
+        BACKENDS[server_type] = cls
+        return cls
+
+    return decorator
+
+
+def make_client(server_type, url, token, timeout):
+    if server_type not in BACKENDS:
+        raise Refused(f"no client for mail servers of type {server_type!r}")
+    return BACKENDS[server_type](url, token, timeout)
+
+
+from . import modoboa  # noqa: E402  (registers the backend)

@@ -1,0 +1,62 @@
+"""Normalisation and validation of domain names and mailbox local parts."""
+
+import re
+
+import idna
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_TLD = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
+_ATEXT = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = re.compile(rf"^{_ATEXT}(?:\.{_ATEXT})*$")
+
+
+class InvalidName(ValueError):
+    """A domain name or local part that cannot be used; the message says why."""
+
+
+def normalize_domain(value):
+    """Return the canonical form of a domain name: lower case, no trailing
+    dot, IDN labels in punycode. Raise InvalidName when it is not a
+    registrable hostname (at least two labels, a real top-level domain)."""
+    if not isinstance(value, str):
+        raise InvalidName("must be a string")
+    name = value.strip().lower()
+    if name.endswith("."):
+        name = name[:-1]
+    if not name:
+        raise InvalidName("must not be empty")
+    if not name.isascii():
+        try:
+            name = idna.encode(name, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise InvalidName(f"is not a valid internationalised domain name ({exc})") from None
+    if len(name) > 253:
+        raise InvalidName("is longer than 253 characters")
+    labels = name.split(".")
+    if len(labels) < 2:
+        raise InvalidName("needs at least a name and a top-level domain (like example.com)")
+    for label in labels:
+        if not _LABEL.match(label):
+            raise InvalidName(
+                f"has an invalid label {label!r}: use letters, digits and inner hyphens, 1 to 63 characters"
+            )
+    if not _TLD.match(labels[-1]):
+        raise InvalidName(f"has an invalid top-level domain {labels[-1]!r}")
+    return name
+
+
+def normalize_local_part(value):
+    """Return a mailbox local part in lower case; raise InvalidName unless it
+    is a dot-atom of at most 64 characters."""
+    if not isinstance(value, str):
+        raise InvalidName("must be a string")
+    local = value.strip().lower()
+    if not local:
+        raise InvalidName("must not be empty")
+    if len(local) > 64:
+        raise InvalidName("is longer than 64 characters")
+    if not _DOT_ATOM.match(local):
+        raise InvalidName(
+            "is not a valid local part: letters, digits and !#$%&'*+/=?^_`{|}~- separated by single dots"
+        )
+    return local
