@@ -133,7 +133,7 @@ def cmd_run(args):
                 f"Odoo is serving http://127.0.0.1:{http_port}  (login admin / password admin, "
                 f"database {DB}; ready in {time.monotonic() - started:.1f}s)\n"
                 f"Modoboa: {service.url}  (./dev mail-server prints its token)\n"
-                f"Logs: {logs}/odoo.log, {logs}/postgres.log, {service.log_dir}\n"
+                f"Logs: {logs}/odoo.log, {logs}/postgres.log, {service.server_log}\n"
                 "Ctrl-C stops everything.",
                 flush=True,
             )

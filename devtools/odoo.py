@@ -56,8 +56,9 @@ class Odoo:
         self.config.chmod(0o600)
         return self
 
-    def command(self, *args):
-        return [str(self.env.python), "-m", "odoo", "-c", str(self.config), *args]
+    def command(self, *args, subcommand=None):
+        sub = [subcommand] if subcommand else []
+        return [str(self.env.python), "-m", "odoo", *sub, "-c", str(self.config), *args]
 
     def install(self, log, demo=True):
         """Create the database with the addon; drop it again if that fails."""
@@ -108,7 +109,7 @@ class Odoo:
             "    print('ERROR: %s' % (getattr(exc, 'args', [exc])[0] if getattr(exc, 'args', None) else exc))\n"
         )
         proc = subprocess.run(
-            self.command("shell", "-d", self.db, "--no-http", "--log-level=critical"),
+            self.command("-d", self.db, "--no-http", "--log-level=critical", subcommand="shell"),
             input=script,
             text=True,
             capture_output=True,
