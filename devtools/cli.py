@@ -37,7 +37,8 @@ commands:
                       database "fayvad" with demo data, login admin / admin, and a local
                       Modoboa mail server; Ctrl-C stops everything it started
   test [PYTEST_ARGS]  the whole test suite on throwaway databases: pytest-odoo (HTTP and
-                      browser tests included, against a real Modoboa), then ruff and pylint-odoo
+                      browser tests included, against a real Modoboa), then ruff and pylint-odoo;
+                      --no-lint skips the linters, --reuse keeps the test database between runs
   api-key LOGIN       print a new API key (fayvad_mail scope) for that user of database "fayvad"
   webhook-secret [ORG_ID]
                       print the company webhook secret (created if none), or an organization's
@@ -234,7 +235,11 @@ def cmd_test(args):
     cache = cache_dir()
     env = PythonEnv(cache).ensure()
     _ensure_chromium()
-    work = Path(tempfile.mkdtemp(prefix="test-", dir=cache))
+    if args.reuse:  # for quick iterations: keep the test database, upgrade it when the addon changed
+        work = cache / "test-reuse"
+        work.mkdir(parents=True, exist_ok=True)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="test-", dir=cache))
     cluster = Cluster(work / "pg", 5432, work / "postgres.log")
     service = _modoboa(cache, work / "modoboa", free_port(), free_port())
     status = 1
@@ -244,9 +249,13 @@ def cmd_test(args):
         odoo = Odoo(env, cluster, work, free_port(), "fayvad_test", logfile=work / "odoo-test.log")
         odoo.write_config()
         t0 = time.monotonic()
-        say("installing fayvad_mail (with demo data) in a throwaway database ...")
-        odoo.install(work / "odoo-install.log")
-        say(f"installed in {time.monotonic() - t0:.0f}s; running pytest")
+        if args.reuse:
+            state = odoo.ensure_database(work / "odoo-install.log", work / "fayvad_test.installed")
+            say(f"test database {state} in {time.monotonic() - t0:.0f}s; running pytest")
+        else:
+            say("installing fayvad_mail (with demo data) in a throwaway database ...")
+            odoo.install(work / "odoo-install.log")
+            say(f"installed in {time.monotonic() - t0:.0f}s; running pytest")
         pytest_env = dict(
             os.environ,
             FAYVAD_TEST_MODOBOA_URL=service.url,
@@ -269,8 +278,8 @@ def cmd_test(args):
         tests = subprocess.run([str(c) for c in cmd], cwd=REPO, env=pytest_env, check=False)
         lint_failures = 0 if args.no_lint else _lint(env)
         status = 1 if tests.returncode or lint_failures else 0
-        if tests.returncode:
-            say(f"pytest failed (Odoo log: {work / 'odoo-test.log'} is removed; rerun to inspect)")
+        if tests.returncode and not args.reuse:
+            say("pytest failed; FAYVAD_KEEP_TEST_LOGS=1 keeps the Odoo log in the cache's logs/last-test")
     except KeyboardInterrupt:
         say("interrupted")
         status = 130
@@ -283,7 +292,8 @@ def cmd_test(args):
             keep.mkdir(parents=True)
             for log in work.glob("*.log"):
                 shutil.copy(log, keep / log.name)
-        rmtree(work)
+        if not args.reuse:
+            rmtree(work)
     return status
 
 
@@ -295,6 +305,7 @@ def main(argv=None):
     sub.add_parser("run")
     test = sub.add_parser("test")
     test.add_argument("--no-lint", action="store_true")
+    test.add_argument("--reuse", action="store_true")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     sub.add_parser("lint")
     key = sub.add_parser("api-key")
@@ -302,7 +313,11 @@ def main(argv=None):
     secret = sub.add_parser("webhook-secret")
     secret.add_argument("org_id", nargs="?", type=int)
     sub.add_parser("mail-server")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "test":
+        args.pytest_args = extra + (args.pytest_args or [])
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.help or not args.command:
         print(HELP, end="")
         return 0 if args.help else 2

@@ -25,6 +25,10 @@
         "views/account_move_views.xml",
         "views/menus.xml",
     ],
+    "assets": {
+        "web.assets_tests": ["fayvad_mail/static/src/tours/**/*"],
+    },
+    "demo": ["demo/fayvad_mail_demo.xml"],
     "application": True,
     "installable": True,
 }

@@ -174,6 +174,8 @@ class FayvadMailOrganization(models.Model):
 
     def _compute_counts(self):
         def count(model, domain, field="organization_id"):
+            if not self.env[model].has_access("read"):
+                return {}
             return dict(self.env[model]._read_group([*domain, (field, "in", self.ids)], [field], ["__count"]))
 
         domains = count("fayvad.mail.domain", [])
@@ -348,3 +350,74 @@ class FayvadMailOrganization(models.Model):
                     tuple(self.ids),
                 )
             )
+
+    # -- demo ------------------------------------------------------------------------------
+    @api.model
+    def _demo_populate(self):
+        """Demo data that depends on today: subscriptions, a month of billing
+        events and daily usage snapshots."""
+        import random
+
+        from dateutil.relativedelta import relativedelta
+
+        today = fields.Date.context_today(self)
+        orgs = self.search([("state", "!=", "draft"), ("partner_id.email", "=like", "%.example")])
+        Event = self.env["fayvad.mail.billing.event"]
+        Snapshot = self.env["fayvad.mail.usage.snapshot"]
+        for org in orgs:
+            plan = org.plan_id
+            start = today - relativedelta(days=30)
+            org.subscription_ids = [
+                fields.Command.create(
+                    {
+                        "plan_id": plan.id,
+                        "amount": plan.monthly_price,
+                        "currency_id": plan.currency_id.id,
+                        "date_start": start,
+                        "period_start": start,
+                        "period_end": start + relativedelta(months=1, days=-1),
+                        "state": "past_due" if org.state == "suspended" else "active",
+                        "external_ref": f"SUB-{org.id:04d}",
+                    }
+                )
+            ]
+            Event.create(
+                {
+                    "organization_id": org.id,
+                    "event_type": "subscription_created",
+                    "date": start,
+                    "quantity": 1,
+                    "unit_price": plan.monthly_price,
+                    "description": f"{plan.name} subscription",
+                }
+            )
+            extra = len(org.account_ids) - plan.included_users
+            for i in range(max(extra, 0)):
+                Event.create(
+                    {
+                        "organization_id": org.id,
+                        "event_type": "user_added",
+                        "date": today - relativedelta(days=12 - i),
+                        "quantity": 1,
+                        "unit_price": plan.price_per_extra_user,
+                        "description": "Additional user added",
+                    }
+                )
+            if org.state == "suspended":
+                for days in (20, 13, 6):
+                    Event.create(
+                        {
+                            "organization_id": org.id,
+                            "event_type": "payment_failed",
+                            "date": today - relativedelta(days=days),
+                            "quantity": 1,
+                            "unit_price": 0,
+                            "description": "Card declined",
+                        }
+                    )
+            rng = random.Random(org.id)
+            for account in org.account_ids.filtered(lambda a: a.state in ("active", "suspended")):
+                fill = rng.uniform(0.05, 0.6)
+                for day in range(30, -1, -1):
+                    used = int(account.quota * fill * (1 - day / 45) * rng.uniform(0.97, 1.0))
+                    Snapshot._record(account, max(used, 0), today - relativedelta(days=day))

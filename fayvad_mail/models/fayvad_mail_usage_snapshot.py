@@ -35,7 +35,7 @@ class FayvadMailUsageSnapshot(models.Model):
         """Store today's (or ``date``'s) usage of ``account``, replacing an
         earlier reading of the same day, and update the account's figure
         when this is its latest reading."""
-        date = date or fields.Date.context_today(self)
+        date = fields.Date.to_date(date) or fields.Date.context_today(self)
         snapshot = self.search([("account_id", "=", account.id), ("date", "=", date)], limit=1)
         if snapshot:
             snapshot.bytes_used = bytes_used
