@@ -236,7 +236,7 @@ def cmd_test(args):
     env = PythonEnv(cache).ensure()
     _ensure_chromium()
     if args.reuse:  # for quick iterations: keep the test database, upgrade it when the addon changed
-        work = cache / "test-reuse"
+        work = cache / ("test-reuse" if args.reuse == "default" else f"test-reuse-{args.reuse}")
         work.mkdir(parents=True, exist_ok=True)
     else:
         work = Path(tempfile.mkdtemp(prefix="test-", dir=cache))
@@ -305,7 +305,7 @@ def main(argv=None):
     sub.add_parser("run")
     test = sub.add_parser("test")
     test.add_argument("--no-lint", action="store_true")
-    test.add_argument("--reuse", action="store_true")
+    test.add_argument("--reuse", nargs="?", const="default", default=None, metavar="NAME")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     sub.add_parser("lint")
     key = sub.add_parser("api-key")
@@ -314,6 +314,9 @@ def main(argv=None):
     secret.add_argument("org_id", nargs="?", type=int)
     sub.add_parser("mail-server")
     args, extra = parser.parse_known_args(argv)
+    if args.command == "test" and args.reuse and ("/" in args.reuse or args.reuse.endswith(".py")):
+        args.pytest_args = [args.reuse, *(args.pytest_args or [])]  # a path, not a name
+        args.reuse = "default"
     if extra and args.command == "test":
         args.pytest_args = extra + (args.pytest_args or [])
     elif extra:

@@ -136,23 +136,34 @@ class PythonEnv:
 
     # -- virtualenv -------------------------------------------------------------
     def _pins_hash(self):
-        digest = hashlib.sha256(sys.version.encode())
+        digest = hashlib.sha256()
         for path in REQUIREMENTS:
             digest.update(path.read_bytes())
         return digest.hexdigest()[:16]
 
+    def _pip_install(self, log):
+        pip = [self.python, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        for path in REQUIREMENTS:
+            run([*pip, "-r", path], log=log, what=f"pip install -r {path.name}")
+
     def _ensure_venv(self):
-        wanted = {"pins": self._pins_hash(), "odoo": str(self.odoo_dir)}
-        if self._read_marker(self.venv) == wanted and self.python.exists():
+        wanted = {"pins": self._pins_hash(), "odoo": str(self.odoo_dir), "python": sys.version}
+        marker = self._read_marker(self.venv)
+        if marker == wanted and self.python.exists():
+            return
+        log = self.logs / "pip.log"
+        if marker and marker.get("python") == sys.version and marker.get("odoo") == wanted["odoo"]:
+            # only the pins changed: install what is new into the existing venv
+            say("requirements changed: updating the virtualenv")
+            (self.venv / ".installed").unlink()
+            self._pip_install(log)
+            self._write_marker(self.venv, wanted)
             return
         say(f"creating the virtualenv {self.venv} (pinned requirements; a few minutes the first time)")
         rmtree(self.venv)
-        log = self.logs / "pip.log"
         try:
             run([sys.executable, "-m", "venv", self.venv], what="python -m venv")
-            pip = [self.python, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-            for path in REQUIREMENTS:
-                run([*pip, "-r", path], log=log, what=f"pip install -r {path.name}")
+            self._pip_install(log)
             site = Path(
                 subprocess.check_output(
                     [self.python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],

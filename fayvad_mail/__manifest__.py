@@ -11,7 +11,10 @@
     "data": [
         "security/fayvad_mail_security.xml",
         "security/ir.model.access.csv",
+        "data/ir_sequence.xml",
+        "data/product_data.xml",
         "data/ir_cron.xml",
+        "data/ir_cron_billing.xml",
         "views/fayvad_mail_organization_views.xml",
         "views/fayvad_mail_plan_views.xml",
         "views/fayvad_mail_domain_views.xml",
@@ -21,6 +24,7 @@
         "views/fayvad_mail_webhook_views.xml",
         "views/fayvad_mail_job_views.xml",
         "views/fayvad_mail_server_views.xml",
+        "views/fayvad_mail_drift_views.xml",
         "views/res_config_settings_views.xml",
         "views/account_move_views.xml",
         "views/menus.xml",

@@ -1,21 +1,14 @@
 import math
-import secrets
-import string
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
 from ..fields import ByteSize
+from ..tools.mailserver import generate_password  # noqa: F401  (one upper, lower, digit, special)
 from ..tools.names import InvalidName, normalize_local_part
 from .fayvad_mail_domain import PROVISIONING_STATES
 from .fayvad_mail_organization import GB, MB
-
-PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.!"
-
-
-def generate_password(length=20):
-    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
 
 
 class FayvadMailAccount(models.Model):
@@ -137,7 +130,10 @@ class FayvadMailAccount(models.Model):
                 )
             if not vals.get("quota") and domain:
                 vals["quota"] = domain.organization_id.default_mailbox_quota_mb * MB
-        return super().create(vals_list)
+        accounts = super().create(vals_list)
+        for account in accounts:
+            self.env["fayvad.mail.billing.event"]._on_user_added(account)
+        return accounts
 
     def write(self, vals):
         if "local_part" in vals:
@@ -232,6 +228,26 @@ class FayvadMailAccount(models.Model):
         return True
 
     # -- business ----------------------------------------------------------------------------
+    def _resume_provisioning(self):
+        """Carry on with an account whose creation is pending or failed."""
+        Job = self.env["fayvad.mail.job"].sudo()  # the API user may not write jobs
+        for account in self:
+            jobs = Job.search(
+                [
+                    ("account_id", "=", account.id),
+                    ("job_type", "=", "create_mailbox"),
+                    ("state", "in", ("pending", "failed")),
+                ]
+            )
+            if not jobs:
+                account._queue_provisioning()
+                continue
+            jobs.filtered(lambda j: j.state == "failed").action_retry()
+            jobs.write({"next_attempt_at": False})
+            account.state = "provisioning"
+            account.domain_id.organization_id._resume_provisioning()
+        Job._trigger_runner()
+
     def _queue_provisioning(self):
         Job = self.env["fayvad.mail.job"]
         for account in self:

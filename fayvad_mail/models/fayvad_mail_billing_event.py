@@ -1,4 +1,16 @@
+import logging
+import threading
+from datetime import timedelta
+
 from odoo import api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import SQL, float_compare
+
+from .fayvad_mail_job import backoff_delay
+
+_logger = logging.getLogger(__name__)
+MAX_SYNC_ATTEMPTS = 5
+SYNC_BATCH = 200
 
 EVENT_TYPES = [
     ("user_added", "User Added"),
@@ -24,7 +36,7 @@ CHARGEABLE_TYPES = (
 class FayvadMailBillingEvent(models.Model):
     _name = "fayvad.mail.billing.event"
     _description = "Billing Event"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "mail.activity.mixin"]
     _order = "date desc, id desc"
     _check_company_auto = True
 
@@ -63,6 +75,14 @@ class FayvadMailBillingEvent(models.Model):
         "fayvad.mail.webhook.delivery", readonly=True, copy=False, ondelete="set null"
     )
     subscription_id = fields.Many2one("fayvad.mail.subscription", check_company=True, ondelete="set null")
+    needs_review = fields.Boolean(
+        readonly=True,
+        copy=False,
+        tracking=True,
+        help="The payment could not be matched to an open invoice of the same amount and currency: "
+        "it is registered unreconciled for an accountant to decide.",
+    )
+    review_note = fields.Char(readonly=True, copy=False)
 
     _sql_constraints = [
         ("quantity_positive", "CHECK(quantity >= 0)", "A billing event's quantity cannot be negative."),
@@ -102,47 +122,59 @@ class FayvadMailBillingEvent(models.Model):
                 f"{labels.get(event.event_type, '')} - {event.organization_id.name or ''} ({event.date})"
             )
 
-    # -- events raised by account changes ---------------------------------------------------
-    @api.model
-    def _on_user_added(self, account):
-        """Bill a mailbox beyond the plan's included users."""
-        org = account.organization_id
-        plan = org.plan_id
-        if not plan:
-            return self.browse()
-        live = org.account_ids.filtered(lambda a: a.state != "terminated")
-        if len(live) <= plan.included_users:
-            return self.browse()
+    @api.model_create_multi
+    def create(self, vals_list):
+        events = super().create(vals_list)
+        if events.filtered(lambda e: e.sync_state == "pending"):
+            self.env.ref("fayvad_mail.fayvad_mail_billing_event_cron_sync").sudo()._trigger()
+        return events
+
+    # -- events raised by account and plan changes ---------------------------------------------
+    def _prorated(self, org, unit_price, description, event_type, quantity=1):
+        """An event for the rest of the current period (full price without a subscription)."""
+        subscription = org.subscription_id
+        share = subscription._prorata() if subscription and subscription.state != "cancelled" else 1.0
+        if share < 1:
+            description = self.env._(
+                "%(what)s (%(share)s%% of the period)", what=description, share=round(share * 100, 1)
+            )
         return self.create(
             {
                 "organization_id": org.id,
-                "event_type": "user_added",
-                "quantity": 1,
-                "unit_price": plan.price_per_extra_user,
-                "currency_id": plan.currency_id.id,
-                "description": self.env._("Additional user added: %s", account.email),
+                "subscription_id": subscription.id,
+                "event_type": event_type,
+                "quantity": quantity,
+                "unit_price": round(unit_price * share, 2),
+                "currency_id": (org.plan_id.currency_id or org.company_id.currency_id).id,
+                "description": description,
             }
         )
 
     @api.model
-    def _on_user_removed(self, account):
-        """Credit a removed mailbox that was billed as an extra user."""
+    def _on_user_added(self, account):
+        """Bill a mailbox beyond the plan's included users, prorated."""
         org = account.organization_id
         plan = org.plan_id
-        if not plan:
-            return self.browse()
         live = org.account_ids.filtered(lambda a: a.state != "terminated")
-        if len(live) + 1 <= plan.included_users:
+        if not plan or len(live) <= plan.included_users:
             return self.browse()
-        return self.create(
-            {
-                "organization_id": org.id,
-                "event_type": "user_removed",
-                "quantity": 1,
-                "unit_price": -plan.price_per_extra_user,
-                "currency_id": plan.currency_id.id,
-                "description": self.env._("User removed: %s", account.email),
-            }
+        return self._prorated(
+            org,
+            plan.price_per_extra_user,
+            self.env._("Additional user added: %s", account.email),
+            "user_added",
+        )
+
+    @api.model
+    def _on_user_removed(self, account):
+        """Credit the rest of the period of a removed extra user."""
+        org = account.organization_id
+        plan = org.plan_id
+        live = org.account_ids.filtered(lambda a: a.state != "terminated")
+        if not plan or len(live) + 1 <= plan.included_users:
+            return self.browse()
+        return self._prorated(
+            org, -plan.price_per_extra_user, self.env._("User removed: %s", account.email), "user_removed"
         )
 
     def action_retry_sync(self):
@@ -168,3 +200,278 @@ class FayvadMailBillingEvent(models.Model):
             "res_id": self.payment_id.id,
             "view_mode": "form",
         }
+
+    # -- synchronisation with accounting ---------------------------------------------------
+    @api.model
+    def _cron_sync(self, limit=SYNC_BATCH):
+        """Turn due events into invoice lines, payments and credit notes, one
+        transaction each; several workers never take the same event."""
+        testing = getattr(threading.current_thread(), "testing", False)
+        done = 0
+        while done < limit:
+            event = self.sudo()._acquire_due()  # every company's events, as the cron user would
+            if not event:
+                break
+            event.with_company(event.company_id)._sync()
+            done += 1
+            if not testing:
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+        remaining = self.search_count([("sync_state", "=", "pending")])
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        return done
+
+    @api.model
+    def _acquire_due(self):
+        self.flush_model(["sync_state", "next_sync_at"])
+        self.env.cr.execute(
+            SQL(
+                """
+            SELECT id FROM fayvad_mail_billing_event
+             WHERE sync_state = 'pending'
+               AND (next_sync_at IS NULL OR next_sync_at <= %s)
+             ORDER BY date, id
+             LIMIT 1
+               FOR NO KEY UPDATE SKIP LOCKED
+            """,
+                fields.Datetime.now(),
+            )
+        )
+        row = self.env.cr.fetchone()
+        return self.browse(row[0]) if row else self.browse()
+
+    def _sync(self):
+        """Sync this event once; on failure retry later with backoff, and
+        after MAX_SYNC_ATTEMPTS flag it for an accountant. Never dropped."""
+        self.ensure_one()
+        try:
+            with self.env.cr.savepoint():
+                if self.event_type == "payment_received":
+                    self._sync_payment()
+                elif self.event_type == "refund":
+                    self._sync_refund()
+                elif self.chargeable:
+                    self._sync_invoice_line()
+        except Exception as exc:  # accounting refused (missing product, lock date, ...): keep and retry
+            self._sync_failed(exc)
+            return False
+        self.write({"sync_state": "done", "last_error": False, "next_sync_at": False})
+        return True
+
+    def _sync_failed(self, exc):
+        message = exc.args[0] if isinstance(exc, UserError) and exc.args else f"{type(exc).__name__}: {exc}"
+        attempts = self.sync_attempts + 1
+        vals = {"sync_attempts": attempts, "last_error": message}
+        if attempts < MAX_SYNC_ATTEMPTS:
+            vals["next_sync_at"] = fields.Datetime.now() + timedelta(seconds=backoff_delay(attempts))
+        else:
+            vals.update(sync_state="failed", next_sync_at=False)
+        self.write(vals)
+        if self.sync_state == "failed":
+            _logger.warning("billing event %s could not be synced: %s", self.id, message)
+            self._notify_accountants(self.env._("Billing event not synced: %s", message))
+
+    def _notify_accountants(self, summary):
+        group = self.env.ref("fayvad_mail.fayvad_mail_group_accountant")
+        users = group.users.filtered(
+            lambda u: u.active and not u.share and u.id != self.env.ref("base.user_root").id
+        )
+        for user in users[:5]:
+            self.activity_schedule("mail.mail_activity_data_todo", user_id=user.id, summary=summary)
+
+    def _product(self):
+        product = self.organization_id.plan_id.product_id or self.env.ref(
+            "fayvad_mail.product_mail_hosting", raise_if_not_found=False
+        )
+        if not product:
+            raise UserError(
+                self.env._("No invoice product: set one on the plan %s.", self.organization_id.plan_id.name)
+            )
+        return product
+
+    def _period_start(self):
+        return self.date.replace(day=1)
+
+    def _draft_invoice(self):
+        """The organization's draft invoice for the event's month and
+        currency (created when missing)."""
+        org = self.organization_id
+        org._lock_for_update()  # one draft invoice per period, even with several workers
+        Move = self.env["account.move"]
+        domain = [
+            ("fayvad_organization_id", "=", org.id),
+            ("fayvad_period_start", "=", self._period_start()),
+            ("currency_id", "=", self.currency_id.id),
+            ("move_type", "=", "out_invoice"),
+            ("state", "=", "draft"),
+        ]
+        return Move.search(domain, limit=1) or Move.with_company(org.company_id).create(
+            {
+                "move_type": "out_invoice",
+                "partner_id": org.partner_id.id,
+                "company_id": org.company_id.id,
+                "currency_id": self.currency_id.id,
+                "fayvad_organization_id": org.id,
+                "fayvad_period_start": self._period_start(),
+                "invoice_origin": self.env._("Mail hosting %s", self._period_start().strftime("%Y-%m")),
+            }
+        )
+
+    def _sync_invoice_line(self):
+        product = self._product()
+        invoice = self._draft_invoice()
+        before = invoice.invoice_line_ids
+        invoice.write(
+            {
+                "invoice_line_ids": [
+                    fields.Command.create(
+                        {
+                            "product_id": product.id,
+                            "name": self.description or dict(EVENT_TYPES)[self.event_type],
+                            "quantity": self.quantity,
+                            "price_unit": self.unit_price,
+                        }
+                    )
+                ]
+            }
+        )
+        self.write({"invoice_line_id": (invoice.invoice_line_ids - before).id, "invoice_id": invoice.id})
+
+    def _payment_journal(self):
+        company = self.organization_id.company_id
+        journal = company.fayvad_payment_journal_id or self.env["account.journal"].search(
+            [("company_id", "=", company.id), ("type", "=", "bank")], limit=1
+        )
+        if not journal:
+            raise UserError(self.env._("No bank journal for the payments of %s.", company.name))
+        return journal
+
+    def _open_invoices(self):
+        return self.env["account.move"].search(
+            [
+                ("partner_id", "=", self.organization_id.partner_id.commercial_partner_id.id),
+                ("company_id", "=", self.organization_id.company_id.id),
+                ("move_type", "=", "out_invoice"),
+                ("state", "=", "posted"),
+                ("payment_state", "in", ("not_paid", "partial")),
+            ],
+            order="invoice_date, id",
+        )
+
+    def _matching_invoice(self):
+        """(invoice, None) to reconcile with, or (None, why) to flag. The
+        invoice named by the external id wins; otherwise the oldest open
+        one. Amount and currency must match: mismatches are never guessed."""
+        invoices = self._open_invoices()
+        named = invoices.browse()
+        if self.external_invoice_id:
+            named = invoices.filtered(
+                lambda m: self.external_invoice_id in (m.name, m.ref, m.payment_reference)
+            )
+        candidate = named[:1] or invoices[:1]
+        if not candidate:
+            return None, self.env._("no open invoice of this customer")
+        if candidate.currency_id != self.currency_id:
+            return None, self.env._(
+                "currency %(paid)s differs from invoice %(inv)s (%(cur)s)",
+                paid=self.currency_id.name,
+                inv=candidate.name,
+                cur=candidate.currency_id.name,
+            )
+        if float_compare(
+            candidate.amount_residual, self.amount, precision_rounding=self.currency_id.rounding
+        ):
+            return None, self.env._(
+                "amount %(paid)s differs from the %(due)s due on %(inv)s",
+                paid=self.amount,
+                due=candidate.amount_residual,
+                inv=candidate.name,
+            )
+        return candidate, None
+
+    def _sync_payment(self):
+        journal = self._payment_journal()
+        invoice, why = self._matching_invoice()
+        if invoice:
+            payments = (
+                self.env["account.payment.register"]
+                .with_context(active_model="account.move", active_ids=invoice.ids)
+                .create(
+                    {
+                        "journal_id": journal.id,
+                        "amount": self.amount,
+                        "currency_id": self.currency_id.id,
+                        "payment_date": self.date,
+                        "communication": self.external_invoice_id or invoice.name,
+                    }
+                )
+                ._create_payments()
+            )
+            self.write(
+                {
+                    "payment_id": payments[:1].id,
+                    "invoice_id": invoice.id,
+                    "needs_review": False,
+                    "review_note": False,
+                }
+            )
+            return
+        payment = (
+            self.env["account.payment"]
+            .with_company(self.organization_id.company_id)
+            .create(
+                {
+                    "payment_type": "inbound",
+                    "partner_type": "customer",
+                    "partner_id": self.organization_id.partner_id.commercial_partner_id.id,
+                    "amount": self.amount,
+                    "currency_id": self.currency_id.id,
+                    "date": self.date,
+                    "journal_id": journal.id,
+                    "memo": self.external_invoice_id or self.description or False,
+                }
+            )
+        )
+        payment.action_post()
+        self.write({"payment_id": payment.id, "needs_review": True, "review_note": why})
+        self._notify_accountants(self.env._("Payment to reconcile by hand: %s", why))
+
+    def _sync_refund(self):
+        product = self._product()
+        invoices = self.env["account.move"].search(
+            [
+                ("fayvad_organization_id", "=", self.organization_id.id),
+                ("move_type", "=", "out_invoice"),
+                ("state", "=", "posted"),
+            ]
+        )
+        reversed_invoice = invoices.browse()
+        if self.external_invoice_id:
+            reversed_invoice = invoices.filtered(lambda m: self.external_invoice_id in (m.name, m.ref))[:1]
+        credit_note = (
+            self.env["account.move"]
+            .with_company(self.organization_id.company_id)
+            .create(
+                {
+                    "move_type": "out_refund",
+                    "partner_id": self.organization_id.partner_id.id,
+                    "currency_id": self.currency_id.id,
+                    "invoice_date": self.date,
+                    "fayvad_organization_id": self.organization_id.id,
+                    "reversed_entry_id": reversed_invoice.id if reversed_invoice else False,
+                    "ref": self.external_invoice_id or False,
+                    "invoice_line_ids": [
+                        fields.Command.create(
+                            {
+                                "product_id": product.id,
+                                "name": self.description or self.env._("Refund"),
+                                "quantity": 1,
+                                "price_unit": abs(self.amount),
+                                "tax_ids": [fields.Command.clear()],
+                            }
+                        )
+                    ],
+                }
+            )
+        )
+        credit_note.action_post()
+        self.write({"invoice_id": credit_note.id})

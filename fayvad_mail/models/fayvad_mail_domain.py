@@ -38,6 +38,9 @@ class FayvadMailDomain(models.Model):
     dkim_selector = fields.Char(string="DKIM Selector", default="modoboa", readonly=True)
     dkim_public_key = fields.Text(string="DKIM Public Key", readonly=True, copy=False)
     admin_created = fields.Boolean(string="Domain Administrator Created", readonly=True, copy=False)
+    usage_read_at = fields.Datetime(
+        readonly=True, copy=False, help="When the usage cron last read the mailboxes of this domain."
+    )
     dns_record_ids = fields.One2many("fayvad.mail.dns.record", "domain_id", string="DNS Records to Publish")
     account_ids = fields.One2many("fayvad.mail.account", "domain_id", string="Email Accounts")
     account_count = fields.Integer(compute="_compute_account_count")

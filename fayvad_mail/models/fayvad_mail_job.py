@@ -5,12 +5,13 @@ import threading
 import time
 from datetime import timedelta
 
+from psycopg2.extensions import TransactionRollbackError
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
-from ..tools.mailserver import MailServerError, Refused
-from .fayvad_mail_account import generate_password
+from ..tools.mailserver import MailServerError, NotFound, Refused, Unavailable, generate_password
 from .fayvad_mail_organization import GB, MB
 
 _logger = logging.getLogger(__name__)
@@ -27,34 +28,57 @@ JOB_TYPES = [
     ("suspend_organization", "Suspend organization"),
     ("unsuspend_organization", "Unsuspend organization"),
     ("terminate_organization", "Terminate organization"),
-    ("update_domain_quota", "Change domain quota"),
+    ("update_domain_quota", "Update domain (quotas, enabled)"),
 ]
 BACKOFF_BASE = 30  # seconds before the first retry
 BACKOFF_MAX = 3600  # never wait more than an hour between attempts
-BATCH_SIZE = 50
+BATCH_SIZE = 50  # jobs per cron call
+ACQUIRE_CANDIDATES = 100  # due jobs looked at per acquisition
+# The domain administrator is a login without a mailbox, named
+# <DOMAIN_ADMIN_LOCAL_PART>@<domain>; a customer mailbox cannot use that address.
+DOMAIN_ADMIN_LOCAL_PART = "domainadmin"
+LIVE_ACCOUNT_STATES = ("active", "suspended")
 
 
 def backoff_delay(attempts, rng=random):
-    """Seconds to wait after ``attempts`` failed tries: exponential, capped,
-    with full jitter between half and all of it (several workers retrying
-    the same outage spread out)."""
+    """Seconds to wait after ``attempts`` failed tries: exponential
+    (30 s, 60 s, 2 min, ... capped at an hour) with jitter between half and
+    all of it, so that workers retrying the same outage spread out."""
     delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** max(attempts - 1, 0))
     return delay * (0.5 + rng.random() / 2)
 
 
 def mb_ceil(size_bytes):
+    """Bytes as whole MB for the mail server, rounded up (never below 1)."""
     return max(1, math.ceil(size_bytes / MB))
+
+
+def domain_quota_mb(org):
+    """The domain quota on the mail server for an organization: its storage
+    limit in whole MB plus 1 MB per allowed user. Odoo enforces the limit on
+    the sum of the quotas in bytes; each mailbox quota is rounded up to whole
+    MB on the server, which adds less than 1 MB per mailbox, so the server
+    never refuses a mailbox Odoo accepted. The domain administrator has no
+    mailbox and takes nothing of it."""
+    return math.ceil(org.max_storage_gb * GB / MB) + org.max_users
+
+
+def default_mailbox_quota_mb(org):
+    """The server refuses a default mailbox quota above the domain quota."""
+    return min(org.default_mailbox_quota_mb, domain_quota_mb(org))
 
 
 class FayvadMailJob(models.Model):
     """One step to carry out on the mail server. Jobs are taken by the
     runner cron (several workers and hosts at once are safe: a job is
     locked by the worker that runs it), retried with backoff, and each
-    step is idempotent on the server side."""
+    step is idempotent on the server side: it reads what is there and does
+    only what is missing, from Odoo's current values (not from the values
+    at the time the job was queued)."""
 
     _name = "fayvad.mail.job"
     _description = "Provisioning Job"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "mail.activity.mixin"]
     _order = "id desc"
 
     name = fields.Char(compute="_compute_name", store=True)
@@ -91,48 +115,100 @@ class FayvadMailJob(models.Model):
     # -- queueing ----------------------------------------------------------------------
     @api.model
     def _enqueue(self, job_type, organization=None, domain=None, account=None, depends_on=None):
-        """Queue a step, unless the same step is already waiting (then that
-        job is returned)."""
+        """Queue a step, unless the same step waits already and no worker
+        runs it right now (then that job is returned: steps read Odoo's
+        values when they run, so one job covers both requests). The runner
+        is woken up so that the work starts at once."""
         account = account or self.env["fayvad.mail.account"]
         domain = domain or account.domain_id
         organization = organization or domain.organization_id
-        existing = self.search(
-            [
-                ("job_type", "=", job_type),
-                ("state", "=", "pending"),
-                ("organization_id", "=", organization.id),
-                ("domain_id", "=", domain.id),
-                ("account_id", "=", account.id),
-            ],
-            limit=1,
-        )
+        existing = self._waiting_job(job_type, organization, domain, account)
         if existing:
             return existing
         server = organization.mail_server_id
-        return self.sudo().create(
-            {
-                "job_type": job_type,
-                "organization_id": organization.id,
-                "domain_id": domain.id,
-                "account_id": account.id,
-                "company_id": organization.company_id.id,
-                "mail_server_id": server.id,
-                "max_attempts": server.max_attempts or 8,
-                "depends_on_id": depends_on.id if depends_on else False,
-            }
+        vals = {
+            "job_type": job_type,
+            "organization_id": organization.id,
+            "domain_id": domain.id,
+            "account_id": account.id,
+            "company_id": organization.company_id.id,
+            "mail_server_id": server.id,
+            "max_attempts": server.max_attempts or 8,
+            "depends_on_id": depends_on.id if depends_on else False,
+        }
+        if depends_on and depends_on.state == "failed":  # fails with it, is retried with it
+            vals.update(
+                state="failed", last_error=self.env._("Waits for a job that failed: %s", depends_on.name)
+            )
+        job = self.sudo().create(vals)
+        if job_type == "create_domain":
+            # mailboxes queued earlier for this domain wait for it (and it does not wait for them)
+            waiting = self.sudo().search(
+                [
+                    ("domain_id", "=", domain.id),
+                    ("job_type", "=", "create_mailbox"),
+                    ("state", "=", "pending"),
+                    ("depends_on_id", "=", False),
+                    ("id", "<", job.id),
+                ]
+            )
+            waiting.depends_on_id = job
+        self._trigger_runner()
+        return job
+
+    @api.model
+    def _waiting_job(self, job_type, organization, domain, account):
+        """The same pending job, locked so no worker starts it before this
+        transaction ends; none when a worker runs it now (its transaction
+        may not see the change that is being queued)."""
+        query = SQL(
+            """
+            SELECT id FROM fayvad_mail_job
+             WHERE job_type = %s AND state = 'pending'
+               AND organization_id IS NOT DISTINCT FROM %s
+               AND domain_id IS NOT DISTINCT FROM %s
+               AND account_id IS NOT DISTINCT FROM %s
+             ORDER BY id DESC
+             LIMIT 1
+               FOR NO KEY UPDATE SKIP LOCKED
+            """,
+            job_type,
+            organization.id or None,
+            domain.id or None,
+            account.id or None,
         )
+        self.flush_model()
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(query)
+                row = self.env.cr.fetchone()
+        except TransactionRollbackError:  # a worker changed it since this transaction began
+            return self.browse()
+        return self.browse(row[0]) if row else self.browse()
 
     @api.model
     def _trigger_runner(self):
         self.env.ref("fayvad_mail.fayvad_mail_job_cron").sudo()._trigger()
 
+    def _trigger_runner_at(self, when):
+        """Wake the runner when a retry is due (cron triggers have 1 minute precision)."""
+        self.env.ref("fayvad_mail.fayvad_mail_job_cron").sudo()._trigger(when)
+
     # -- UI actions ----------------------------------------------------------------------
     def action_retry(self):
-        self.filtered(lambda j: j.state in ("failed", "cancelled")).write(
-            {"state": "pending", "attempts": 0, "next_attempt_at": False, "last_error": False}
-        )
-        for job in self:
+        """Retry failed (or cancelled) jobs, with the failed jobs they wait
+        for and the failed jobs that wait for them."""
+        retried = self.filtered(lambda j: j.state in ("failed", "cancelled"))
+        while True:
+            related = retried.depends_on_id | self.search([("depends_on_id", "in", retried.ids)])
+            more = related.filtered(lambda j: j.state == "failed") - retried
+            if not more:
+                break
+            retried |= more
+        retried.write({"state": "pending", "attempts": 0, "next_attempt_at": False, "last_error": False})
+        for job in retried:
             job._target_state("provisioning")
+        retried.activity_unlink(["mail.mail_activity_data_todo"])
         self._trigger_runner()
         return True
 
@@ -140,6 +216,7 @@ class FayvadMailJob(models.Model):
         if self.filtered(lambda j: j.state == "done"):
             raise UserError(self.env._("A done job cannot be cancelled."))
         self.write({"state": "cancelled", "next_attempt_at": False})
+        self.activity_unlink(["mail.mail_activity_data_todo"])
         return True
 
     def action_run_now(self):
@@ -148,27 +225,66 @@ class FayvadMailJob(models.Model):
         return True
 
     # -- running ---------------------------------------------------------------------------
-    @api.model
-    def _acquire(self, job_ids=None):
-        """Lock and return one due job (or one of ``job_ids``), skipping jobs
-        other workers hold; an empty recordset when none is free."""
-        query = SQL(
+    def _due_query(self, job_ids=None):
+        """Ids of the jobs that may run now: pending, due, whose dependency
+        is over, and with no earlier pending job of the same organization.
+        An organization's jobs thus run one at a time, in the order they
+        were queued (a mailbox is created before its quota changes, a
+        suspension before its lifting, and two workers never write the same
+        organization at once), except that a job never waits for one that
+        waits for it; different organizations run in parallel."""
+        return SQL(
             """
             SELECT job.id FROM fayvad_mail_job job
              LEFT JOIN fayvad_mail_job dep ON dep.id = job.depends_on_id
              WHERE job.state = 'pending'
-               AND (job.next_attempt_at IS NULL OR job.next_attempt_at <= (now() AT TIME ZONE 'UTC'))
+               AND (job.next_attempt_at IS NULL OR job.next_attempt_at <= %s)
                AND (dep.id IS NULL OR dep.state IN ('done', 'cancelled'))
+               AND NOT EXISTS (
+                   SELECT 1 FROM fayvad_mail_job prev
+                    WHERE prev.state = 'pending'
+                      AND prev.organization_id = job.organization_id
+                      AND prev.id < job.id
+                      AND prev.depends_on_id IS DISTINCT FROM job.id)
                %s
              ORDER BY job.id
-             LIMIT 1
-               FOR NO KEY UPDATE OF job SKIP LOCKED
+             LIMIT %s
             """,
+            fields.Datetime.now(),  # the clock next_attempt_at was set with (not the transaction's start)
             SQL("AND job.id IN %s", tuple(job_ids)) if job_ids else SQL(),
+            ACQUIRE_CANDIDATES,
         )
-        self.env.cr.execute(query)
-        row = self.env.cr.fetchone()
-        return self.browse(row[0]) if row else self.browse()
+
+    @api.model
+    def _acquire(self, job_ids=None):
+        """Lock and return one due job (or one of ``job_ids``), skipping jobs
+        other workers hold; an empty recordset when none is free.
+
+        ``FOR NO KEY UPDATE SKIP LOCKED`` as in ``ir_cron._acquire_one_job``;
+        each candidate is locked in its own savepoint, because under
+        REPEATABLE READ a job another worker finished after this
+        transaction began raises a serialization failure: then it is not
+        ours, and the next candidate is tried."""
+        if job_ids is not None and not job_ids:
+            return self.browse()
+        self.flush_model()
+        self.env.cr.execute(self._due_query(job_ids))
+        for (job_id,) in self.env.cr.fetchall():
+            try:
+                with self.env.cr.savepoint(flush=False):
+                    self.env.cr.execute(
+                        SQL(
+                            "SELECT id FROM fayvad_mail_job WHERE id = %s AND state = 'pending' "
+                            "FOR NO KEY UPDATE SKIP LOCKED",
+                            job_id,
+                        )
+                    )
+                    locked = self.env.cr.fetchone()
+            except TransactionRollbackError:
+                continue
+            if locked:
+                return self.browse(job_id)
+        return self.browse()
 
     @api.model
     def _cron_run(self, limit=BATCH_SIZE):
@@ -179,23 +295,32 @@ class FayvadMailJob(models.Model):
             job = self._acquire()
             if not job:
                 break
-            job._run()
+            try:
+                job._run()
+            except Exception:
+                if testing:
+                    raise
+                _logger.exception("provisioning job %s could not be recorded; it stays pending", job.id)
+                self.env.cr.rollback()
             done += 1
             if not testing:
                 self.env.cr.commit()  # pylint: disable=invalid-commit
-        remaining = self.search_count([("state", "=", "pending")])
+        self.flush_model()
+        self.env.cr.execute(SQL("SELECT count(*) FROM (%s) due", self._due_query()))
+        remaining = self.env.cr.fetchone()[0]
         self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
         return done
 
     def _run(self, timeout=None):
         """Carry out this (locked) job once; record success or the error,
-        with backoff for retryable errors. Returns the job's new state."""
+        with backoff for retryable errors. ``timeout`` (connect, read)
+        caps the server's timeouts. Returns the job's new state."""
         self.ensure_one()
         started = time.monotonic()
         self.attempts += 1
         try:
             with self.env.cr.savepoint():
-                client = self.mail_server_id._client(timeout=timeout)
+                client = self._server()._client(timeout=timeout)
                 getattr(self, f"_step_{self.job_type}")(client)
         except MailServerError as exc:
             self._record_failure(str(exc), retryable=exc.retryable)
@@ -214,16 +339,45 @@ class FayvadMailJob(models.Model):
         self.duration_ms = int((time.monotonic() - started) * 1000)
         return self.state
 
+    def _server(self):
+        server = self.mail_server_id or self.organization_id.mail_server_id
+        if not server:
+            raise Refused(self.env._("%s has no mail server.", self.organization_id.display_name))
+        if not self.mail_server_id:
+            self.mail_server_id = server
+        return server
+
     def _record_failure(self, message, retryable):
         if retryable and self.attempts < self.max_attempts:
-            delay = backoff_delay(self.attempts)
-            self.write(
-                {"last_error": message, "next_attempt_at": fields.Datetime.now() + timedelta(seconds=delay)}
+            retry_at = fields.Datetime.now() + timedelta(seconds=backoff_delay(self.attempts))
+            self.write({"last_error": message, "next_attempt_at": retry_at})
+            self._trigger_runner_at(retry_at)
+            _logger.info(
+                "provisioning job %s: attempt %s failed, retry at %s", self.id, self.attempts, retry_at
             )
             return
         self.write({"state": "failed", "last_error": message, "next_attempt_at": False})
+        _logger.warning("provisioning job %s failed: %s", self.id, message)
         self._target_state("failed")
         self._notify_administrators()
+        self._fail_dependents()
+
+    def _fail_dependents(self):
+        """The pending jobs waiting for this failed one fail with it (else
+        they would hold up their organization's queue); retrying this job
+        retries them."""
+        dependents = self.search([("depends_on_id", "in", self.ids), ("state", "=", "pending")])
+        for job in dependents:
+            job.write(
+                {
+                    "state": "failed",
+                    "next_attempt_at": False,
+                    "last_error": self.env._("Waits for a job that failed: %s", job.depends_on_id.name),
+                }
+            )
+            job._target_state("failed")
+        if dependents:
+            dependents._fail_dependents()
 
     def _target_state(self, state):
         """Reflect a provisioning failure (or retry) on what the job creates."""
@@ -240,43 +394,95 @@ class FayvadMailJob(models.Model):
             self.organization_id.state = "provisioning"
 
     def _notify_administrators(self):
+        """A to-do activity on the failed job for each mail hosting administrator."""
         group = self.env.ref("fayvad_mail.fayvad_mail_group_admin")
-        users = group.users.filtered(
-            lambda u: not u.share and u.active and u.id != self.env.ref("base.user_root").id
-        )
-        target = self.organization_id or self
-        for user in users[:5]:
-            target.activity_schedule(
+        root = self.env.ref("base.user_root")
+        users = group.users.filtered(lambda u: not u.share and u.active and u != root)
+        for user in users:
+            self.activity_schedule(
                 "mail.mail_activity_data_todo",
                 user_id=user.id,
                 summary=self.env._("Provisioning failed: %s", self.name),
                 note=self.env._("The mail server refused or kept failing: %s", self.last_error or ""),
             )
 
+    # -- what the steps share ---------------------------------------------------------------
+    @staticmethod
+    def _desired_active(account):
+        """Whether the account's logins should work on the mail server."""
+        return account.state not in ("suspended", "terminated") and account.organization_id.state not in (
+            "suspended",
+            "terminated",
+        )
+
+    def _remote_mailbox(self, client):
+        """The job's account on the server; None while it was never created
+        there (the create_mailbox step then applies Odoo's values)."""
+        account = self.account_id
+        remote = client.find_mailbox(account.email)
+        if remote is None:
+            if account.remote_id:
+                raise NotFound(self.env._("%s is missing on the mail server.", account.email))
+            return None
+        if remote.id != account.remote_id:
+            account.remote_id = remote.id
+        return remote
+
+    def _org_remote_mailboxes(self, client):
+        """{email: RemoteMailbox} of the organization's domains on the
+        server (one paginated list per domain)."""
+        mailboxes = {}
+        for domain in self.organization_id.domain_ids:
+            remote_domain = client.find_domain(domain.name)
+            if remote_domain:
+                mailboxes.update({mb.email: mb for mb in client.list_mailboxes(remote_domain.id)})
+        return mailboxes
+
+    def _sync_org_active(self, client):
+        """Enable or disable each live account as Odoo says (soft suspension:
+        the domain stays enabled, so mail is still received)."""
+        remote = self._org_remote_mailboxes(client)
+        accounts = self.organization_id.with_context(active_test=False).account_ids
+        for account in accounts.filtered(lambda a: a.state in LIVE_ACCOUNT_STATES):
+            mailbox = remote.get(account.email)
+            wanted = self._desired_active(account)
+            if mailbox and mailbox.active != wanted:
+                client.update_mailbox(mailbox.id, active=wanted)
+
     # -- steps (each idempotent on the mail server) ---------------------------------------------
     def _step_create_domain(self, client):
         domain, org = self.domain_id, self.organization_id
-        remote = client.ensure_domain(
-            domain.name,
-            quota_mb=mb_ceil(org.max_storage_gb * GB),
-            default_mailbox_quota_mb=org.default_mailbox_quota_mb,
-        )
-        domain.write(
-            {
-                "remote_id": remote.id,
-                "dkim_selector": remote.dkim_selector or domain.dkim_selector,
-                "dkim_public_key": remote.dkim_public_key or domain.dkim_public_key,
-                "state": "active",
-            }
-        )
+        if "terminated" in (domain.state, org.state):
+            return
+        quota, default_quota = domain_quota_mb(org), default_mailbox_quota_mb(org)
+        remote = client.ensure_domain(domain.name, quota_mb=quota, default_mailbox_quota_mb=default_quota)
+        if (remote.quota_mb, remote.default_mailbox_quota_mb, remote.enabled) != (quota, default_quota, True):
+            client.update_domain(
+                remote.id, quota_mb=quota, default_mailbox_quota_mb=default_quota, enabled=True
+            )
         if not remote.dkim_public_key:
-            raise MailServerError(f"{domain.name}: the DKIM key is not generated yet")
-        self._enqueue("create_domain_admin", domain=domain, depends_on=self)
+            # a production Modoboa generates the key in its rqworker: look again later
+            raise Unavailable(
+                self.env._("%s: the mail server has not generated the DKIM key yet.", domain.name)
+            )
+        vals = {
+            "remote_id": remote.id,
+            "dkim_selector": remote.dkim_selector or domain.dkim_selector,
+            "dkim_public_key": remote.dkim_public_key,
+        }
+        if domain.state in ("draft", "provisioning", "failed"):
+            vals["state"] = "active"
+        domain.write(vals)
+        if not domain.admin_created:
+            self._enqueue("create_domain_admin", domain=domain, depends_on=self)
         org._update_provisioning_state()
 
     def _step_create_domain_admin(self, client):
         domain = self.domain_id
-        client.ensure_domain_admin(domain.name, f"admin@{domain.name}", generate_password())
+        if "terminated" in (domain.state, self.organization_id.state):
+            return
+        username = f"{DOMAIN_ADMIN_LOCAL_PART}@{domain.name}"
+        client.ensure_domain_admin(domain.name, username, generate_password())
         domain.admin_created = True
         self.organization_id._update_provisioning_state()
 
@@ -284,104 +490,115 @@ class FayvadMailJob(models.Model):
         account = self.account_id
         if account.state == "terminated":
             return
-        password = account._get_pending_password() or generate_password()
+        org = account.organization_id
+        quota = mb_ceil(account.quota)
+        password = account._get_pending_password()
         remote = client.ensure_mailbox(
             account.email,
-            password,
-            mb_ceil(account.quota),
+            password or generate_password(),
+            quota,
             first_name=account.first_name or "",
             last_name=account.last_name or "",
         )
-        if remote.quota_mb != mb_ceil(account.quota):
-            client.update_mailbox(remote.id, quota_mb=mb_ceil(account.quota))
-        if account.organization_id.state == "suspended" and remote.active:
-            client.update_mailbox(remote.id, active=False)
+        if not remote.created and password:
+            client.update_mailbox(remote.id, password=password)  # it existed: hand the password over now
+        if remote.quota_mb != quota:
+            client.update_mailbox(remote.id, quota_mb=quota)
+        if remote.active != self._desired_active(account):
+            client.update_mailbox(remote.id, active=self._desired_active(account))
         account._wipe_pending_password()
-        account.write(
-            {
-                "remote_id": remote.id,
-                "state": "suspended" if account.organization_id.state == "suspended" else "active",
-            }
-        )
-        account.organization_id._update_provisioning_state()
-
-    def _remote_mailbox_id(self, client):
-        account = self.account_id
-        if account.remote_id:
-            return account.remote_id
-        remote = client.find_mailbox(account.email)
-        if not remote:
-            raise Refused(f"{account.email} does not exist on the mail server")
-        account.remote_id = remote.id
-        return remote.id
+        state = account.state
+        if state not in LIVE_ACCOUNT_STATES:
+            state = "suspended" if org.state == "suspended" else "active"
+        account.write({"remote_id": remote.id, "state": state})
+        org._update_provisioning_state()
 
     def _step_set_quota(self, client):
-        client.update_mailbox(self._remote_mailbox_id(client), quota_mb=mb_ceil(self.account_id.quota))
+        account = self.account_id
+        if account.state == "terminated":
+            return
+        remote = self._remote_mailbox(client)
+        quota = mb_ceil(account.quota)
+        if remote and remote.quota_mb != quota:
+            client.update_mailbox(remote.id, quota_mb=quota)
 
     def _step_set_password(self, client):
-        password = self.account_id._get_pending_password()
-        if password:
-            client.update_mailbox(self._remote_mailbox_id(client), password=password)
-        self.account_id._wipe_pending_password()
+        account = self.account_id
+        password = account._get_pending_password()
+        if not password or account.state == "terminated":
+            account._wipe_pending_password()
+            return
+        remote = self._remote_mailbox(client)
+        if remote:  # else create_mailbox hands it over
+            client.update_mailbox(remote.id, password=password)
+            account._wipe_pending_password()
 
     def _step_suspend_account(self, client):
-        client.update_mailbox(self._remote_mailbox_id(client), active=False)
+        """Suspend and unsuspend both set the login as Odoo says now, so
+        they end right in whatever order they run."""
+        account = self.account_id
+        if account.state == "terminated":
+            return
+        remote = self._remote_mailbox(client)
+        if remote and remote.active != self._desired_active(account):
+            client.update_mailbox(remote.id, active=self._desired_active(account))
 
-    def _step_unsuspend_account(self, client):
-        client.update_mailbox(self._remote_mailbox_id(client), active=True)
+    _step_unsuspend_account = _step_suspend_account
 
     def _step_delete_mailbox(self, client):
         account = self.account_id
-        remote_id = account.remote_id or getattr(client.find_mailbox(account.email), "id", None)
-        if remote_id:
-            client.delete_mailbox(remote_id)
+        remote = client.find_mailbox(account.email)
+        if remote:
+            client.delete_mailbox(remote.id)
         account.remote_id = False
 
-    def _org_mailboxes(self, client):
-        """The organization's mailboxes on the server, by Odoo account."""
-        accounts = self.organization_id.with_context(active_test=False).account_ids
-        return [
-            (account, account.remote_id or getattr(client.find_mailbox(account.email), "id", None))
-            for account in accounts
-        ]
-
     def _step_suspend_organization(self, client):
-        """Soft suspension: logins blocked (mailboxes disabled), the domain
+        """Soft suspension: logins blocked (accounts disabled), the domain
         stays enabled so mail is still received."""
-        for account, remote_id in self._org_mailboxes(client):
-            if remote_id and account.state in ("active", "suspended"):
-                client.update_mailbox(remote_id, active=False)
-                account.state = "suspended"
+        org = self.organization_id
+        if org.state != "suspended":
+            return  # lifted since: the unsuspend job sets the accounts
+        accounts = org.with_context(active_test=False).account_ids
+        accounts.filtered(lambda a: a.state == "active").write({"state": "suspended"})
+        self._sync_org_active(client)
 
     def _step_unsuspend_organization(self, client):
-        if self.organization_id.state == "suspended":
+        org = self.organization_id
+        if org.state in ("suspended", "terminated"):
             return  # suspended again since: nothing to lift
-        for account, remote_id in self._org_mailboxes(client):
-            if remote_id and account.state == "suspended":
-                client.update_mailbox(remote_id, active=True)
-                account.state = "active"
+        accounts = org.with_context(active_test=False).account_ids
+        accounts.filtered(lambda a: a.state == "suspended").write({"state": "active"})
+        self._sync_org_active(client)
 
     def _step_terminate_organization(self, client):
-        """Accounts first, then the domains (Modoboa keeps a deleted
-        domain's accounts otherwise)."""
-        for account, remote_id in self._org_mailboxes(client):
-            if remote_id:
-                client.delete_mailbox(remote_id)
-            account.write({"state": "terminated", "active": False, "remote_id": False})
-            account._wipe_pending_password()
-        for domain in self.organization_id.domain_ids:
+        """Every account of the organization's domains first (Modoboa keeps
+        a deleted domain's accounts otherwise), its administrator logins,
+        then the domains."""
+        org = self.organization_id
+        for domain in org.domain_ids:
             remote = client.find_domain(domain.name)
             if remote:
+                for mailbox in client.list_mailboxes(remote.id):
+                    client.delete_mailbox(mailbox.id)
+                for admin_id, username in client.list_domain_admins(remote.id):
+                    if username.endswith(f"@{domain.name}"):
+                        client.delete_mailbox(admin_id)
                 client.delete_domain(remote.id)
             domain.write({"state": "terminated", "remote_id": False})
+        accounts = org.with_context(active_test=False).account_ids
+        accounts.write({"state": "terminated", "active": False, "remote_id": False})
+        accounts._wipe_pending_password()
 
     def _step_update_domain_quota(self, client):
         org = self.organization_id
+        quota, default_quota = domain_quota_mb(org), default_mailbox_quota_mb(org)
         for domain in org.domain_ids.filtered(lambda d: d.state == "active"):
             remote = client.find_domain(domain.name)
-            if remote:
+            if remote and (remote.quota_mb, remote.default_mailbox_quota_mb, remote.enabled) != (
+                quota,
+                default_quota,
+                True,
+            ):
                 client.update_domain(
-                    remote.id,
-                    quota_mb=mb_ceil(org.max_storage_gb * GB),
-                    default_mailbox_quota_mb=org.default_mailbox_quota_mb,
+                    remote.id, quota_mb=quota, default_mailbox_quota_mb=default_quota, enabled=True
                 )

@@ -1,4 +1,7 @@
+import random
 import secrets
+
+from dateutil.relativedelta import relativedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
@@ -222,6 +225,58 @@ class FayvadMailOrganization(models.Model):
                 )
 
     # -- CRUD ------------------------------------------------------------------------
+    def write(self, vals):
+        before = (
+            {org: (org.plan_id, org.max_storage_gb) for org in self}
+            if {"plan_id", "max_storage_gb"} & set(vals)
+            else {}
+        )
+        res = super().write(vals)
+        for org, (plan, storage) in before.items():
+            org._bill_changes(plan, storage)
+        if {"max_storage_gb", "max_users", "default_mailbox_quota_mb"} & set(vals):
+            # the domain quota on the mail server follows the limits
+            for org in self.filtered(lambda o: "active" in o.domain_ids.mapped("state")):
+                self.env["fayvad.mail.job"]._enqueue("update_domain_quota", organization=org)
+                self.env["fayvad.mail.job"]._trigger_runner()
+        return res
+
+    def _bill_changes(self, old_plan, old_storage_gb):
+        """A plan change or extra storage during a period is billed (or
+        credited) for the rest of the period."""
+        self.ensure_one()
+        Event = self.env["fayvad.mail.billing.event"]
+        subscription = self.subscription_id
+        if old_plan != self.plan_id and subscription and subscription.state != "cancelled":
+            old_price = subscription.amount
+            subscription.write({"plan_id": self.plan_id.id, "amount": self.plan_id.monthly_price})
+            if self.plan_id and self.plan_id.monthly_price != old_price:
+                Event._prorated(
+                    self,
+                    self.plan_id.monthly_price - old_price,
+                    self.env._(
+                        "Plan changed from %(old)s to %(new)s",
+                        old=old_plan.name or "-",
+                        new=self.plan_id.name,
+                    ),
+                    "subscription_updated",
+                )
+        plan = self.plan_id
+        if plan.price_per_extra_gb and old_storage_gb != self.max_storage_gb:
+            extra_before = max(old_storage_gb - plan.max_storage_gb, 0)
+            extra_after = max(self.max_storage_gb - plan.max_storage_gb, 0)
+            if extra_after != extra_before:
+                Event._prorated(
+                    self,
+                    plan.price_per_extra_gb * (extra_after - extra_before),
+                    self.env._(
+                        "Storage changed from %(old)s GB to %(new)s GB",
+                        old=old_storage_gb,
+                        new=self.max_storage_gb,
+                    ),
+                    "storage_changed",
+                )
+
     @api.onchange("plan_id")
     def _onchange_plan_id(self):
         if self.plan_id:
@@ -272,6 +327,10 @@ class FayvadMailOrganization(models.Model):
     def action_view_jobs(self):
         return self._action_open("fayvad_mail.fayvad_mail_job_action", [("organization_id", "in", self.ids)])
 
+    def action_check_drift(self):
+        """Compare with the mail server now and list the differences."""
+        return self.env["fayvad.mail.drift"]._action_check(organizations=self)
+
     def action_provision(self):
         """Queue the jobs that create this organization on the mail server."""
         for org in self:
@@ -311,6 +370,120 @@ class FayvadMailOrganization(models.Model):
                 account._queue_provisioning()
         Job._trigger_runner()
 
+    def _resume_provisioning(self):
+        """Carry on with an organization whose provisioning is pending or
+        failed: failed jobs are retried, waiting ones run now."""
+        Job = self.env["fayvad.mail.job"].sudo()  # the API user may not write jobs
+        for org in self:
+            jobs = Job.search([("organization_id", "=", org.id), ("state", "in", ("pending", "failed"))])
+            jobs.filtered(lambda j: j.state == "failed").action_retry()
+            jobs.write({"next_attempt_at": False})
+            if org.state == "failed":
+                org.state = "provisioning"
+            for domain in org.domain_ids.filtered(lambda d: d.state in ("draft", "failed")):
+                domain._queue_provisioning()
+        Job._trigger_runner()
+
+    def _start_subscription(self, plan):
+        """Subscribe to ``plan`` from today: the subscription and its first
+        billing event (the period's fee)."""
+        self.ensure_one()
+        Subscription = self.env["fayvad.mail.subscription"]
+        start, end = Subscription._period_of(fields.Date.context_today(self))
+        subscription = Subscription.create(
+            {
+                "organization_id": self.id,
+                "plan_id": plan.id,
+                "amount": plan.monthly_price,
+                "currency_id": plan.currency_id.id,
+                "period_start": start,
+                "period_end": end,
+            }
+        )
+        self.env["fayvad.mail.billing.event"].create(
+            {
+                "organization_id": self.id,
+                "subscription_id": subscription.id,
+                "event_type": "subscription_created",
+                "quantity": 1,
+                "unit_price": plan.monthly_price,
+                "currency_id": plan.currency_id.id,
+                "description": self.env._("%s subscription", plan.name),
+            }
+        )
+        return subscription
+
+    def _apply_billing_webhook(self, data, delivery):
+        """Apply a verified billing webhook event (see CONTRACT.md)."""
+        self.ensure_one()
+        Event = self.env["fayvad.mail.billing.event"]
+        currency = self.env["res.currency"]
+        if data["currency"]:
+            currency = currency.with_context(active_test=False).search(
+                [("name", "=", data["currency"])], limit=1
+            )
+            if not currency:
+                raise UserError(self.env._("Unknown currency %s", data["currency"]))
+        currency = currency or self.company_id.currency_id
+        event_type = data["event_type"]
+        subscription = self.subscription_id
+        if not subscription and event_type in ("subscription_created", "subscription_updated"):
+            subscription = self.env["fayvad.mail.subscription"].create(
+                {"organization_id": self.id, "plan_id": self.plan_id.id, "currency_id": currency.id}
+            )
+        amount = float(data["amount"]) if data["amount"] is not None else None
+        event = Event.create(
+            {
+                "organization_id": self.id,
+                "subscription_id": subscription.id,
+                "event_type": event_type,
+                "date": (data["timestamp"] and data["timestamp"].date()) or fields.Date.context_today(self),
+                "quantity": 1,
+                "unit_price": amount or 0.0,
+                "currency_id": currency.id,
+                "description": data["description"] or False,
+                "external_invoice_id": data["invoice_id"] or False,
+                "webhook_delivery_id": delivery.id,
+            }
+        )
+        if event_type in ("subscription_created", "subscription_updated"):
+            subscription._on_subscription_event(amount, data["currency"] and currency)
+        elif event_type == "subscription_cancelled":
+            if subscription:
+                subscription._on_cancelled()
+            else:
+                self._suspend("cancelled")
+        elif event_type == "payment_received":
+            if subscription:
+                subscription._on_payment_received()
+            if self.state == "suspended" and self.suspension_reason == "non_payment":
+                self._unsuspend()
+        elif event_type == "payment_failed":
+            if subscription:
+                subscription._on_payment_failed()
+            self._dunning_check()
+        return event
+
+    def _dunning_check(self):
+        """Soft-suspend for non-payment after the company's grace: a number
+        of failed payments in a row, or days since the first failure."""
+        today = fields.Date.context_today(self)
+        for org in self.filtered(lambda o: o.state == "active" and not o.suspension_exempt):
+            subscription = org.subscription_id
+            if not subscription or subscription.state != "past_due":
+                continue
+            company = org.company_id
+            too_many = company.fayvad_dunning_max_failures and (
+                subscription.failed_payment_count >= company.fayvad_dunning_max_failures
+            )
+            too_late = (
+                company.fayvad_dunning_grace_days
+                and subscription.first_failure_date
+                and ((today - subscription.first_failure_date).days >= company.fayvad_dunning_grace_days)
+            )
+            if too_many or too_late:
+                org._suspend("non_payment")
+
     def _suspend(self, reason):
         """Suspend on the mail server (logins blocked, mail still received)."""
         for org in self:
@@ -333,9 +506,8 @@ class FayvadMailOrganization(models.Model):
     def _update_provisioning_state(self):
         """Move a provisioning organization to active or failed once its jobs are done."""
         for org in self.filtered(lambda o: o.state in ("provisioning", "failed")):
-            items = org.domain_ids | org.account_ids
             states = set(org.domain_ids.mapped("state")) | set(org.account_ids.mapped("state"))
-            if items and states <= {"active", "terminated"}:
+            if org.domain_ids and states <= {"active", "suspended", "terminated"}:
                 org.state = "active"
             elif "failed" in states:
                 org.state = "failed"
@@ -356,12 +528,23 @@ class FayvadMailOrganization(models.Model):
     def _demo_populate(self):
         """Demo data that depends on today: subscriptions, a month of billing
         events and daily usage snapshots."""
-        import random
-
-        from dateutil.relativedelta import relativedelta
-
         today = fields.Date.context_today(self)
         orgs = self.search([("state", "!=", "draft"), ("partner_id.email", "=like", "%.example")])
+        orgs = orgs.filtered(lambda o: not o.subscription_ids)  # demo functions run again on upgrades
+        if not orgs:
+            return
+        # the demo customers have been here for a while
+        self.flush_model()
+        since = fields.Datetime.now() - relativedelta(days=45)
+        self.env.cr.execute(
+            "UPDATE fayvad_mail_organization SET create_date = %s WHERE id = ANY(%s)", [since, orgs.ids]
+        )
+        self.env.cr.execute(
+            "UPDATE fayvad_mail_account SET create_date = %s WHERE organization_id = ANY(%s)",
+            [since, orgs.ids],
+        )
+        self.invalidate_model(["create_date"])
+        self.env["fayvad.mail.account"].invalidate_model(["create_date"])
         Event = self.env["fayvad.mail.billing.event"]
         Snapshot = self.env["fayvad.mail.usage.snapshot"]
         for org in orgs:
@@ -391,18 +574,6 @@ class FayvadMailOrganization(models.Model):
                     "description": f"{plan.name} subscription",
                 }
             )
-            extra = len(org.account_ids) - plan.included_users
-            for i in range(max(extra, 0)):
-                Event.create(
-                    {
-                        "organization_id": org.id,
-                        "event_type": "user_added",
-                        "date": today - relativedelta(days=12 - i),
-                        "quantity": 1,
-                        "unit_price": plan.price_per_extra_user,
-                        "description": "Additional user added",
-                    }
-                )
             if org.state == "suspended":
                 for days in (20, 13, 6):
                     Event.create(
@@ -421,3 +592,36 @@ class FayvadMailOrganization(models.Model):
                 for day in range(30, -1, -1):
                     used = int(account.quota * fill * (1 - day / 45) * rng.uniform(0.97, 1.0))
                     Snapshot._record(account, max(used, 0), today - relativedelta(days=day))
+        self._demo_accounting(orgs, today)
+
+    @api.model
+    def _demo_accounting(self, orgs, today):
+        """Invoice the demo month and register the payments of the customers
+        who paid (without committing: this runs during installation)."""
+        Event = self.env["fayvad.mail.billing.event"]
+        pending = Event.search([("organization_id", "in", orgs.ids), ("sync_state", "=", "pending")])
+        for event in pending:
+            event._sync()
+        invoices = pending.invoice_id.filtered(lambda m: m.state == "draft")
+        for invoice in invoices:
+            invoice.write(
+                {
+                    "invoice_date": today - relativedelta(days=30),
+                    "invoice_date_due": today - relativedelta(days=20),
+                }
+            )
+            invoice.action_post()
+        for invoice in invoices.filtered(lambda m: m.fayvad_organization_id.state == "active"):
+            payment = Event.create(
+                {
+                    "organization_id": invoice.fayvad_organization_id.id,
+                    "event_type": "payment_received",
+                    "date": today - relativedelta(days=25),
+                    "quantity": 1,
+                    "unit_price": invoice.amount_total,
+                    "currency_id": invoice.currency_id.id,
+                    "external_invoice_id": invoice.name,
+                    "description": "Card payment",
+                }
+            )
+            payment._sync()

@@ -20,6 +20,11 @@ class FayvadMailPlan(models.Model):
         default=5, tracking=True, help="Mailboxes covered by the monthly price; more are billed per user."
     )
     price_per_extra_user = fields.Monetary(string="Price per Extra User", tracking=True)
+    price_per_extra_gb = fields.Monetary(
+        string="Price per Extra GB",
+        tracking=True,
+        help="Monthly price of each GB an organization has beyond the plan's storage.",
+    )
     max_users = fields.Integer(string="Default Max Users", default=10, tracking=True)
     max_storage_gb = fields.Integer(string="Default Max Storage (GB)", default=50, tracking=True)
     default_mailbox_quota_mb = fields.Integer(

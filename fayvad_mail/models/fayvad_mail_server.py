@@ -1,7 +1,11 @@
+import logging
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..tools.mailserver import MailServerError, make_client
+
+_logger = logging.getLogger(__name__)
 
 ADMIN = "fayvad_mail.fayvad_mail_group_admin"
 
@@ -47,6 +51,7 @@ class FayvadMailServer(models.Model):
     )
     last_check_ok = fields.Boolean(readonly=True)
     last_check_message = fields.Char(readonly=True)
+    drift_count = fields.Integer(string="Differences", compute="_compute_drift_count")
 
     _sql_constraints = [
         (
@@ -56,6 +61,15 @@ class FayvadMailServer(models.Model):
         ),
         ("max_attempts_positive", "CHECK(max_attempts >= 1)", "A job needs at least one attempt."),
     ]
+
+    def _compute_drift_count(self):
+        counts = dict(
+            self.env["fayvad.mail.drift"]._read_group(
+                [("server_id", "in", self.ids), ("state", "=", "open")], ["server_id"], ["__count"]
+            )
+        )
+        for server in self:
+            server.drift_count = counts.get(server, 0)
 
     @api.model
     def _default_server(self):
@@ -91,9 +105,21 @@ class FayvadMailServer(models.Model):
             "params": {"type": "success", "message": self.env._("The mail server answers."), "sticky": False},
         }
 
+    def action_check_drift(self):
+        self.ensure_one()
+        return self.env["fayvad.mail.drift"]._action_check(self)
+
+    def action_view_drift(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("fayvad_mail.fayvad_mail_drift_action")
+        action["domain"] = [("server_id", "=", self.id)]
+        action["context"] = {"search_default_open": 1}
+        return action
+
     @api.model
     def _dev_configure_local(self, url, token):
-        """Used by ``./dev run``: make the local Modoboa the company's server."""
+        """Used by ``./dev run``: make the local Modoboa the company's server,
+        and queue what the demo organizations need on it."""
         server = self.with_context(active_test=False).search([("url", "=", url)], limit=1)
         vals = {
             "name": "Local Modoboa",
@@ -110,4 +136,19 @@ class FayvadMailServer(models.Model):
             server = self.create(vals)
         orgs = self.env["fayvad.mail.organization"].search([("mail_server_id", "=", False)])
         orgs.mail_server_id = server
+        server._repair_drift()
         return server
+
+    def _repair_drift(self):
+        """Queue the jobs that put on the server what Odoo says is there
+        (e.g. the demo organizations, created active before any server)."""
+        self.ensure_one()
+        try:
+            drifts = self.env["fayvad.mail.drift"]._check(self)
+        except MailServerError as exc:
+            _logger.warning("cannot compare %s with Odoo now: %s", self.name, exc)
+            return self.env["fayvad.mail.drift"]
+        repairable = drifts.filtered("can_repair")
+        if repairable:
+            repairable.action_repair()
+        return repairable

@@ -1,6 +1,16 @@
+import logging
+import threading
+from datetime import datetime, time
+
 from odoo import api, fields, models
 
 from ..fields import ByteSize
+from ..tools.mailserver import MailServerError, NotFound, Unavailable
+
+_logger = logging.getLogger(__name__)
+
+USAGE_BATCH = 20  # domains per cron call
+LIVE_ACCOUNT_STATES = ("active", "suspended")
 
 
 class FayvadMailUsageSnapshot(models.Model):
@@ -60,3 +70,75 @@ class FayvadMailUsageSnapshot(models.Model):
             [list(accounts.ids), day],
         )
         return dict(self.env.cr.fetchall())
+
+    # -- reading usage from the mail server -------------------------------------------------
+    @api.model
+    def _usage_domains_domain(self):
+        """Domains on a mail server whose usage was not read today."""
+        today = datetime.combine(fields.Date.context_today(self), time.min)
+        return [
+            ("state", "=", "active"),
+            ("organization_id.state", "in", LIVE_ACCOUNT_STATES),
+            ("organization_id.mail_server_id", "!=", False),
+            "|",
+            ("usage_read_at", "=", False),
+            ("usage_read_at", "<", today),
+        ]
+
+    @api.model
+    def _cron_read_usage(self, limit=USAGE_BATCH):
+        """Read the storage used by each mailbox from the mail server and
+        store today's snapshots: ``limit`` domains per call, one savepoint
+        (and one paginated list of accounts) per domain, the domains read
+        least recently first. A server that does not answer is left for
+        the next run; a domain the server does not know is skipped today."""
+        testing = getattr(threading.current_thread(), "testing", False)
+        Domain = self.env["fayvad.mail.domain"].sudo()
+        domains = Domain.search(
+            self._usage_domains_domain(), order="usage_read_at asc nulls first, id", limit=limit
+        )
+        clients, down, done = {}, set(), 0
+        for domain in domains:
+            server = domain.organization_id.mail_server_id
+            if server in down:
+                continue
+            try:
+                with self.env.cr.savepoint():
+                    if server not in clients:
+                        clients[server] = server._client()
+                    self._read_domain_usage(clients[server], domain)
+            except Unavailable as exc:
+                _logger.warning("usage of %s not read, %s does not answer: %s", domain.name, server.name, exc)
+                down.add(server)
+                continue
+            except MailServerError as exc:
+                _logger.warning("usage of %s not read: %s", domain.name, exc)
+                domain.usage_read_at = fields.Datetime.now()
+            except Exception:  # e.g. a concurrent update of the organization: next run
+                if testing:
+                    raise
+                _logger.exception("usage of %s not read", domain.name)
+                continue
+            done += 1
+            if not testing:
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+        remaining = 0 if down else Domain.search_count(self._usage_domains_domain())
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        return done
+
+    @api.model
+    def _read_domain_usage(self, client, domain):
+        """Snapshots of the live accounts of ``domain`` from one list of the
+        server. Modoboa reports a whole percent of the quota, truncated: the
+        bytes stored are the lower bound, short by less than 1% of the quota."""
+        remote_domain = client.find_domain(domain.name)
+        if remote_domain is None:
+            raise NotFound(f"the domain {domain.name} does not exist on the mail server")
+        remote = {mailbox.email: mailbox for mailbox in client.list_mailboxes(remote_domain.id)}
+        today = fields.Date.context_today(self)
+        accounts = domain.with_context(active_test=False).account_ids
+        for account in accounts.filtered(lambda a: a.state in LIVE_ACCOUNT_STATES):
+            mailbox = remote.get(account.email)
+            if mailbox is not None and mailbox.used_bytes is not None:
+                self._record(account, mailbox.used_bytes, today)
+        domain.usage_read_at = fields.Datetime.now()

@@ -31,7 +31,7 @@ class FayvadMailWebhookSecret(models.Model):
         default=lambda self: secrets.token_urlsafe(32),
         help="HMAC-SHA256 key shared with the billing system.",
     )
-    secret_hint = fields.Char(string="Secret", compute="_compute_secret_hint")
+    secret_hint = fields.Char(string="Secret (end)", compute="_compute_secret_hint")
     expires_at = fields.Datetime(
         string="Expires", help="Deliveries signed with this secret are refused after."
     )

@@ -1,9 +1,22 @@
 """Shared fixtures of fayvad_mail's tests."""
 
+import contextlib
+import http.client
+import http.server
+import os
+import sqlite3
+import threading
+import time
+import unittest
+import uuid
 from contextlib import contextmanager
 from unittest.mock import patch
+from urllib.parse import urlsplit
+
+import requests
 
 from odoo.tests import TransactionCase, new_test_user
+from odoo.tests.common import BlockedRequest, _super_send
 
 from odoo.addons.fayvad_mail.models.fayvad_mail_organization import MB
 
@@ -94,3 +107,193 @@ class FayvadMailCase(TransactionCase):
         return cls.env["fayvad.mail.account"].create(
             {"local_part": local, "domain_id": org.domain_ids[:1].id, "quota": quota_mb * MB, **vals}
         )
+
+
+# -- a real Modoboa (started by ./dev test) ---------------------------------------------
+MODOBOA_URL = os.environ.get("FAYVAD_TEST_MODOBOA_URL")
+MODOBOA_TOKEN = os.environ.get("FAYVAD_TEST_MODOBOA_TOKEN")
+MODOBOA_DB = os.environ.get("FAYVAD_TEST_MODOBOA_DB")
+
+
+def unique_domain(prefix="e2e"):
+    return f"{prefix}-{uuid.uuid4().hex[:10]}.example"
+
+
+class ModoboaCase(FayvadMailCase):
+    """Tests against the real Modoboa that ``./dev test`` starts: skipped
+    when FAYVAD_TEST_MODOBOA_URL is unset, failed when
+    FAYVAD_TEST_REQUIRE_MODOBOA=1 says it must be there."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not (MODOBOA_URL and MODOBOA_TOKEN):
+            if os.environ.get("FAYVAD_TEST_REQUIRE_MODOBOA") == "1":
+                raise AssertionError(
+                    "FAYVAD_TEST_REQUIRE_MODOBOA=1 but FAYVAD_TEST_MODOBOA_URL/_TOKEN are not set: "
+                    "run the tests with ./dev test, which starts a Modoboa"
+                )
+            raise unittest.SkipTest(
+                "no Modoboa to test against: FAYVAD_TEST_MODOBOA_URL is not set (./dev test sets it)"
+            )
+        super().setUpClass()
+        cls.modoboa = cls.make_modoboa_server(MODOBOA_URL)
+
+    @classmethod
+    def _request_handler(cls, s, r, /, **kw):
+        """Requests to 127.0.0.1 (Modoboa, the fault proxy) keep the client's
+        own (connect, read) timeouts; anything else stays blocked."""
+        if urlsplit(r.url).hostname in ("127.0.0.1", "localhost"):
+            return _super_send(s, r, **kw)
+        raise BlockedRequest(f"External requests verboten (was {r.method} {r.url})")
+
+    @classmethod
+    def make_modoboa_server(cls, url, **vals):
+        return cls.env["fayvad.mail.server"].create(
+            {
+                "name": f"Modoboa {url}",
+                "url": url,
+                "token": MODOBOA_TOKEN,
+                "mail_host": "mx.e2e.example",
+                "read_timeout": 15,
+                **vals,
+            }
+        )
+
+    def run_jobs(self, rounds=20):
+        """Run the provisioning cron until nothing is due; the jobs it ran."""
+        Job = self.env["fayvad.mail.job"]
+        total = 0
+        for _ in range(rounds):
+            ran = Job._cron_run()
+            total += ran
+            if not ran:
+                break
+        return total
+
+    # -- Modoboa's own API, with plain requests ----------------------------------------
+    def api(self, method, path, payload=None, expect=200):
+        response = requests.request(
+            method,
+            f"{MODOBOA_URL}{path}",
+            json=payload,
+            headers={"Authorization": f"Token {MODOBOA_TOKEN}"},
+            timeout=30,
+        )
+        self.assertEqual(response.status_code, expect, f"{method} {path}: {response.text[:300]}")
+        return response.json() if response.content else None
+
+    def api_domain(self, name):
+        """Modoboa's domain of that exact name (GET by pk, with its DKIM key), or None."""
+        results = self.api("GET", f"/api/v2/domains/?search={name}&page_size=1000")["results"]
+        found = [d for d in results if d["name"] == name]
+        return self.api("GET", f"/api/v2/domains/{found[0]['pk']}/") if found else None
+
+    def api_accounts(self, domain_pk):
+        return self.api("GET", f"/api/v2/accounts/?domain={domain_pk}&page_size=1000")["results"]
+
+    def api_account(self, username):
+        results = self.api("GET", f"/api/v2/accounts/?search={username}&page_size=1000")["results"]
+        found = [a for a in results if a["username"] == username]
+        return found[0] if found else None
+
+    @staticmethod
+    def set_mailbox_usage(email, bytes_used):
+        """Pretend the mailbox holds ``bytes_used`` (the admin_quota row
+        Dovecot writes), as devtools/modoboa.py set_mailbox_usage does."""
+        with contextlib.closing(sqlite3.connect(MODOBOA_DB, timeout=30)) as conn, conn:
+            conn.execute(
+                "INSERT INTO admin_quota (username, bytes, messages) VALUES (?, ?, 0) "
+                "ON CONFLICT (username) DO UPDATE SET bytes = excluded.bytes",
+                (email, int(bytes_used)),
+            )
+
+
+# -- a fault-injecting proxy between Odoo and Modoboa ------------------------------------
+class FaultProxy:
+    """An HTTP proxy on 127.0.0.1 in front of ``target``, whose ``mode`` is
+
+    - ``pass``: forward every request;
+    - ``error``: answer 500 without forwarding;
+    - ``slow``: forward, then answer only after ``delay`` seconds (longer
+      than the client's read timeout: the server did the work, the answer
+      is lost) for the methods in ``slow_methods``;
+
+    and ``stop()``/``start()`` close/reopen the port (connection refused).
+    ``log`` lists (method, path, upstream status) of what reached the target.
+    """
+
+    def __init__(self, target, delay=2.0):
+        parts = urlsplit(target)
+        self.target = (parts.hostname, parts.port)
+        self.mode = "pass"
+        self.delay = delay
+        self.slow_methods = {"POST"}
+        self.log = []
+        self.port = None
+        self._server = None
+        self._thread = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _handle(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                mode = proxy.mode
+                if mode == "error":
+                    return self._answer(500, b'{"detail": "Server error."}')
+                status, payload = proxy._forward(self.command, self.path, self.headers, body)
+                if mode == "slow" and self.command in proxy.slow_methods:
+                    time.sleep(proxy.delay)
+                return self._answer(status, payload)
+
+            def _answer(self, status, payload):
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    proxy.log.append((self.command, "answer lost: the client gave up", status))
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port or 0), Handler)
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(5)
+            self._server = None
+
+    def _forward(self, method, path, headers, body):
+        conn = http.client.HTTPConnection(*self.target, timeout=30)
+        try:
+            forwarded = {
+                k: v for k, v in headers.items() if k.lower() in ("authorization", "content-type", "accept")
+            }
+            conn.request(method, path, body=body or None, headers=forwarded)
+            response = conn.getresponse()
+            payload = response.read()
+        finally:
+            conn.close()
+        self.log.append((method, path.split("?")[0], response.status))
+        return response.status, payload
+
+    def count(self, method, path, status=None):
+        return sum(1 for m, p, s in self.log if m == method and p == path and status in (None, s))

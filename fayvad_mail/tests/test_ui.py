@@ -30,7 +30,6 @@ class TestAccountantTour(HttpCase):
         bob = Account.create(
             {"local_part": "bob", "domain_id": domain.id, "quota": 500 * MB, "state": "active"}
         )
-        self.env["fayvad.mail.billing.event"]._on_user_added(bob)
         today = fields.Date.today()
         for day in range(5):
             for account in (alice, bob):

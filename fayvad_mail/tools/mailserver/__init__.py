@@ -1,7 +1,8 @@
 """The one client fayvad_mail uses to drive mail servers.
 
 ``make_client(server_type, url, token, timeout)`` returns a backend that
-implements :class:`MailServerClient`; Modoboa is the first one."""
+implements :class:`MailServerClient`; Modoboa is the first one. Another
+server type registers its own class with ``@register("<type>")``."""
 
 from .base import (
     MailServerClient,
@@ -11,6 +12,7 @@ from .base import (
     RemoteDomain,
     RemoteMailbox,
     Unavailable,
+    generate_password,
 )
 
 BACKENDS = {}

@@ -4,6 +4,8 @@ through which every HTTP request goes."""
 import json
 import logging
 import re
+import secrets
+import string
 import time
 from dataclasses import dataclass
 
@@ -13,21 +15,42 @@ _logger = logging.getLogger(__name__)
 
 SECRET_KEYS = re.compile(r"pass(word)?|token|secret|authorization|key", re.I)
 MAX_LOGGED_BODY = 2000
+MAX_REASON = 500
+
+# Passwords handed to the mail server. Modoboa validates them with Django's
+# validators (8 characters minimum, not common, not all digits) and its own
+# ComplexityValidator (by default one upper case letter, one lower case
+# letter, one digit; installers may also require one special character from
+# ``~!@#$%^&*()_+{}":;,'[]``): a generated password always has each class.
+PASSWORD_SPECIALS = "!#%*_+"
+PASSWORD_CLASSES = (string.ascii_uppercase, string.ascii_lowercase, string.digits, PASSWORD_SPECIALS)
+
+
+def generate_password(length=20):
+    """A random password every mail server of ours accepts."""
+    length = max(length, len(PASSWORD_CLASSES))
+    alphabet = "".join(PASSWORD_CLASSES)
+    chars = [secrets.choice(cls) for cls in PASSWORD_CLASSES]
+    chars += [secrets.choice(alphabet) for _ in range(length - len(chars))]
+    secrets.SystemRandom().shuffle(chars)
+    return "".join(chars)
 
 
 class MailServerError(Exception):
     """A mail-server call that did not succeed. ``retryable`` says whether
-    trying again later may help (timeouts, outages) or not (a refusal)."""
+    trying again later may help (timeouts, outages) or not (a refusal);
+    ``reason`` is the server's own explanation when it gave one."""
 
     retryable = True
 
-    def __init__(self, message, status=None):
+    def __init__(self, message, status=None, reason=None):
         super().__init__(message)
         self.status = status
+        self.reason = reason or message
 
 
 class Unavailable(MailServerError):
-    """Down, unreachable, too slow or failing internally: retry later."""
+    """Down, unreachable, too slow, throttling or failing internally: retry later."""
 
     retryable = True
 
@@ -49,18 +72,25 @@ class RemoteDomain:
     enabled: bool
     quota_mb: int
     default_mailbox_quota_mb: int
+    dkim_enabled: bool = False
     dkim_public_key: str = ""
     dkim_selector: str = ""
 
 
 @dataclass
 class RemoteMailbox:
+    """An account of the mail server (a login), with its mailbox when it
+    has one. ``used_bytes`` is None when the server did not tell."""
+
     id: int
     email: str
     active: bool
     quota_mb: int
     used_bytes: int | None = None
+    usage_percent: int | None = None
     is_domain_admin: bool = False
+    has_mailbox: bool = True
+    created: bool = False  # True when ensure_mailbox() created it in this call
 
 
 def redact(value):
@@ -72,43 +102,72 @@ def redact(value):
     return value
 
 
+def secret_values(value):
+    """The values of the secret-looking fields of a JSON-like value."""
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if SECRET_KEYS.search(str(key)) and isinstance(item, str) and item:
+                found.append(item)
+            else:
+                found += secret_values(item)
+    elif isinstance(value, list):
+        for item in value:
+            found += secret_values(item)
+    return found
+
+
 class MailServerClient:
-    """Base of the backends. Every method is idempotent: repeating a call
-    that already took effect on the server succeeds."""
+    """Base of the backends. Every ``ensure_*``/``delete_*`` method is
+    idempotent: repeating a call that already took effect on the server
+    succeeds and changes nothing."""
 
     def __init__(self, url, token, timeout):
         self.url = (url or "").rstrip("/")
-        self._token = token
+        self._token = token or ""
         self.timeout = timeout
         self._session = requests.Session()
 
     def __repr__(self):  # never show the token
         return f"<{type(self).__name__} {self.url}>"
 
+    # -- the one request method ----------------------------------------------------
     def _headers(self):
         raise NotImplementedError
 
-    def _error_message(self, response):
+    def _error_reason(self, response):
         """A short reason from an error response (JSON detail or status)."""
         try:
             data = response.json()
         except ValueError:
             return f"HTTP {response.status_code}"
-        return json.dumps(data, ensure_ascii=False)[:500]
+        return json.dumps(data, ensure_ascii=False)
 
-    def _request(self, method, path, payload=None, params=None, expect=(200, 201, 204)):
-        """Send one request; return its decoded JSON (or None).
+    def _scrub(self, text, payload=None):
+        """``text`` without the token or any secret of ``payload``."""
+        for secret in [self._token, *secret_values(payload)]:
+            if secret and len(secret) >= 4:
+                text = text.replace(secret, "***")
+        return text
 
-        Timeouts, connection errors and 5xx/429 answers raise
-        :class:`Unavailable`; 404 raises :class:`NotFound`; other 4xx raise
-        :class:`Refused` with the server's reason. Bodies are logged with
-        secrets masked; the token is never logged.
+    def _request(self, method, path, payload=None, params=None, expect=(200, 201, 202, 204)):
+        """Send one request; return its decoded JSON (or None when empty).
+
+        - timeouts, connection errors, 5xx and 429 answers raise
+          :class:`Unavailable` (retry later);
+        - 404 raises :class:`NotFound`; other 4xx and 3xx raise
+          :class:`Refused` with the server's reason.
+
+        Bodies are logged (debug) with secrets masked; the token and the
+        passwords sent never reach a log line or an error message.
         """
         if not self.url:
             raise Refused("the mail server has no URL configured")
         url = f"{self.url}{path}"
         started = time.monotonic()
-        _logger.debug("mail server %s %s params=%s body=%s", method, url, params, redact(payload))
+        if _logger.isEnabledFor(logging.DEBUG):
+            body = self._scrub(json.dumps(redact(payload)), payload)[:MAX_LOGGED_BODY]
+            _logger.debug("mail server %s %s params=%s body=%s", method, path, params, body)
         try:
             response = self._session.request(
                 method,
@@ -120,76 +179,96 @@ class MailServerClient:
                 allow_redirects=False,
             )
         except requests.exceptions.Timeout as exc:
-            raise Unavailable(f"{method} {path}: no answer within {self.timeout[1]:g}s") from exc
+            raise Unavailable(f"{method} {path}: no answer within {self._read_timeout():g}s") from exc
         except requests.exceptions.ConnectionError as exc:
             raise Unavailable(f"{method} {path}: cannot connect to {self.url}") from exc
         except requests.exceptions.RequestException as exc:
             raise Unavailable(f"{method} {path}: {type(exc).__name__}") from exc
         elapsed = (time.monotonic() - started) * 1000
-        _logger.info("mail server %s %s -> %s (%.0f ms)", method, path, response.status_code, elapsed)
-        if response.status_code in expect:
-            if not response.content:
-                return None
-            try:
-                data = response.json()
-            except ValueError as exc:
-                raise Unavailable(f"{method} {path}: the answer is not JSON") from exc
-            _logger.debug("mail server answer %s", json.dumps(redact(data))[:MAX_LOGGED_BODY])
-            return data
-        reason = self._error_message(response)
         status = response.status_code
+        _logger.info("mail server %s %s -> %s (%.0f ms)", method, path, status, elapsed)
+        if status in expect:
+            return self._decode(method, path, response, payload)
+        reason = self._scrub(self._error_reason(response), payload)[:MAX_REASON]
+        _logger.info("mail server %s %s refused: %s", method, path, reason)
         if status == 429 or status >= 500:
-            raise Unavailable(f"{method} {path}: {reason}", status=status)
+            raise Unavailable(f"{method} {path}: HTTP {status}: {reason}", status=status, reason=reason)
         if status == 404:
-            raise NotFound(f"{method} {path}: not found", status=status)
+            raise NotFound(f"{method} {path}: not found ({reason})", status=status, reason=reason)
         if status in (401, 403):
             raise Refused(
-                f"{method} {path}: the mail server refused the token (HTTP {status})", status=status
+                f"{method} {path}: the mail server refused the token (HTTP {status})",
+                status=status,
+                reason=reason,
             )
-        raise Refused(f"{method} {path}: {reason}", status=status)
+        raise Refused(f"{method} {path}: {reason}", status=status, reason=reason)
 
-    # -- the interface -------------------------------------------------------------
+    def _decode(self, method, path, response, payload):
+        if not response.content:
+            return None
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise Unavailable(f"{method} {path}: the answer is not JSON") from exc
+        if _logger.isEnabledFor(logging.DEBUG):
+            body = self._scrub(json.dumps(redact(data)), payload)[:MAX_LOGGED_BODY]
+            _logger.debug("mail server answer %s", body)
+        return data
+
+    def _read_timeout(self):
+        return self.timeout[1] if isinstance(self.timeout, tuple | list) else self.timeout
+
+    # -- the interface ---------------------------------------------------------------
     def check(self):
         """Raise unless the server answers with the configured token."""
         raise NotImplementedError
 
+    def list_domains(self):
+        """Every domain: list of RemoteDomain."""
+        raise NotImplementedError
+
     def find_domain(self, name):
-        """RemoteDomain or None."""
+        """RemoteDomain with exactly this name, or None."""
         raise NotImplementedError
 
     def ensure_domain(self, name, quota_mb, default_mailbox_quota_mb):
-        """Create the domain (enabled, DKIM on) unless it exists; RemoteDomain."""
+        """Create the domain (enabled, DKIM on) unless it exists; RemoteDomain.
+        The DKIM key may still be empty when the server generates it later."""
         raise NotImplementedError
 
-    def ensure_domain_admin(self, domain, username, password):
-        """Create the domain's administrator login unless it exists."""
-        raise NotImplementedError
-
-    def update_domain(self, domain_id, **values):
+    def update_domain(self, domain_id, quota_mb=None, default_mailbox_quota_mb=None, enabled=None):
         raise NotImplementedError
 
     def delete_domain(self, domain_id):
-        """Delete the domain (its mailboxes must be gone); no error if absent."""
+        """Delete the domain (its accounts must be gone first); no error if absent."""
         raise NotImplementedError
 
-    def list_domains(self):
+    def ensure_domain_admin(self, domain, username, password):
+        """Create the domain's administrator login (no mailbox) unless it
+        exists, and make it administer ``domain``; returns its id."""
+        raise NotImplementedError
+
+    def list_domain_admins(self, domain_id):
+        """The administrators of a domain: list of (id, username)."""
         raise NotImplementedError
 
     def find_mailbox(self, email):
-        """RemoteMailbox or None."""
+        """RemoteMailbox whose login is exactly ``email``, or None."""
         raise NotImplementedError
 
     def ensure_mailbox(self, email, password, quota_mb, first_name="", last_name=""):
-        """Create the mailbox unless it exists; RemoteMailbox."""
+        """Create the mailbox unless it exists; RemoteMailbox (``created``
+        tells whether this call created it)."""
         raise NotImplementedError
 
     def update_mailbox(self, mailbox_id, quota_mb=None, active=None, password=None):
         raise NotImplementedError
 
     def delete_mailbox(self, mailbox_id):
-        """Delete the mailbox; no error if it is already gone."""
+        """Delete the account and its mailbox; no error if already gone."""
         raise NotImplementedError
 
-    def list_mailboxes(self, domain=None):
-        """RemoteMailbox list (with used_bytes when the server tells)."""
+    def list_mailboxes(self, domain_id):
+        """The mailboxes of a domain (by the server's domain id), with
+        used_bytes when the server tells: list of RemoteMailbox."""
         raise NotImplementedError

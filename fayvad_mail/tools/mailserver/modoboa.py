@@ -1,17 +1,33 @@
 """Modoboa 2.x backend (REST API v2, ``Authorization: Token``).
 
 Facts this relies on (measured on Modoboa 2.12, see MODOBOA-NOTES.md and
-tests/data/modoboa/): quotas are whole MB, sent as numbers and returned as
-strings; ``?search=`` matches substrings, so lookups filter on the exact
-name; create answers omit the DKIM key (GET again); DELETE does not delete
-(``POST .../delete/`` does); deleting a domain leaves its accounts behind.
+tests/data/modoboa/NOTES.md):
+
+- quotas are whole MB, sent as numbers and returned as strings; ``0`` means
+  unlimited;
+- ``?search=`` matches substrings (accounts) or prefixes (domains), so every
+  lookup filters the results on the exact name;
+- lists are paginated (``count``/``next``/``results``), except a domain's
+  ``administrators/``;
+- create answers omit the DKIM key (GET the domain again), ``full_address``
+  and ``quota_usage``;
+- ``DELETE`` does not delete, ``POST .../delete/`` does; deleting a domain
+  leaves its accounts behind, so they are deleted first;
+- ``mailbox.quota_usage`` is a whole percent of the quota, truncated: the
+  bytes used are known to 1% of the quota only (see ``_mailbox``).
 """
 
+import html
+import re
+
 from . import register
-from .base import MailServerClient, NotFound, Refused, RemoteDomain, RemoteMailbox, Unavailable
+from .base import MailServerClient, NotFound, Refused, RemoteDomain, RemoteMailbox
 
 PAGE_SIZE = 100
+MAX_PAGES = 1000  # 100,000 objects: a guard against a server that never ends its list
 MB = 1024 * 1024
+API = "/api/v2"
+_TAGS = re.compile(r"<[^>]+>")
 
 
 def _int(value):
@@ -21,38 +37,50 @@ def _int(value):
         return 0
 
 
+def _flatten(value, prefix=""):
+    """Modoboa's error bodies as ``field: message`` strings."""
+    if isinstance(value, dict):
+        parts = []
+        for key, item in value.items():
+            inner = "" if key in ("detail", "error", "non_field_errors") else f"{prefix}{key}"
+            parts += _flatten(item, f"{inner}." if inner else "")
+        return parts
+    if isinstance(value, list):
+        return [part for item in value for part in _flatten(item, prefix)]
+    text = str(value)
+    return [f"{prefix[:-1]}: {text}" if prefix else text]
+
+
 @register("modoboa")
 class ModoboaClient(MailServerClient):
     def _headers(self):
         return {"Authorization": f"Token {self._token}", "Accept": "application/json"}
 
-    def _error_message(self, response):
+    def _error_reason(self, response):
+        """Modoboa answers ``{"error": ...}``, ``{"detail": ...}`` or field
+        errors ``{"field": ["message"]}``; Django-level errors (production
+        500, bad Host) are HTML pages."""
         try:
             data = response.json()
         except ValueError:
-            return f"HTTP {response.status_code}"
-        if isinstance(data, dict):
-            parts = []
-            for key, value in data.items():
-                text = "; ".join(map(str, value)) if isinstance(value, list) else str(value)
-                parts.append(text if key in ("detail", "error", "non_field_errors") else f"{key}: {text}")
-            return " | ".join(parts)[:500]
-        return str(data)[:500]
+            text = " ".join(html.unescape(_TAGS.sub(" ", response.text or "")).split())
+            return f"HTTP {response.status_code}" + (f": {text[:120]}" if text else "")
+        return " | ".join(_flatten(data)) or f"HTTP {response.status_code}"
 
-    def _pages(self, path, params):
-        params = dict(params, page_size=PAGE_SIZE)
-        page = 1
-        while True:
+    def _pages(self, path, params=None):
+        """Every object of a list, page after page."""
+        params = dict(params or {}, page_size=PAGE_SIZE)
+        for page in range(1, MAX_PAGES + 1):
             data = self._request("GET", path, params=dict(params, page=page))
-            if isinstance(data, list):  # unpaginated answer
+            if isinstance(data, list):  # an unpaginated answer
                 yield from data
                 return
-            yield from data.get("results", [])
-            if not data.get("next"):
+            results = (data or {}).get("results") or []
+            yield from results
+            if not data.get("next") or not results:
                 return
-            page += 1
 
-    # -- domains -----------------------------------------------------------------------
+    # -- domains -------------------------------------------------------------------------
     @staticmethod
     def _domain(data):
         return RemoteDomain(
@@ -61,119 +89,132 @@ class ModoboaClient(MailServerClient):
             enabled=bool(data.get("enabled")),
             quota_mb=_int(data.get("quota")),
             default_mailbox_quota_mb=_int(data.get("default_mailbox_quota")),
+            dkim_enabled=bool(data.get("enable_dkim")),
             dkim_public_key=data.get("dkim_public_key") or "",
             dkim_selector=data.get("dkim_key_selector") or "",
         )
 
     def check(self):
-        self._request("GET", "/api/v2/domains/", params={"page_size": 1})
+        self._request("GET", f"{API}/domains/", params={"page_size": 1})
 
     def list_domains(self):
-        return [self._domain(d) for d in self._pages("/api/v2/domains/", {})]
+        return [self._domain(d) for d in self._pages(f"{API}/domains/")]
 
     def find_domain(self, name):
-        for data in self._pages("/api/v2/domains/", {"search": name}):
+        name = name.lower()
+        for data in self._pages(f"{API}/domains/", {"search": name}):
             if data.get("name") == name:
                 return self._domain(data)
         return None
 
     def get_domain(self, domain_id):
-        return self._domain(self._request("GET", f"/api/v2/domains/{domain_id}/"))
+        return self._domain(self._request("GET", f"{API}/domains/{domain_id}/"))
 
     def ensure_domain(self, name, quota_mb, default_mailbox_quota_mb):
         remote = self.find_domain(name)
         if remote is None:
-            payload = {
-                "name": name,
-                "type": "domain",
-                "enabled": True,
-                "quota": quota_mb,
-                "default_mailbox_quota": default_mailbox_quota_mb,
-                "enable_dkim": True,
-            }
-            try:
-                created = self._request("POST", "/api/v2/domains/", payload)
-            except Refused as exc:
-                remote = self.find_domain(name)  # created by an earlier attempt that timed out
-                if remote is None:
-                    raise exc from None
-            else:
-                remote = self._domain(created)
+            remote = self._create_domain(name, quota_mb, default_mailbox_quota_mb)
+        if not remote.dkim_enabled:
+            # Modoboa generates the key when DKIM is switched on
+            self._request("PATCH", f"{API}/domains/{remote.id}/", {"enable_dkim": True})
         if not remote.dkim_public_key:
-            remote = self._ensure_dkim(remote)
+            remote = self.get_domain(remote.id)  # create/PATCH answers show no key
         return remote
 
-    def _ensure_dkim(self, remote):
-        """Turn DKIM on and have the key generated; the key comes on a GET."""
-        data = self._request("GET", f"/api/v2/domains/{remote.id}/")
-        if not data.get("enable_dkim"):
-            self._request("PATCH", f"/api/v2/domains/{remote.id}/", {"enable_dkim": True})
-            data = self._request("GET", f"/api/v2/domains/{remote.id}/")
-        if not data.get("dkim_public_key"):
-            self._request("POST", f"/api/v2/domains/{remote.id}/dkim/generate/", {})
-            data = self._request("GET", f"/api/v2/domains/{remote.id}/")
-        return self._domain(data)
-
-    def ensure_domain_admin(self, domain, username, password):
-        remote = self.find_domain(domain)
-        if remote is None:
-            raise NotFound(f"domain {domain} does not exist on the mail server")
-        admins = self._request("GET", f"/api/v2/domains/{remote.id}/administrators/") or []
-        if any(admin.get("username") == username for admin in admins):
-            return
-        account = self._find_account(username)
-        if account is None:
-            payload = {
-                "username": username,
-                "role": "DomainAdmins",
-                "password": password,
-                "mailbox": {"use_domain_quota": True},
-            }
-            try:
-                account = self._request("POST", "/api/v2/accounts/", payload)
-            except Refused:
-                account = self._find_account(username)
-                if account is None:
-                    raise
-        self._request("POST", f"/api/v2/domains/{remote.id}/administrators/add/", {"account": account["pk"]})
+    def _create_domain(self, name, quota_mb, default_mailbox_quota_mb):
+        payload = {
+            "name": name,
+            "type": "domain",
+            "enabled": True,
+            "quota": int(quota_mb),
+            "default_mailbox_quota": int(default_mailbox_quota_mb),
+            "enable_dkim": True,
+        }
+        try:
+            return self._domain(self._request("POST", f"{API}/domains/", payload))
+        except Refused:
+            remote = self.find_domain(name)  # created by an earlier attempt whose answer was lost
+            if remote is None:
+                raise
+            return remote
 
     def update_domain(self, domain_id, quota_mb=None, default_mailbox_quota_mb=None, enabled=None):
         payload = {}
         if quota_mb is not None:
-            payload["quota"] = quota_mb
+            payload["quota"] = int(quota_mb)
         if default_mailbox_quota_mb is not None:
-            payload["default_mailbox_quota"] = default_mailbox_quota_mb
+            payload["default_mailbox_quota"] = int(default_mailbox_quota_mb)
         if enabled is not None:
-            payload["enabled"] = enabled
-        self._request("PATCH", f"/api/v2/domains/{domain_id}/", payload)
+            payload["enabled"] = bool(enabled)
+        if payload:
+            self._request("PATCH", f"{API}/domains/{domain_id}/", payload)
 
     def delete_domain(self, domain_id):
         try:
-            self._request("POST", f"/api/v2/domains/{domain_id}/delete/", {"keep_folder": False})
+            self._request("POST", f"{API}/domains/{domain_id}/delete/", {"keep_folder": False})
         except NotFound:
             return
 
-    # -- mailboxes ---------------------------------------------------------------------
+    def list_domain_admins(self, domain_id):
+        admins = self._request("GET", f"{API}/domains/{domain_id}/administrators/") or []
+        return [(admin["id"], admin.get("username") or "") for admin in admins]
+
+    def ensure_domain_admin(self, domain, username, password):
+        """The administrator is a login without a mailbox: it holds no mail
+        and takes nothing of the domain quota. The v2 API ignores a
+        ``domains`` list on account creation, hence ``administrators/add``."""
+        username = username.lower()
+        remote = self.find_domain(domain)
+        if remote is None:
+            raise NotFound(f"the domain {domain} does not exist on the mail server")
+        for admin_id, admin_name in self.list_domain_admins(remote.id):
+            if admin_name == username:
+                return admin_id
+        account = self._find_account(username)
+        if account is None:
+            payload = {"username": username, "role": "DomainAdmins", "password": password}
+            try:
+                account = self._request("POST", f"{API}/accounts/", payload)
+            except Refused:
+                account = self._find_account(username)  # an earlier attempt created it
+                if account is None:
+                    raise
+        elif account.get("mailbox"):
+            raise Refused(f"{username} is a mailbox on the mail server, not an administrator login")
+        self._request("POST", f"{API}/domains/{remote.id}/administrators/add/", {"account": account["pk"]})
+        return account["pk"]
+
+    # -- accounts and mailboxes -----------------------------------------------------------------
     @staticmethod
-    def _mailbox(data):
+    def _mailbox(data, created=False):
+        """``quota_usage`` is int(bytes * 100 / quota): the usage is known
+        to be in [p%, p+1%) of the quota. We report the lower bound, so a
+        figure is never above what the mailbox holds and is short of it by
+        less than 1% of the quota (under 10.5 MB for a 1 GiB mailbox)."""
         mailbox = data.get("mailbox") or {}
         quota_mb = _int(mailbox.get("quota"))
         usage = mailbox.get("quota_usage")
         used = None
         if usage is not None and quota_mb:
-            used = round(_int(usage) * quota_mb * MB / 100)  # Modoboa tells whole percent of the quota
+            used = _int(usage) * quota_mb * MB // 100
         return RemoteMailbox(
             id=data["pk"],
-            email=mailbox.get("full_address") or data.get("username"),
+            email=(mailbox.get("full_address") or data.get("username") or "").lower(),
             active=bool(data.get("is_active")),
             quota_mb=quota_mb,
             used_bytes=used,
+            usage_percent=None if usage is None else _int(usage),
             is_domain_admin=data.get("role") == "DomainAdmins",
+            has_mailbox=bool(data.get("mailbox")),
+            created=created,
         )
 
     def _find_account(self, username):
-        for data in self._pages("/api/v2/accounts/", {"search": username}):
-            if data.get("username") == username:
+        """The account whose login is exactly ``username`` (the search also
+        returns every address that merely contains it)."""
+        username = username.lower()
+        for data in self._pages(f"{API}/accounts/", {"search": username}):
+            if (data.get("username") or "").lower() == username:
                 return data
         return None
 
@@ -182,51 +223,48 @@ class ModoboaClient(MailServerClient):
         return self._mailbox(data) if data else None
 
     def get_mailbox(self, mailbox_id):
-        return self._mailbox(self._request("GET", f"/api/v2/accounts/{mailbox_id}/"))
+        return self._mailbox(self._request("GET", f"{API}/accounts/{mailbox_id}/"))
 
     def ensure_mailbox(self, email, password, quota_mb, first_name="", last_name=""):
+        email = email.lower()
         existing = self._find_account(email)
         if existing is None:
             payload = {
                 "username": email,
                 "role": "SimpleUsers",
                 "password": password,
-                "first_name": first_name,
-                "last_name": last_name,
-                "mailbox": {"use_domain_quota": False, "quota": quota_mb},
+                "first_name": first_name or "",
+                "last_name": last_name or "",
+                "mailbox": {"use_domain_quota": False, "quota": int(quota_mb)},
             }
             try:
-                self._request("POST", "/api/v2/accounts/", payload)
+                return self._mailbox(self._request("POST", f"{API}/accounts/", payload), created=True)
             except Refused:
-                if self._find_account(email) is None:
+                existing = self._find_account(email)  # an earlier attempt created it
+                if existing is None:
                     raise
-            existing = self._find_account(email)
-            if existing is None:
-                raise Unavailable(f"{email} was created but cannot be read back")
-        return self._mailbox(existing)
+        remote = self._mailbox(existing)
+        if not remote.has_mailbox:
+            raise Refused(f"{email} exists on the mail server as a login without a mailbox")
+        return remote
 
     def update_mailbox(self, mailbox_id, quota_mb=None, active=None, password=None):
         payload = {}
         if quota_mb is not None:
-            payload["mailbox"] = {"quota": quota_mb, "use_domain_quota": False}
+            payload["mailbox"] = {"quota": int(quota_mb), "use_domain_quota": False}
         if active is not None:
-            payload["is_active"] = active
+            payload["is_active"] = bool(active)
         if password is not None:
             payload["password"] = password
         if payload:
-            self._request("PATCH", f"/api/v2/accounts/{mailbox_id}/", payload)
+            self._request("PATCH", f"{API}/accounts/{mailbox_id}/", payload)
 
     def delete_mailbox(self, mailbox_id):
         try:
-            self._request("POST", f"/api/v2/accounts/{mailbox_id}/delete/", {"keepdir": False})
+            self._request("POST", f"{API}/accounts/{mailbox_id}/delete/", {"keepdir": False})
         except NotFound:
             return
 
-    def list_mailboxes(self, domain=None):
-        params = {}
-        if domain is not None:
-            remote = self.find_domain(domain)
-            if remote is None:
-                return []
-            params["domain"] = remote.id
-        return [self._mailbox(d) for d in self._pages("/api/v2/accounts/", params) if d.get("mailbox")]
+    def list_mailboxes(self, domain_id):
+        params = {"domain": domain_id, "ordering": "username"}
+        return [self._mailbox(d) for d in self._pages(f"{API}/accounts/", params) if d.get("mailbox")]

@@ -1,0 +1,129 @@
+"""The ERP integration HTTP API: parse, authenticate, hand over to a model,
+answer JSON. Routes are served under /fayvad_api/erp/ and /erp/, with and
+without the trailing slash (never a redirect)."""
+
+import functools
+
+from odoo import fields, http
+from odoo.http import request
+
+from ..models.ir_http import json_error_response
+from ..tools.api_errors import ApiError, validation_error
+from ..tools.openapi import openapi_document
+from ..tools.validation import (
+    ValidationFailed,
+    validate_email_account,
+    validate_organization,
+    validate_usage_query,
+)
+
+PREFIXES = ("/fayvad_api/erp", "/erp")
+
+
+def api_routes(path):
+    return [f"{prefix}{path}{slash}" for prefix in PREFIXES for slash in ("", "/")]
+
+
+def api_endpoint(*methods, error_code="INTERNAL_ERROR"):
+    """Check the HTTP method, turn ApiError / ValidationFailed into JSON
+    errors; anything else is left to ir.http._handle_error (JSON too)."""
+
+    def decorator(func):
+        @functools.wraps(func)
+        def wrapper(self, *args, **kwargs):
+            if request.httprequest.method not in methods:
+                return json_error_response(
+                    ApiError(
+                        405, "METHOD_NOT_ALLOWED", f"Use {' or '.join(methods)} on this route", allow=methods
+                    )
+                )
+            try:
+                return func(self, *args, **kwargs)
+            except ValidationFailed as exc:
+                return json_error_response(validation_error(exc.details))
+            except ApiError as exc:
+                return json_error_response(exc)
+
+        return wrapper
+
+    return decorator
+
+
+class FayvadMailApi(http.Controller):
+    @http.route(
+        api_routes("/usage-summary"),
+        type="http",
+        auth="fayvad_api",
+        csrf=False,
+        save_session=False,
+        readonly=True,
+    )
+    @api_endpoint("GET")
+    def usage_summary(self, **params):
+        query = validate_usage_query(request.httprequest.args, fields.Date.context_today(request.env.user))
+        return request.make_json_response(request.env["fayvad.mail.usage.summary"]._summary(query))
+
+    @http.route(
+        api_routes("/provision/organization"), type="http", auth="fayvad_api", csrf=False, save_session=False
+    )
+    @api_endpoint("POST")
+    def provision_organization(self, **params):
+        return self._provision("organization", validate_organization)
+
+    @http.route(
+        api_routes("/provision/email-account"), type="http", auth="fayvad_api", csrf=False, save_session=False
+    )
+    @api_endpoint("POST")
+    def provision_email_account(self, **params):
+        return self._provision("email_account", validate_email_account)
+
+    def _provision(self, kind, validate):
+        raw = request.httprequest.get_data(cache=True)
+        key = request.httprequest.headers.get("Idempotency-Key")
+        status, body = request.env["fayvad.mail.provisioning"]._handle(kind, raw, validate, key)
+        return request.make_json_response(body, status=status)
+
+    @http.route(api_routes("/webhooks/billing"), type="http", auth="public", csrf=False, save_session=False)
+    @api_endpoint("POST")
+    def billing_webhook(self, **params):
+        return self._webhook(token=None)
+
+    @http.route(
+        api_routes("/webhooks/billing/<string:token>"),
+        type="http",
+        auth="public",
+        csrf=False,
+        save_session=False,
+    )
+    @api_endpoint("POST")
+    def billing_webhook_organization(self, token, **params):
+        return self._webhook(token=token)
+
+    def _webhook(self, token):
+        httprequest = request.httprequest
+        status, body = (
+            request.env["fayvad.mail.webhook.delivery"]
+            .sudo()
+            ._receive(
+                raw=httprequest.get_data(cache=True),
+                headers=dict(httprequest.headers),
+                remote_addr=httprequest.remote_addr,
+                token=token,
+            )
+        )
+        return request.make_json_response(body, status=status)
+
+    @http.route(api_routes("/openapi.json"), type="http", auth="none", csrf=False, save_session=False)
+    @api_endpoint("GET")
+    def openapi(self, **params):
+        return request.make_json_response(openapi_document())
+
+    @http.route(
+        [f"{prefix}/<path:rest>" for prefix in PREFIXES],
+        type="http",
+        auth="none",
+        csrf=False,
+        save_session=False,
+    )
+    def not_found(self, rest, **params):
+        return json_error_response(ApiError(404, "NOT_FOUND", "No such API route"))

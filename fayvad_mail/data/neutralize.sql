@@ -1,0 +1,12 @@
+-- a copied database must not drive the production mail server:
+-- forget the API tokens and point the servers nowhere
+UPDATE fayvad_mail_server
+   SET token = NULL,
+       url = 'http://neutralized.invalid',
+       active = false;
+
+-- and leave its provisioning queue alone
+UPDATE fayvad_mail_job
+   SET state = 'cancelled',
+       last_error = 'Cancelled when the database was neutralized.'
+ WHERE state = 'pending';

@@ -1,0 +1,96 @@
+import hashlib
+import json
+
+from psycopg2 import errors as pg_errors
+
+from odoo import api, fields, models
+
+from ..tools.api_errors import ApiError
+
+
+class FayvadMailApiRequest(models.Model):
+    """A POST made with an ``Idempotency-Key``: the same key with the same
+    body replays the first answer; with another body it is a conflict."""
+
+    _name = "fayvad.mail.api.request"
+    _description = "API Idempotency Record"
+    _order = "id desc"
+
+    user_id = fields.Many2one("res.users", required=True, index=True, ondelete="cascade")
+    key = fields.Char(required=True)
+    route = fields.Char(required=True)
+    body_hash = fields.Char(required=True)
+    status_code = fields.Integer()
+    response = fields.Text()
+
+    _sql_constraints = [
+        ("user_key_unique", "UNIQUE(user_id, key)", "An idempotency key is used once per user.")
+    ]
+
+    @api.model
+    def _claim(self, key, route, raw):
+        """Claim ``key`` for this request in its own committed transaction.
+        Returns ``None`` when claimed (go on), else ``(status, body)`` to
+        answer instead: the stored answer of the first request, or a 409."""
+        if not key or len(key) > 255:
+            raise ApiError(
+                400,
+                "VALIDATION_ERROR",
+                "Request data validation failed",
+                details={"Idempotency-Key": ["Must be 1 to 255 characters."]},
+            )
+        digest = hashlib.sha256(raw).hexdigest()
+        answer = self._replay(key, route, digest)
+        if answer:
+            return answer
+        try:
+            with self.env.registry.cursor() as cr:
+                self.with_env(self.env(cr=cr)).sudo().create(
+                    {"user_id": self.env.uid, "key": key, "route": route, "body_hash": digest}
+                )
+            return None
+        except pg_errors.UniqueViolation:  # the same key claimed at the same moment
+            return self._replay(key, route, digest)
+
+    @api.model
+    def _replay(self, key, route, digest):
+        with self.env.registry.cursor() as cr:
+            first = (
+                self.with_env(self.env(cr=cr))
+                .sudo()
+                .search([("user_id", "=", self.env.uid), ("key", "=", key)], limit=1)
+            )
+            if not first:
+                return None
+            if first.route != route or first.body_hash != digest:
+                raise ApiError(409, "CONFLICT", "This Idempotency-Key was used with a different request")
+            if not first.status_code:
+                raise ApiError(
+                    409, "CONFLICT", "A request with this Idempotency-Key is still being processed"
+                )
+            return first.status_code, json.loads(first.response)
+
+    @api.model
+    def _store(self, key, status, body):
+        with self.env.registry.cursor() as cr:
+            record = (
+                self.with_env(self.env(cr=cr))
+                .sudo()
+                .search([("user_id", "=", self.env.uid), ("key", "=", key)], limit=1)
+            )
+            record.write({"status_code": status, "response": json.dumps(body)})
+
+    @api.model
+    def _release(self, key):
+        """Forget a claim whose request crashed, so it can be retried."""
+        with self.env.registry.cursor() as cr:
+            self.with_env(self.env(cr=cr)).sudo().search(
+                [("user_id", "=", self.env.uid), ("key", "=", key), ("status_code", "=", 0)]
+            ).unlink()
+
+    @api.autovacuum
+    def _gc_old_requests(self):
+        """Idempotency keys are remembered for 7 days."""
+        self.sudo().search(
+            [("create_date", "<", fields.Datetime.subtract(fields.Datetime.now(), days=7))]
+        ).unlink()

@@ -1,0 +1,322 @@
+import logging
+import time
+
+from psycopg2 import errors as pg_errors
+
+from odoo import api, models
+from odoo.exceptions import ValidationError
+
+from ..tools.api_errors import ApiError, validation_error
+from ..tools.validation import parse_json_object
+from .fayvad_mail_account import generate_password
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_BUDGET = 8.0  # seconds an API request waits for the mail server
+DOMAIN_JOBS = ("create_domain", "create_domain_admin")
+
+
+def _iso(value):
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+class FayvadMailProvisioning(models.AbstractModel):
+    """What the provisioning routes do: create the records and their jobs in
+    one transaction, then run the jobs at once within a time budget, and
+    describe the outcome (201 done, 202 pending, 500 refused)."""
+
+    _name = "fayvad.mail.provisioning"
+    _description = "Provisioning API"
+
+    @api.model
+    def _handle(self, kind, raw, validate, idempotency_key=None):
+        Requests = self.env["fayvad.mail.api.request"]
+        if idempotency_key is not None:
+            replay = Requests._claim(idempotency_key, kind, raw)
+            if replay:
+                return replay
+        try:
+            status, body = self._provision(kind, raw, validate)
+        except ApiError as exc:
+            status, body = exc.status, exc.body()
+        except Exception:
+            if idempotency_key is not None:
+                Requests._release(idempotency_key)
+            raise
+        if idempotency_key is not None:
+            Requests._store(idempotency_key, status, body)
+        return status, body
+
+    def _provision(self, kind, raw, validate):
+        data = validate(parse_json_object(raw))
+        create = "_create_organization" if kind == "organization" else "_create_email_account"
+        for attempt in range(2):
+            try:
+                with self.env.registry.cursor() as cr:
+                    record_id = getattr(self.with_env(self.env(cr=cr)), create)(data)
+                break
+            except pg_errors.UniqueViolation:
+                # an identical request created it at the same moment: look again
+                if attempt:
+                    raise
+        self._run_jobs(kind, record_id, self._budget())
+        with self.env.registry.cursor() as cr:
+            me = self.with_env(self.env(cr=cr))
+            return (
+                me._describe_organization(record_id)
+                if kind == "organization"
+                else me._describe_account(record_id)
+            )
+
+    def _budget(self):
+        value = self.env["ir.config_parameter"].sudo().get_param("fayvad_mail.api_time_budget")
+        try:
+            return float(value) if value else DEFAULT_BUDGET
+        except ValueError:
+            return DEFAULT_BUDGET
+
+    # -- organizations -------------------------------------------------------------------
+    def _create_organization(self, data):
+        Org = self.env["fayvad.mail.organization"]
+        partner = self.env["res.partner"].browse(data["odoo_customer_id"]).exists()
+        if not partner or partner.company_id not in (self.env.company, self.env["res.company"]):
+            raise validation_error({"organization_data.odoo_customer_id": ["No Odoo customer with this id."]})
+        plan = self.env["fayvad.mail.plan"]
+        if data["plan_id"]:
+            plan = plan.search([("id", "=", data["plan_id"])])
+            if not plan:
+                raise validation_error(
+                    {"organization_data.plan_id": ["No active subscription plan with this id."]}
+                )
+        domain = self.env["fayvad.mail.domain"].sudo().search([("name", "=", data["domain"])], limit=1)
+        if domain:
+            org = domain.organization_id
+            if org.partner_id == partner and org.state in ("draft", "provisioning", "failed"):
+                org._resume_provisioning()
+                return org.id
+            raise ApiError(
+                400,
+                "ORGANIZATION_ALREADY_EXISTS",
+                f"An organization with the domain {data['domain']} already exists",
+            )
+        if Org.sudo().with_context(active_test=False).search_count([("partner_id", "=", partner.id)]):
+            raise ApiError(
+                400,
+                "ODOO_CUSTOMER_ID_EXISTS",
+                f"Odoo customer {partner.id} already has a mail hosting organization",
+            )
+        self._update_contact(partner, data["contact_info"])
+        vals = {
+            "name": data["name"],
+            "partner_id": partner.id,
+            "plan_id": plan.id,
+            "max_users": data["max_users"] or plan.max_users or 10,
+            "max_storage_gb": data["max_storage_gb"] or plan.max_storage_gb or 50,
+        }
+        if plan:
+            vals["default_mailbox_quota_mb"] = plan.default_mailbox_quota_mb
+        try:
+            org = Org.create(vals)
+            self.env["fayvad.mail.domain"].create({"name": data["domain"], "organization_id": org.id})
+        except ValidationError as exc:
+            raise validation_error({"organization_data": [exc.args[0]]}) from None
+        if plan:
+            org._start_subscription(plan)
+        org._queue_provisioning()
+        return org.id
+
+    @staticmethod
+    def _update_contact(partner, contact):
+        """Fill the customer's e-mail, phone and address where they are empty."""
+        vals = {}
+        if contact["primary_email"] and not partner.email:
+            vals["email"] = contact["primary_email"]
+        if contact["phone"] and not partner.phone:
+            vals["phone"] = contact["phone"]
+        if contact["address"] and not (partner.street or partner.city or partner.zip):
+            vals["street"] = contact["address"]
+        if vals:
+            partner.sudo().write(vals)
+
+    def _describe_organization(self, org_id):
+        org = self.env["fayvad.mail.organization"].browse(org_id)
+        domain = org.domain_ids.sorted("id")[:1]
+        jobs = org.job_ids.filtered(lambda j: j.job_type in DOMAIN_JOBS and j.domain_id == domain)
+        details = {
+            "domain_created": bool(domain.remote_id),
+            "dns_records_generated": bool(domain.dkim_public_key),
+            "initial_admin_created": bool(domain.admin_created),
+        }
+        sub = org.subscription_id
+        body = {
+            "provisioned": all(details.values()),
+            "organization": {
+                "id": org.id,
+                "name": org.name,
+                "domain_name": domain.name,
+                "odoo_customer_id": org.partner_id.id,
+                "max_users": org.max_users,
+                "max_storage_gb": org.max_storage_gb,
+                "is_active": org.state in ("draft", "provisioning", "active"),
+                "state": org.state,
+                "created_at": _iso(org.create_date),
+            },
+            "subscription": {
+                "id": sub.id,
+                "plan_name": sub.plan_id.name or None,
+                "status": sub.state,
+                "amount": round(sub.amount, 2),
+            }
+            if sub
+            else None,
+            "provisioning_details": details,
+        }
+        return self._outcome(body, jobs)
+
+    # -- email accounts -----------------------------------------------------------------------
+    def _create_email_account(self, data):
+        org = self.env["fayvad.mail.organization"].search([("id", "=", data["organization_id"])])
+        if not org:
+            raise ApiError(404, "ORGANIZATION_NOT_FOUND", f"Organization {data['organization_id']} not found")
+        domain = org.domain_ids.filtered(lambda d: d.id == data["domain_id"])
+        if not domain:
+            raise ApiError(
+                404,
+                "DOMAIN_NOT_FOUND",
+                f"Domain {data['domain_id']} is not a domain of organization {org.id}",
+            )
+        email = f"{data['address']}@{domain.name}"
+        Account = self.env["fayvad.mail.account"].with_context(active_test=False)
+        existing = Account.sudo().search([("email", "=", email)], limit=1)
+        if existing:
+            if existing.organization_id == org and existing.state in ("draft", "provisioning", "failed"):
+                if data["password"]:
+                    existing._set_pending_password(data["password"])
+                existing._resume_provisioning()
+                return existing.id
+            raise ApiError(400, "EMAIL_ACCOUNT_ALREADY_EXISTS", f"The email account {email} already exists")
+        org._lock_for_update()
+        self._check_room(org, data)
+        try:
+            account = Account.create(
+                {
+                    "local_part": data["address"],
+                    "domain_id": domain.id,
+                    "quota": data["quota"] or org.default_mailbox_quota_mb * 1024 * 1024,
+                    "first_name": data["first_name"] or False,
+                    "last_name": data["last_name"] or False,
+                }
+            )
+        except ValidationError as exc:
+            raise validation_error({"email_account_data": [exc.args[0]]}) from None
+        account._set_pending_password(data["password"] or generate_password())
+        account._queue_provisioning()
+        return account.id
+
+    @staticmethod
+    def _check_room(org, data):
+        """The organization's state and limits, as field errors."""
+        if org.state in ("suspended", "terminated"):
+            raise validation_error(
+                {
+                    "email_account_data.organization_id": [
+                        f"The organization is {org.state}: it accepts no new accounts."
+                    ]
+                }
+            )
+        live = org.account_ids.filtered(lambda a: a.state != "terminated")
+        if len(live) >= org.max_users:
+            raise validation_error(
+                {
+                    "email_account_data.organization_id": [
+                        f"The organization's limit of {org.max_users} users is reached."
+                    ]
+                }
+            )
+        quota = data["quota"] or org.default_mailbox_quota_mb * 1024 * 1024
+        free = org.max_storage_gb * 10**9 - sum(live.mapped("quota"))
+        if quota > free:
+            raise validation_error(
+                {
+                    "email_account_data.quota": [
+                        f"Exceeds the organization's storage limit: {max(free, 0)} bytes are left of {org.max_storage_gb} GB."
+                    ]
+                }
+            )
+
+    def _describe_account(self, account_id):
+        account = self.env["fayvad.mail.account"].with_context(active_test=False).browse(account_id)
+        jobs = self.env["fayvad.mail.job"].search(
+            [
+                "|",
+                ("account_id", "=", account.id),
+                "&",
+                ("domain_id", "=", account.domain_id.id),
+                ("job_type", "in", DOMAIN_JOBS),
+            ]
+        )
+        created = bool(account.remote_id) and account.state in ("active", "suspended")
+        body = {
+            "provisioned": created,
+            "email_account": {
+                "id": account.id,
+                "email": account.email,
+                "first_name": account.first_name or "",
+                "last_name": account.last_name or "",
+                "quota": account.quota,
+                "organization_id": account.organization_id.id,
+                "domain_id": account.domain_id.id,
+                "state": account.state,
+            },
+            "provisioning_details": {
+                "mailbox_created": created,
+                "user_profile_created": created,
+                "quota_set": created,
+            },
+        }
+        return self._outcome(body, jobs)
+
+    # -- running ---------------------------------------------------------------------------------
+    @staticmethod
+    def _outcome(body, jobs):
+        failed = jobs.filtered(lambda j: j.state == "failed")
+        if failed:
+            reason = failed[0].last_error or "the mail server refused the request"
+            body.update(provisioned=False, provisioning_status="failed")
+            return 500, {
+                **body,
+                "error": f"Provisioning failed: {reason}",
+                "error_code": "PROVISIONING_FAILED",
+            }
+        if body["provisioned"]:
+            return 201, body
+        body.update(provisioned=False, provisioning_status="pending")
+        return 202, body
+
+    def _run_jobs(self, kind, record_id, budget):
+        """Run the record's due jobs now, one transaction each, until done
+        or the budget is spent; the cron finishes what is left."""
+        deadline = time.monotonic() + budget
+        while (remaining := deadline - time.monotonic()) > 0.2:
+            with self.env.registry.cursor() as cr:
+                Job = self.env(cr=cr, su=True)["fayvad.mail.job"]
+                if kind == "organization":
+                    candidates = Job.search([("organization_id", "=", record_id), ("state", "=", "pending")])
+                else:
+                    account = Job.env["fayvad.mail.account"].with_context(active_test=False).browse(record_id)
+                    candidates = Job.search(
+                        [
+                            ("state", "=", "pending"),
+                            "|",
+                            ("account_id", "=", record_id),
+                            "&",
+                            ("domain_id", "=", account.domain_id.id),
+                            ("job_type", "in", DOMAIN_JOBS),
+                        ]
+                    )
+                job = Job._acquire(job_ids=candidates.ids) if candidates else Job
+                if not job:
+                    break
+                job._run(timeout=(min(3.0, remaining), remaining))
+        with self.env.registry.cursor() as cr:
+            self.env(cr=cr)["fayvad.mail.job"]._trigger_runner()

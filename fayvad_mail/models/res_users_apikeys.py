@@ -1,0 +1,35 @@
+from odoo import models
+from odoo.tools import SQL
+
+from odoo.addons.base.models.res_users import INDEX_SIZE, KEY_CRYPT_CONTEXT
+
+from .res_users import API_KEY_SCOPE
+
+
+class ResUsersApikeys(models.Model):
+    _inherit = "res.users.apikeys"
+
+    def _fayvad_check_credentials(self, key):
+        """The user id of an active, unexpired API key of fayvad_mail's own
+        scope, else None. Unlike ``_check_credentials``, a global (scope-less)
+        RPC key is not accepted: the API and XML-RPC keys stay separate."""
+        if not key:
+            return None
+        # the key column only holds hashes: compare candidates of the same index
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT k.user_id, k.key
+                  FROM %s k JOIN res_users u ON u.id = k.user_id
+                 WHERE u.active AND k.index = %s AND k.scope = %s
+                   AND (k.expiration_date IS NULL OR k.expiration_date >= now() AT TIME ZONE 'utc')
+                """,
+                SQL.identifier(self._table),
+                key[:INDEX_SIZE],
+                API_KEY_SCOPE,
+            )
+        )
+        for user_id, hashed in self.env.cr.fetchall():
+            if KEY_CRYPT_CONTEXT.verify(key, hashed):
+                return user_id
+        return None

@@ -1,0 +1,92 @@
+import xmlrpc.client
+from datetime import datetime, timedelta
+
+from odoo.tests import new_test_user, tagged
+from odoo.tools import mute_logger
+
+from odoo.addons.fayvad_mail.tests.common_api import ApiCase
+
+
+@tagged("post_install", "-at_install")
+class TestApiAuthentication(ApiCase):
+    def assertUnauthorized(self, answer):
+        self.assertApiError(answer, 401, "AUTHENTICATION_FAILED")
+        self.assertEqual(answer[2].headers.get("WWW-Authenticate"), "Token")
+
+    def test_matrix(self):
+        outsider = new_test_user(self.env, login="not_in_api_group", groups="base.group_user")
+        expired_key = self.new_key(self.api_user, expiration=datetime.now() - timedelta(days=1))
+        revoked_key = self.new_key(self.api_user)
+        self.env.cr.execute(
+            "DELETE FROM res_users_apikeys WHERE id = (SELECT max(id) FROM res_users_apikeys)"
+        )
+        other_scope_key = self.new_key(self.api_user, scope="odoo.plugin.outlook")
+        global_rpc_key = self.new_key(self.api_user, scope=None)
+        outsider_key = self.new_key(outsider)
+
+        cases = {
+            "no header": {"Authorization": ""},
+            "malformed": {"Authorization": "Basic dXNlcjpwYXNz"},
+            "empty token": {"Authorization": "Token "},
+            "unknown key": {"Authorization": "Token " + "0" * 40},
+            "expired key": {"Authorization": f"Token {expired_key}"},
+            "revoked key": {"Authorization": f"Token {revoked_key}"},
+            "another scope": {"Authorization": f"Token {other_scope_key}"},
+            "global RPC key": {"Authorization": f"Token {global_rpc_key}"},
+        }
+        for label, headers in cases.items():
+            with self.subTest(label):
+                self.assertUnauthorized(self.api("GET", "/usage-summary/", key=False, headers=headers))
+        self.assertApiError(self.api("GET", "/usage-summary/", key=outsider_key), 403, "PERMISSION_DENIED")
+        for scheme in ("Token", "Bearer", "token"):
+            with self.subTest(scheme=scheme):
+                status, body, response = self.api(
+                    "GET", "/usage-summary/", key=False, headers={"Authorization": f"{scheme} {self.api_key}"}
+                )
+                self.assertEqual(status, 200, body)
+                self.assertNotIn("session_id", response.headers.get("Set-Cookie", ""))
+
+    def test_archived_user_key_refused(self):
+        user = new_test_user(
+            self.env, login="api_archived", groups="base.group_user,fayvad_mail.fayvad_mail_group_api"
+        )
+        key = self.new_key(user)
+        self.assertEqual(self.api("GET", "/usage-summary/", key=key)[0], 200)
+        user.active = False
+        self.assertUnauthorized(self.api("GET", "/usage-summary/", key=key))
+
+    @mute_logger("odoo.addons.base.models.res_users", "odoo.http")
+    def test_api_key_does_not_open_xmlrpc(self):
+        common = xmlrpc.client.ServerProxy(f"{self.base_url()}/xmlrpc/2/common")
+        uid = common.authenticate(self.env.cr.dbname, self.api_user.login, self.api_key, {})
+        self.assertFalse(uid, "a fayvad_mail key must not log in through XML-RPC")
+        global_key = self.new_key(self.api_user, scope=None)
+        self.assertEqual(
+            common.authenticate(self.env.cr.dbname, self.api_user.login, global_key, {}), self.api_user.id
+        )
+
+    def test_both_prefixes_and_slashes_never_redirect(self):
+        for prefix in ("/fayvad_api/erp", "/erp"):
+            for path in ("/usage-summary/", "/usage-summary"):
+                with self.subTest(prefix=prefix, path=path):
+                    status, _body, _response = self.api("GET", path, prefix=prefix)
+                    self.assertEqual(status, 200)
+        status, _body, _ = self.api("POST", "/provision/organization", {"organization_data": {}})
+        self.assertEqual(status, 400)  # validated, not redirected
+
+    def test_unknown_route_and_wrong_method(self):
+        self.assertApiError(self.api("GET", "/nope/"), 404, "NOT_FOUND")
+        self.assertApiError(self.api("GET", "/nope/", key=False), 404, "NOT_FOUND")
+        self.assertApiError(self.api("GET", "/provision/organization/"), 405, "METHOD_NOT_ALLOWED")
+        self.assertApiError(self.api("DELETE", "/usage-summary/"), 405, "METHOD_NOT_ALLOWED")
+        answer = self.api("GET", "/webhooks/billing/", key=False)
+        self.assertApiError(answer, 405, "METHOD_NOT_ALLOWED")
+        self.assertEqual(answer[2].headers.get("Allow"), "POST")
+
+    def test_cli_key_is_scoped(self):
+        key = self.env["res.users"]._fayvad_cli_api_key(self.api_user.login)
+        self.assertEqual(self.api("GET", "/usage-summary/", key=key)[0], 200)
+        apikey = self.env["res.users.apikeys"].search(
+            [("user_id", "=", self.api_user.id)], order="id desc", limit=1
+        )
+        self.assertEqual(apikey.scope, "fayvad_mail.erp_api")

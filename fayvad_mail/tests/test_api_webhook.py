@@ -1,0 +1,225 @@
+import json
+from datetime import timedelta
+
+from odoo import fields
+from odoo.tests import tagged
+
+from odoo.addons.fayvad_mail.tests.common_api import ApiCase
+from odoo.addons.fayvad_mail.tools.signature import sign
+
+COMPANY_SECRET = "company-secret-0123456789abcdef"
+
+
+@tagged("post_install", "-at_install")
+class TestBillingWebhook(ApiCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        Secret = cls.env["fayvad.mail.webhook.secret"]
+        Secret.search([]).unlink()  # demo or earlier secrets must not interfere
+        cls.secret = Secret.create({"secret": COMPANY_SECRET, "name": "current"})
+        cls.org = cls.env["fayvad.mail.organization"].create(
+            {"name": "Hooked", "partner_id": cls.customer.id, "plan_id": cls.plan.id, "state": "active"}
+        )
+        cls.org._start_subscription(cls.plan)
+
+    def event(self, event_type="payment_received", invoice_id="INV-2025-001", **billing):
+        return {
+            "event_type": event_type,
+            "organization_id": self.org.id,
+            "billing_data": {
+                "amount": 99.99,
+                "currency": "USD",
+                "description": "Monthly payment",
+                "invoice_id": invoice_id,
+                **billing,
+            },
+            "timestamp": "2025-07-28T10:00:00Z",
+        }
+
+    def post(self, payload=None, secret=COMPANY_SECRET, raw=None, signature=None, path="/webhooks/billing/"):
+        raw = raw if raw is not None else json.dumps(payload).encode()
+        headers = {"X-Webhook-Signature": signature if signature is not None else sign(secret, raw)}
+        return self.api("POST", path, raw=raw, key=False, headers=headers)
+
+    def deliveries(self):
+        return self.env["fayvad.mail.webhook.delivery"].search([], order="id")
+
+    def test_payment_received(self):
+        status, body, _ = self.post(self.event())
+        self.assertEqual(status, 200, body)
+        self.assertEqual(
+            {k: body[k] for k in ("processed", "organization_id", "event_type", "duplicate")},
+            {
+                "processed": True,
+                "organization_id": self.org.id,
+                "event_type": "payment_received",
+                "duplicate": False,
+            },
+        )
+        delivery = self.deliveries()[-1]
+        self.assertEqual(body["webhook_id"], delivery.reference)
+        self.assertTrue(body["webhook_id"].startswith("webhook_"))
+        self.assertEqual(
+            (delivery.verdict, delivery.http_status, delivery.signature_valid), ("processed", 200, True)
+        )
+        event = delivery.billing_event_ids
+        self.assertEqual(
+            (event.event_type, event.amount, event.external_invoice_id),
+            ("payment_received", 99.99, "INV-2025-001"),
+        )
+        self.assertEqual(event.date, fields.Date.to_date("2025-07-28"))
+
+    def test_signature_problems_are_refused_and_stored(self):
+        payload = self.event()
+        raw = json.dumps(payload).encode()
+        reserialised = json.dumps(payload, indent=2).encode()
+        cases = {
+            "missing": (raw, ""),
+            "wrong secret": (raw, sign("not-the-secret", raw)),
+            "no prefix": (raw, sign(COMPANY_SECRET, raw)[7:]),
+            "body re-serialised": (reserialised, sign(COMPANY_SECRET, raw)),
+            "garbage": (raw, "sha256=zz"),
+        }
+        for label, (body, signature) in cases.items():
+            with self.subTest(label):
+                answer = self.post(raw=body, signature=signature)
+                self.assertApiError(answer, 400, "INVALID_WEBHOOK_SIGNATURE")
+                self.assertIs(answer[1]["processed"], False)
+                delivery = self.deliveries()[-1]
+                self.assertEqual((delivery.verdict, delivery.http_status), ("invalid_signature", 400))
+                self.assertFalse(delivery.billing_event_ids)
+        self.assertFalse(self.org.billing_event_ids.filtered(lambda e: e.event_type == "payment_received"))
+
+    def test_no_secret_fails_closed(self):
+        self.secret.expires_at = fields.Datetime.now() - timedelta(minutes=1)
+        answer = self.post(self.event())
+        self.assertApiError(answer, 400, "INVALID_WEBHOOK_SIGNATURE")
+        self.assertIn("No webhook secret", answer[1]["error"])
+        self.assertEqual(self.deliveries()[-1].verdict, "no_secret")
+
+    def test_rotation_old_and_new_valid_until_expiry(self):
+        new = self.secret.action_rotate()
+        self.assertTrue(self.secret.expires_at)
+        self.assertEqual(self.post(self.event(invoice_id="A"), secret=COMPANY_SECRET)[0], 200)
+        self.assertEqual(self.post(self.event(invoice_id="B"), secret=new.secret)[0], 200)
+        self.secret.action_expire_now()
+        self.assertApiError(
+            self.post(self.event(invoice_id="C"), secret=COMPANY_SECRET), 400, "INVALID_WEBHOOK_SIGNATURE"
+        )
+        self.assertEqual(self.post(self.event(invoice_id="D"), secret=new.secret)[0], 200)
+
+    def test_organization_url_with_its_own_secret(self):
+        own = self.env["fayvad.mail.webhook.secret"].create(
+            {"organization_id": self.org.id, "secret": "org-only"}
+        )
+        path = f"/webhooks/billing/{self.org.webhook_token}/"
+        self.assertEqual(self.post(self.event(invoice_id="O1"), secret="org-only", path=path)[0], 200)
+        # the company secret does not open the organization's URL, nor the reverse
+        self.assertApiError(
+            self.post(self.event(invoice_id="O2"), path=path), 400, "INVALID_WEBHOOK_SIGNATURE"
+        )
+        self.assertApiError(
+            self.post(self.event(invoice_id="O3"), secret="org-only"), 400, "INVALID_WEBHOOK_SIGNATURE"
+        )
+        other = self.env["fayvad.mail.organization"].create(
+            {"name": "Other", "partner_id": self.env["res.partner"].create({"name": "Other"}).id}
+        )
+        wrong_org = {**self.event(invoice_id="O4"), "organization_id": other.id}
+        self.assertApiError(
+            self.post(wrong_org, secret="org-only", path=path), 400, "VALIDATION_ERROR", "organization_id"
+        )
+        self.assertApiError(
+            self.post(self.event(), secret="org-only", path="/webhooks/billing/nope/"), 404, "NOT_FOUND"
+        )
+        self.assertEqual(own.organization_id, self.org)
+        self.assertIn(self.org.webhook_token, self.org.webhook_url)
+
+    def test_replay_is_a_duplicate_and_changes_nothing(self):
+        first = self.post(self.event())[1]
+        events = self.org.billing_event_ids
+        again = self.post(self.event())
+        self.assertEqual(again[0], 200)
+        self.assertTrue(again[1]["duplicate"])
+        self.assertEqual(again[1]["webhook_id"], first["webhook_id"])
+        self.assertEqual(self.org.billing_event_ids, events)
+        self.assertEqual(self.deliveries()[-1].verdict, "duplicate")
+        # without invoice_id the raw body identifies the event
+        no_invoice = self.event(invoice_id=None)
+        del no_invoice["billing_data"]["invoice_id"]
+        one = self.post(no_invoice)[1]
+        two = self.post(no_invoice)[1]
+        self.assertEqual((two["duplicate"], two["webhook_id"]), (True, one["webhook_id"]))
+
+    def test_payload_validation(self):
+        cases = [
+            ({**self.event(), "event_type": "invoice_paid"}, "event_type"),
+            ({**self.event(), "organization_id": "2"}, "organization_id"),
+            (self.event(amount=-5), "billing_data.amount"),
+            (self.event(amount="abc"), "billing_data.amount"),
+            (self.event(currency="DOLLARS"), "billing_data.currency"),
+            (self.event(description="x" * 501), "billing_data.description"),
+            ({**self.event(), "timestamp": "yesterday"}, "timestamp"),
+        ]
+        for payload, field in cases:
+            with self.subTest(field=field):
+                answer = self.post(payload)
+                self.assertApiError(answer, 400, "VALIDATION_ERROR", field)
+                self.assertIs(answer[1]["processed"], False)
+        self.assertApiError(self.post(raw=b"{not json"), 400, "VALIDATION_ERROR", "body")
+        unknown = {**self.event(), "organization_id": 10**8}
+        self.assertApiError(self.post(unknown), 404, "ORGANIZATION_NOT_FOUND")
+        self.assertEqual(self.deliveries()[-1].verdict, "invalid")
+
+    def test_stored_delivery_has_no_secret(self):
+        self.post(
+            self.event(),
+        )
+        delivery = self.deliveries()[-1]
+        self.assertNotIn(COMPANY_SECRET, delivery.headers + delivery.body + delivery.response)
+        self.api(
+            "POST",
+            "/webhooks/billing/",
+            raw=b"{}",
+            key=False,
+            headers={"X-Webhook-Signature": "sha256=00", "Authorization": "Token leaked-token"},
+        )
+        self.assertNotIn("leaked-token", self.deliveries()[-1].headers)
+
+    def test_subscription_events(self):
+        sub = self.org.subscription_id
+        self.post(self.event("subscription_updated", invoice_id="S1", amount=120, currency="EUR"))
+        self.assertEqual((sub.amount, sub.currency_id.name, sub.state), (120, "EUR", "active"))
+        sub.paid_until = fields.Date.today() + timedelta(days=10)
+        self.post(self.event("subscription_cancelled", invoice_id="S2"))
+        self.assertEqual(sub.state, "cancelled")
+        self.assertEqual(self.org.state, "active", "suspended only at the end of the paid period")
+        self.assertEqual(sub.suspend_on, fields.Date.today() + timedelta(days=11))
+
+    def test_cancel_without_paid_period_suspends_now(self):
+        self.org.subscription_id.paid_until = False
+        self.post(self.event("subscription_cancelled", invoice_id="C1"))
+        self.assertEqual((self.org.state, self.org.suspension_reason), ("suspended", "cancelled"))
+        job = self.env["fayvad.mail.job"].search([("organization_id", "=", self.org.id)])
+        self.assertEqual(job.job_type, "suspend_organization")
+
+    def test_failed_payments_suspend_and_payment_lifts(self):
+        self.env.company.fayvad_dunning_max_failures = 2
+        self.post(self.event("payment_failed", invoice_id="F1"))
+        self.assertEqual((self.org.state, self.org.subscription_id.state), ("active", "past_due"))
+        self.post(self.event("payment_failed", invoice_id="F2"))
+        self.assertEqual((self.org.state, self.org.suspension_reason), ("suspended", "non_payment"))
+        self.post(self.event("payment_received", invoice_id="P1"))
+        self.assertEqual(self.org.state, "active")
+        self.assertEqual(self.org.subscription_id.failed_payment_count, 0)
+
+    def test_manual_suspension_survives_payment(self):
+        self.org._suspend("manual")
+        self.post(self.event("payment_received", invoice_id="P2"))
+        self.assertEqual((self.org.state, self.org.suspension_reason), ("suspended", "manual"))
+
+    def test_exempt_customer_is_not_suspended(self):
+        self.env.company.fayvad_dunning_max_failures = 1
+        self.org.suspension_exempt = True
+        self.post(self.event("payment_failed", invoice_id="F9"))
+        self.assertEqual(self.org.state, "active")

@@ -1,0 +1,418 @@
+"""The OpenAPI 3.1 document of the ERP integration routes, served at
+/fayvad_api/erp/openapi.json. Tests check real answers against it."""
+
+from .validation import EVENT_TYPES
+
+ERROR_CODES = [
+    "AUTHENTICATION_FAILED",
+    "PERMISSION_DENIED",
+    "ORGANIZATION_NOT_FOUND",
+    "DOMAIN_NOT_FOUND",
+    "NOT_FOUND",
+    "METHOD_NOT_ALLOWED",
+    "VALIDATION_ERROR",
+    "ORGANIZATION_ALREADY_EXISTS",
+    "ODOO_CUSTOMER_ID_EXISTS",
+    "EMAIL_ACCOUNT_ALREADY_EXISTS",
+    "CONFLICT",
+    "PROVISIONING_FAILED",
+    "INVALID_WEBHOOK_SIGNATURE",
+    "WEBHOOK_PROCESSING_FAILED",
+    "INTERNAL_ERROR",
+]
+
+INT = {"type": "integer"}
+NUM = {"type": "number"}
+STR = {"type": "string"}
+BOOL = {"type": "boolean"}
+DATE = {"type": "string", "format": "date"}
+DATETIME = {"type": "string", "format": "date-time"}
+
+
+def nullable(schema):
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def obj(properties, required=None, extra=True):
+    schema = {"type": "object", "properties": properties, "required": list(required or properties)}
+    if not extra:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def error_response(description, codes, webhook=False):
+    schema = ref("WebhookError") if webhook else ref("Error")
+    return {
+        "description": f"{description} ({', '.join(codes)})",
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
+def json_response(description, schema):
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+SCHEMAS = {
+    "Error": obj(
+        {
+            "error": STR,
+            "error_code": {"type": "string", "enum": ERROR_CODES},
+            "details": {"type": "object", "additionalProperties": {"type": "array", "items": STR}},
+        },
+        required=["error", "error_code"],
+    ),
+    "WebhookError": obj(
+        {
+            "processed": {"const": False},
+            "error": STR,
+            "error_code": {"type": "string", "enum": ERROR_CODES},
+            "details": {"type": "object", "additionalProperties": {"type": "array", "items": STR}},
+        },
+        required=["processed", "error", "error_code"],
+    ),
+    "UsageSummary": obj(
+        {
+            "period": obj({"start_date": DATE, "end_date": DATE}),
+            "summary": obj(
+                {
+                    "total_organizations": INT,
+                    "active_organizations": INT,
+                    "suspended_organizations": INT,
+                    "total_users": INT,
+                    "active_users": INT,
+                    "total_storage_gb": NUM,
+                    "total_revenue": NUM,
+                    "currency": STR,
+                }
+            ),
+            "organizations": {"type": "array", "items": ref("OrganizationUsage")},
+            "billing_events": {"type": "array", "items": ref("BillingEvent")},
+            "pagination": obj({"total": INT, "offset": INT, "limit": nullable(INT), "count": INT}),
+        },
+        required=["period", "summary", "organizations", "billing_events"],
+    ),
+    "OrganizationUsage": obj(
+        {
+            "id": INT,
+            "name": STR,
+            "odoo_customer_id": INT,
+            "state": STR,
+            "users": obj({"total": INT, "active": INT, "inactive": INT}),
+            "storage": obj({"used_gb": NUM, "limit_gb": NUM, "percentage": NUM}),
+            "subscription": nullable(
+                obj({"plan_name": nullable(STR), "amount": NUM, "currency": STR, "status": STR})
+            ),
+            "email_accounts": {
+                "type": "array",
+                "items": obj({"id": INT, "email": STR, "active": BOOL, "quota": INT, "used": INT}),
+            },
+            "domains": {"type": "array", "items": obj({"id": INT, "name": STR, "state": STR})},
+        },
+        required=["id", "name", "odoo_customer_id", "users", "storage", "subscription"],
+    ),
+    "BillingEvent": obj(
+        {
+            "id": INT,
+            "organization_id": INT,
+            "event_type": STR,
+            "event_date": DATE,
+            "quantity": NUM,
+            "unit_price": NUM,
+            "amount": NUM,
+            "currency": STR,
+            "description": STR,
+            "odoo_synced": BOOL,
+        }
+    ),
+    "OrganizationRequest": obj(
+        {
+            "organization_data": obj(
+                {
+                    "name": {"type": "string", "maxLength": 200},
+                    "domain": STR,
+                    "odoo_customer_id": {"type": "integer", "minimum": 1},
+                    "max_users": {"type": "integer", "minimum": 1, "default": 10},
+                    "max_storage_gb": {"type": "integer", "minimum": 1, "default": 50},
+                    "plan_id": nullable({"type": "integer", "minimum": 1}),
+                    "contact_info": obj(
+                        {
+                            "primary_email": {"type": "string", "format": "email"},
+                            "phone": STR,
+                            "address": STR,
+                        },
+                        required=[],
+                    ),
+                },
+                required=["name", "domain", "odoo_customer_id"],
+            )
+        }
+    ),
+    "OrganizationResult": obj(
+        {
+            "provisioned": BOOL,
+            "provisioning_status": {"type": "string", "enum": ["pending", "failed"]},
+            "organization": obj(
+                {
+                    "id": INT,
+                    "name": STR,
+                    "domain_name": STR,
+                    "odoo_customer_id": INT,
+                    "max_users": INT,
+                    "max_storage_gb": INT,
+                    "is_active": BOOL,
+                    "state": STR,
+                    "created_at": DATETIME,
+                }
+            ),
+            "subscription": nullable(
+                obj({"id": INT, "plan_name": nullable(STR), "status": STR, "amount": NUM})
+            ),
+            "provisioning_details": obj(
+                {"domain_created": BOOL, "dns_records_generated": BOOL, "initial_admin_created": BOOL}
+            ),
+            "error": STR,
+            "error_code": STR,
+        },
+        required=["provisioned", "organization", "subscription", "provisioning_details"],
+    ),
+    "EmailAccountRequest": obj(
+        {
+            "email_account_data": obj(
+                {
+                    "organization_id": {"type": "integer", "minimum": 1},
+                    "address": STR,
+                    "domain": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "description": "id of a domain of the organization",
+                    },
+                    "quota": {"type": "integer", "minimum": 1048576, "description": "bytes"},
+                    "user_info": obj(
+                        {
+                            "first_name": {"type": "string", "maxLength": 30},
+                            "last_name": {"type": "string", "maxLength": 30},
+                            "password": {"type": "string", "minLength": 8, "writeOnly": True},
+                        },
+                        required=[],
+                    ),
+                },
+                required=["organization_id", "address", "domain"],
+            )
+        }
+    ),
+    "EmailAccountResult": obj(
+        {
+            "provisioned": BOOL,
+            "provisioning_status": {"type": "string", "enum": ["pending", "failed"]},
+            "email_account": obj(
+                {
+                    "id": INT,
+                    "email": STR,
+                    "first_name": STR,
+                    "last_name": STR,
+                    "quota": INT,
+                    "organization_id": INT,
+                    "domain_id": INT,
+                    "state": STR,
+                }
+            ),
+            "provisioning_details": obj(
+                {"mailbox_created": BOOL, "user_profile_created": BOOL, "quota_set": BOOL}
+            ),
+            "error": STR,
+            "error_code": STR,
+        },
+        required=["provisioned", "email_account", "provisioning_details"],
+    ),
+    "BillingWebhook": obj(
+        {
+            "event_type": {"type": "string", "enum": list(EVENT_TYPES)},
+            "organization_id": {"type": "integer", "minimum": 1},
+            "billing_data": obj(
+                {
+                    "amount": {"type": ["number", "string"], "description": "positive decimal"},
+                    "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
+                    "description": {"type": "string", "maxLength": 500},
+                    "invoice_id": STR,
+                },
+                required=[],
+            ),
+            "timestamp": DATETIME,
+        },
+        required=["event_type", "organization_id"],
+    ),
+    "WebhookResult": obj(
+        {
+            "processed": {"const": True},
+            "webhook_id": STR,
+            "organization_id": INT,
+            "event_type": STR,
+            "processed_at": DATETIME,
+            "duplicate": BOOL,
+        }
+    ),
+}
+
+AUTH_ERRORS = {
+    "401": error_response("Missing, malformed, unknown or expired API key", ["AUTHENTICATION_FAILED"]),
+    "403": error_response("The key's user is not in the ERP API group", ["PERMISSION_DENIED"]),
+    "405": error_response("Wrong HTTP method", ["METHOD_NOT_ALLOWED"]),
+}
+IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 255},
+    "description": "Same key and body replays the first answer; same key, other body: 409 CONFLICT.",
+}
+
+
+def _provision(summary, request_schema, result_schema, conflicts, not_found):
+    responses = {
+        "201": json_response("Provisioned on the mail server", ref(result_schema)),
+        "202": json_response(
+            "Accepted; the mail server is slow or down and a cron finishes the job", ref(result_schema)
+        ),
+        "400": error_response("Invalid request or already exists", ["VALIDATION_ERROR", *conflicts]),
+        **AUTH_ERRORS,
+        "409": error_response("Idempotency-Key reused with another body, or still in progress", ["CONFLICT"]),
+        "500": {
+            "description": "The mail server refused (PROVISIONING_FAILED); the records stay, in state failed",
+            "content": {"application/json": {"schema": ref(result_schema)}},
+        },
+    }
+    if not_found:
+        responses["404"] = error_response("Unknown organization or domain", not_found)
+    return {
+        "post": {
+            "summary": summary,
+            "security": [{"token": []}, {"bearer": []}],
+            "parameters": [IDEMPOTENCY],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref(request_schema)}},
+            },
+            "responses": responses,
+        }
+    }
+
+
+def _webhook(summary, extra_parameters=()):
+    return {
+        "post": {
+            "summary": summary,
+            "parameters": [
+                *extra_parameters,
+                {
+                    "name": "X-Webhook-Signature",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^sha256=[0-9a-fA-F]{64}$"},
+                    "description": "sha256=<hex HMAC-SHA256 of the raw body with a live shared secret>",
+                },
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref("BillingWebhook")}},
+            },
+            "responses": {
+                "200": json_response(
+                    "Applied, or a repeat of an applied delivery (duplicate: true)", ref("WebhookResult")
+                ),
+                "400": error_response(
+                    "Bad signature, no secret configured, or invalid payload",
+                    ["INVALID_WEBHOOK_SIGNATURE", "VALIDATION_ERROR"],
+                    webhook=True,
+                ),
+                "404": error_response(
+                    "Unknown organization or webhook URL",
+                    ["ORGANIZATION_NOT_FOUND", "NOT_FOUND"],
+                    webhook=True,
+                ),
+                "405": error_response("Wrong HTTP method", ["METHOD_NOT_ALLOWED"]),
+                "500": error_response(
+                    "The event could not be applied", ["WEBHOOK_PROCESSING_FAILED"], webhook=True
+                ),
+            },
+        }
+    }
+
+
+def openapi_document():
+    query = [
+        {"name": "organization_id", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+        {
+            "name": "start_date",
+            "in": "query",
+            "schema": DATE,
+            "description": "inclusive; default: 1st of this month",
+        },
+        {"name": "end_date", "in": "query", "schema": DATE, "description": "inclusive; default: today"},
+        {
+            "name": "include_details",
+            "in": "query",
+            "schema": {"type": "string", "enum": ["true", "false", "1", "0"]},
+        },
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+    ]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "fayvad_mail ERP integration API",
+            "version": "1.0.0",
+            "description": "Usage summary, provisioning and billing webhooks, served by Odoo. "
+            "Every error is JSON: {error, error_code[, details]}.",
+        },
+        "servers": [{"url": "/fayvad_api/erp"}, {"url": "/erp"}],
+        "components": {
+            "securitySchemes": {
+                "token": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "Token <api key>",
+                },
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+            "schemas": SCHEMAS,
+        },
+        "paths": {
+            "/usage-summary/": {
+                "get": {
+                    "summary": "Usage summary of the period",
+                    "security": [{"token": []}, {"bearer": []}],
+                    "parameters": query,
+                    "responses": {
+                        "200": json_response("The summary", ref("UsageSummary")),
+                        "400": error_response("Invalid query", ["VALIDATION_ERROR"]),
+                        "404": error_response("Unknown organization", ["ORGANIZATION_NOT_FOUND"]),
+                        **AUTH_ERRORS,
+                    },
+                }
+            },
+            "/provision/organization/": _provision(
+                "Provision an organization",
+                "OrganizationRequest",
+                "OrganizationResult",
+                ["ORGANIZATION_ALREADY_EXISTS", "ODOO_CUSTOMER_ID_EXISTS"],
+                None,
+            ),
+            "/provision/email-account/": _provision(
+                "Provision an email account",
+                "EmailAccountRequest",
+                "EmailAccountResult",
+                ["EMAIL_ACCOUNT_ALREADY_EXISTS"],
+                ["ORGANIZATION_NOT_FOUND", "DOMAIN_NOT_FOUND"],
+            ),
+            "/webhooks/billing/": _webhook("Billing webhook (company secret)"),
+            "/webhooks/billing/{token}/": _webhook(
+                "Billing webhook of one organization (its own secret)",
+                [{"name": "token", "in": "path", "required": True, "schema": STR}],
+            ),
+        },
+    }
