@@ -10,3 +10,10 @@ UPDATE fayvad_mail_job
    SET state = 'cancelled',
        last_error = 'Cancelled when the database was neutralized.'
  WHERE state = 'pending';
+
+-- webhook secrets of production must not be valid on a copy, and pending
+-- mailbox passwords are dropped
+UPDATE fayvad_mail_webhook_secret
+   SET expires_at = now() AT TIME ZONE 'UTC';
+UPDATE fayvad_mail_account
+   SET pending_password = NULL;

@@ -18,3 +18,6 @@ class ResConfigSettings(models.TransientModel):
 
     def action_fayvad_webhook_secrets(self):
         return self.env["ir.actions.act_window"]._for_xml_id("fayvad_mail.fayvad_mail_webhook_secret_action")
+
+    def action_fayvad_new_api_key(self):
+        return self.env.user.action_fayvad_api_key_wizard()

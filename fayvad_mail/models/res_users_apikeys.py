@@ -1,4 +1,5 @@
 from odoo import models
+from odoo.exceptions import UserError
 from odoo.tools import SQL
 
 from odoo.addons.base.models.res_users import INDEX_SIZE, KEY_CRYPT_CONTEXT
@@ -8,6 +9,14 @@ from .res_users import API_KEY_SCOPE
 
 class ResUsersApikeys(models.Model):
     _inherit = "res.users.apikeys"
+
+    def _generate(self, scope, name, expiration_date):
+        if scope is None and self.env.context.get("fayvad_erp_api_key"):
+            # from the Mail Hosting settings: a key of the ERP API only
+            if not self.env.user.has_group("fayvad_mail.fayvad_mail_group_api"):
+                raise UserError(self.env._("Only users of the ERP API group can have ERP API keys."))
+            scope = API_KEY_SCOPE
+        return super()._generate(scope, name, expiration_date)
 
     def _fayvad_check_credentials(self, key):
         """The user id of an active, unexpired API key of fayvad_mail's own

@@ -1,6 +1,7 @@
 import xmlrpc.client
 from datetime import datetime, timedelta
 
+from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
@@ -90,3 +91,17 @@ class TestApiAuthentication(ApiCase):
             [("user_id", "=", self.api_user.id)], order="id desc", limit=1
         )
         self.assertEqual(apikey.scope, "fayvad_mail.erp_api")
+
+    def test_settings_dialog_makes_a_scoped_key(self):
+        # Odoo's "New API Key" dialog calls _generate(None, ...) in the context
+        # set by the Mail Hosting settings button
+        Keys = self.env["res.users.apikeys"].with_context(fayvad_erp_api_key=True)
+        in_a_month = datetime.now() + timedelta(days=30)
+        key = Keys.with_user(self.api_user)._generate(None, "ERP", in_a_month)
+        self.assertEqual(self.api("GET", "/usage-summary/", key=key)[0], 200)
+        common = xmlrpc.client.ServerProxy(f"{self.base_url()}/xmlrpc/2/common")
+        with mute_logger("odoo.addons.base.models.res_users", "odoo.http"):
+            self.assertFalse(common.authenticate(self.env.cr.dbname, self.api_user.login, key, {}))
+        outsider = new_test_user(self.env, login="no_api_group", groups="base.group_user")
+        with self.assertRaisesRegex(UserError, "ERP API group"):
+            Keys.with_user(outsider)._generate(None, "ERP", in_a_month)
