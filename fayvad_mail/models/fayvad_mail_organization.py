@@ -417,14 +417,7 @@ class FayvadMailOrganization(models.Model):
         """Apply a verified billing webhook event (see CONTRACT.md)."""
         self.ensure_one()
         Event = self.env["fayvad.mail.billing.event"]
-        currency = self.env["res.currency"]
-        if data["currency"]:
-            currency = currency.with_context(active_test=False).search(
-                [("name", "=", data["currency"])], limit=1
-            )
-            if not currency:
-                raise UserError(self.env._("Unknown currency %s", data["currency"]))
-        currency = currency or self.company_id.currency_id
+        currency = self._webhook_currency(data["currency"])
         event_type = data["event_type"]
         subscription = self.subscription_id
         if not subscription and event_type in ("subscription_created", "subscription_updated"):
@@ -463,6 +456,15 @@ class FayvadMailOrganization(models.Model):
                 subscription._on_payment_failed()
             self._dunning_check()
         return event
+
+    def _webhook_currency(self, code):
+        """The active currency of an ISO code (the company's when empty)."""
+        if not code:
+            return self.company_id.currency_id
+        currency = self.env["res.currency"].search([("name", "=", code)], limit=1)
+        if not currency:
+            raise UserError(self.env._("The currency %s is not active in Odoo.", code))
+        return currency
 
     def _dunning_check(self):
         """Soft-suspend for non-payment after the company's grace: a number

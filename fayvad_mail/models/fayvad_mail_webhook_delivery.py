@@ -6,6 +6,7 @@ import time
 from psycopg2 import errors as pg_errors
 
 from odoo import api, fields, models
+from odoo.exceptions import UserError
 from odoo.tools import SQL
 
 from ..tools.api_errors import ApiError
@@ -152,6 +153,15 @@ class FayvadMailWebhookDelivery(models.Model):
                 details={"organization_id": ["Does not match the organization of this webhook URL."]},
             )
         self.write({"organization_id": org.id, "company_id": company.id})
+        try:
+            org._webhook_currency(data["currency"])
+        except UserError as exc:
+            raise ApiError(
+                400,
+                "VALIDATION_ERROR",
+                "Request data validation failed",
+                details={"billing_data.currency": [exc.args[0]]},
+            ) from None
         return self._apply_once(org, data, raw)
 
     def _candidate_secrets(self, url_org):

@@ -1,5 +1,6 @@
 import xmlrpc.client
 from datetime import datetime, timedelta
+from unittest.mock import patch
 
 from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
@@ -105,3 +106,18 @@ class TestApiAuthentication(ApiCase):
         outsider = new_test_user(self.env, login="no_api_group", groups="base.group_user")
         with self.assertRaisesRegex(UserError, "ERP API group"):
             Keys.with_user(outsider)._generate(None, "ERP", in_a_month)
+
+    def test_unexpected_error_is_json_without_traceback(self):
+        Summary = type(self.env["fayvad.mail.usage.summary"])
+
+        def explode(self, query):
+            raise RuntimeError("SELECT secret FROM somewhere; boom")
+
+        with (
+            patch.object(Summary, "_summary", explode),
+            mute_logger("odoo.addons.fayvad_mail.models.ir_http"),
+        ):
+            status, body, response = self.api("GET", "/usage-summary/")
+        self.assertEqual((status, body["error_code"]), (500, "INTERNAL_ERROR"))
+        self.assertNotIn("boom", response.text)
+        self.assertNotIn("RuntimeError", response.text)

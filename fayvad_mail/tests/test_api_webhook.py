@@ -1,8 +1,10 @@
 import json
 from datetime import timedelta
+from unittest.mock import patch
 
 from odoo import fields
 from odoo.tests import tagged
+from odoo.tools import mute_logger
 
 from odoo.addons.fayvad_mail.tests.common_api import ApiCase
 from odoo.addons.fayvad_mail.tools.signature import sign
@@ -188,6 +190,7 @@ class TestBillingWebhook(ApiCase):
 
     def test_subscription_events(self):
         sub = self.org.subscription_id
+        self.env.ref("base.EUR").active = True
         self.post(self.event("subscription_updated", invoice_id="S1", amount=120, currency="EUR"))
         self.assertEqual((sub.amount, sub.currency_id.name, sub.state), (120, "EUR", "active"))
         sub.paid_until = fields.Date.today() + timedelta(days=10)
@@ -223,3 +226,49 @@ class TestBillingWebhook(ApiCase):
         self.org.suspension_exempt = True
         self.post(self.event("payment_failed", invoice_id="F9"))
         self.assertEqual(self.org.state, "active")
+
+    def test_event_that_cannot_be_applied_is_kept_and_can_be_resent(self):
+        payload = self.event(invoice_id="X1")
+        Org = type(self.env["fayvad.mail.organization"])
+        original = Org._apply_billing_webhook
+
+        def broken(org, data, delivery):
+            raise RuntimeError("the accounting is closed")
+
+        with (
+            patch.object(Org, "_apply_billing_webhook", broken),
+            mute_logger("odoo.addons.fayvad_mail.models.fayvad_mail_webhook_delivery"),
+        ):
+            answer = self.post(payload)
+        body = self.assertApiError(answer, 500, "WEBHOOK_PROCESSING_FAILED")
+        self.assertIs(body["processed"], False)
+        delivery = self.deliveries()[-1]
+        self.assertEqual((delivery.verdict, delivery.http_status), ("failed", 500))
+        self.assertIn("accounting is closed", delivery.error)
+        self.assertFalse(self.org.billing_event_ids.filtered(lambda e: e.external_invoice_id == "X1"))
+        # not marked as applied: sent again once the cause is gone, it goes through
+        with patch.object(Org, "_apply_billing_webhook", original):
+            status, body, _ = self.post(payload)
+        self.assertEqual((status, body["duplicate"]), (200, False))
+        self.assertTrue(self.org.billing_event_ids.filtered(lambda e: e.external_invoice_id == "X1"))
+
+    def test_currency_unknown_to_odoo_is_refused(self):
+        answer = self.post(self.event(invoice_id="X2", currency="XYZ"))
+        self.assertApiError(answer, 400, "VALIDATION_ERROR", "billing_data.currency")
+        self.assertFalse(self.org.billing_event_ids.filtered(lambda e: e.external_invoice_id == "X2"))
+
+    def test_cli_secret_lines(self):
+        Secret = self.env["fayvad.mail.webhook.secret"]
+        self.assertEqual(Secret._cli_secret(None, "http://h"), COMPANY_SECRET)
+        line = Secret._cli_secret(self.org.id, "http://h")
+        url, secret = line.split(" ")
+        self.assertEqual(url, f"http://h/fayvad_api/erp/webhooks/billing/{self.org.webhook_token}/")
+        self.assertEqual(Secret._cli_secret(self.org.id, "http://h"), line, "created once, then reused")
+        self.assertEqual(
+            self.post(
+                self.event(invoice_id="CLI"),
+                secret=secret,
+                path=f"/webhooks/billing/{self.org.webhook_token}/",
+            )[0],
+            200,
+        )
