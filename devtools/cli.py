@@ -2,6 +2,8 @@
 
 import argparse
 import contextlib
+import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -9,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .bench.figures import describe
 from .common import (
     REPO,
     DevError,
@@ -39,6 +42,10 @@ commands:
   test [PYTEST_ARGS]  the whole test suite on throwaway databases: pytest-odoo (HTTP and
                       browser tests included, against a real Modoboa), then ruff and pylint-odoo;
                       --no-lint skips the linters, --reuse keeps the test database between runs
+  bench [PYTEST_ARGS] speed figures on a throwaway database without demo data, against a fresh
+                      local Modoboa: usage summary for 10/100/1000 organizations (time and SQL
+                      queries), billing webhook, provisioning API, job runner (1 vs 2 runners);
+                      prints a table and writes it as JSON to the cache's logs/bench-*.json
   api-key LOGIN       print a new API key (fayvad_mail scope) for that user of database "fayvad"
   webhook-secret [ORG_ID]
                       print the company webhook secret (created if none), or an organization's
@@ -231,6 +238,32 @@ def cmd_lint(args):
     return 1 if _lint(env) else 0
 
 
+def _pytest(env, odoo, service, pytest_args, **extra_env):
+    """Run pytest-odoo on ``odoo``'s database, against the Modoboa ``service``;
+    its exit status."""
+    pytest_env = dict(
+        os.environ,
+        FAYVAD_TEST_MODOBOA_URL=service.url,
+        FAYVAD_TEST_MODOBOA_TOKEN=service.token,
+        FAYVAD_TEST_MODOBOA_DB=str(service.db_path),
+        FAYVAD_TEST_REQUIRE_MODOBOA="1",
+        **extra_env,
+    )
+    cmd = [
+        env.python,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        f"--odoo-config={odoo.config}",
+        f"--odoo-database={odoo.db}",
+        "--odoo-http",
+        *pytest_args,
+    ]
+    return subprocess.run([str(c) for c in cmd], cwd=REPO, env=pytest_env, check=False).returncode
+
+
 def cmd_test(args):
     cache = cache_dir()
     env = PythonEnv(cache).ensure()
@@ -256,29 +289,10 @@ def cmd_test(args):
             say("installing fayvad_mail (with demo data) in a throwaway database ...")
             odoo.install(work / "odoo-install.log")
             say(f"installed in {time.monotonic() - t0:.0f}s; running pytest")
-        pytest_env = dict(
-            os.environ,
-            FAYVAD_TEST_MODOBOA_URL=service.url,
-            FAYVAD_TEST_MODOBOA_TOKEN=service.token,
-            FAYVAD_TEST_MODOBOA_DB=str(service.db_path),
-            FAYVAD_TEST_REQUIRE_MODOBOA="1",
-        )
-        cmd = [
-            env.python,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            f"--odoo-config={odoo.config}",
-            "--odoo-database=fayvad_test",
-            "--odoo-http",
-            *(args.pytest_args or ["fayvad_mail/tests", "devtools/tests"]),
-        ]
-        tests = subprocess.run([str(c) for c in cmd], cwd=REPO, env=pytest_env, check=False)
+        tests = _pytest(env, odoo, service, args.pytest_args or ["fayvad_mail/tests", "devtools/tests"])
         lint_failures = 0 if args.no_lint else _lint(env)
-        status = 1 if tests.returncode or lint_failures else 0
-        if tests.returncode and not args.reuse:
+        status = 1 if tests or lint_failures else 0
+        if tests and not args.reuse:
             say("pytest failed; FAYVAD_KEEP_TEST_LOGS=1 keeps the Odoo log in the cache's logs/last-test")
     except KeyboardInterrupt:
         say("interrupted")
@@ -297,6 +311,74 @@ def cmd_test(args):
     return status
 
 
+# -- bench --------------------------------------------------------------------------
+BENCH_DIR = REPO / "devtools" / "bench"
+
+
+def cmd_bench(args):
+    """The benchmarks of devtools/bench on a throwaway database without demo
+    data; the figures as a table, and as JSON in the cache's logs/."""
+    cache = cache_dir()
+    env = PythonEnv(cache).ensure()
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=cache))
+    cluster = Cluster(work / "pg", 5432, work / "postgres.log")
+    figures = work / "figures.jsonl"
+    machine = {"nproc": os.cpu_count(), "load_before": _load()}
+    started = time.monotonic()
+    service, status = None, 1
+    try:
+        service = _modoboa(cache, work / "modoboa", free_port(), free_port())
+        cluster.ensure().start()
+        _start_modoboa(service, fresh=True)
+        odoo = Odoo(env, cluster, work, free_port(), "fayvad_bench", logfile=work / "odoo-bench.log")
+        odoo.write_config()
+        say("installing fayvad_mail (without demo data) in a throwaway database ...")
+        odoo.install(work / "odoo-install.log", demo=False)
+        say(f"installed in {time.monotonic() - started:.0f}s; running the benchmarks")
+        pytest_args = args.pytest_args or []
+        if not any(".py" in arg for arg in pytest_args):  # options only: every benchmark
+            pytest_args += sorted(str(path) for path in BENCH_DIR.glob("bench_*.py"))
+        failed = _pytest(env, odoo, service, ["-s", *pytest_args], FAYVAD_BENCH_FIGURES=str(figures))
+        machine.update(load_after=_load(), seconds=round(time.monotonic() - started))
+        if figures.exists():
+            _report_figures([json.loads(line) for line in figures.read_text().splitlines()], machine, cache)
+        if failed:
+            say("a benchmark failed (see above): its figures are missing")
+        status = 1 if failed else 0
+    except KeyboardInterrupt:
+        say("interrupted")
+        status = 130
+    finally:
+        if service is not None:
+            service.stop()
+        cluster.stop()
+        rmtree(work)
+    return status
+
+
+def _load():
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def _report_figures(rows, machine, cache):
+    """Print the figures as a table and keep them in logs/bench-<time>.json."""
+    load = " -> ".join("/".join(f"{v:.2f}" for v in machine[key]) for key in ("load_before", "load_after"))
+    lines = [
+        f"fayvad_mail benchmarks: {machine['nproc']} CPUs, load average {load} (1/5/15 min, "
+        f"before -> after), {machine['seconds']}s in all; compare ratios within one run only",
+    ]
+    widths = [max(len(row[key]) for row in rows) for key in ("benchmark", "case")]
+    lines += [
+        f"{row['benchmark']:<{widths[0]}}  {row['case']:<{widths[1]}}  {describe(row['figures'])}"
+        for row in rows
+    ]
+    print("\n".join(lines), flush=True)
+    out = cache / "logs" / f"bench-{datetime.datetime.now():%Y%m%d-%H%M%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**machine, "figures": rows}, indent=1) + "\n")
+    say(f"figures written to {out}")
+
+
 # -- entry point ---------------------------------------------------------------------
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="./dev", usage=HELP, add_help=False)
@@ -307,6 +389,8 @@ def main(argv=None):
     test.add_argument("--no-lint", action="store_true")
     test.add_argument("--reuse", nargs="?", const="default", default=None, metavar="NAME")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    bench = sub.add_parser("bench")
+    bench.add_argument("pytest_args", nargs=argparse.REMAINDER)
     sub.add_parser("lint")
     key = sub.add_parser("api-key")
     key.add_argument("login")
@@ -317,7 +401,7 @@ def main(argv=None):
     if args.command == "test" and args.reuse and ("/" in args.reuse or args.reuse.endswith(".py")):
         args.pytest_args = [args.reuse, *(args.pytest_args or [])]  # a path, not a name
         args.reuse = "default"
-    if extra and args.command == "test":
+    if extra and args.command in ("test", "bench"):
         args.pytest_args = extra + (args.pytest_args or [])
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -328,6 +412,7 @@ def main(argv=None):
     commands = {
         "run": cmd_run,
         "test": cmd_test,
+        "bench": cmd_bench,
         "lint": cmd_lint,
         "api-key": cmd_api_key,
         "webhook-secret": cmd_webhook_secret,

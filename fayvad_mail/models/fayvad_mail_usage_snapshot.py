@@ -57,15 +57,21 @@ class FayvadMailUsageSnapshot(models.Model):
 
     @api.model
     def _usage_on(self, accounts, day):
-        """{account id: bytes} from each account's latest snapshot on or before ``day``."""
+        """{account id: bytes} from each account's latest snapshot on or before
+        ``day``: one probe of the (account_id, date) index per account, so
+        the time does not grow with the length of the history."""
         if not accounts:
             return {}
         self.env.cr.execute(
             """
-            SELECT DISTINCT ON (account_id) account_id, bytes_used
-              FROM fayvad_mail_usage_snapshot
-             WHERE account_id = ANY(%s) AND date <= %s
-          ORDER BY account_id, date DESC
+            SELECT account.id, latest.bytes_used
+              FROM unnest(%s::int[]) AS account(id)
+              JOIN LATERAL (
+                   SELECT bytes_used FROM fayvad_mail_usage_snapshot
+                    WHERE account_id = account.id AND date <= %s
+                 ORDER BY date DESC
+                    LIMIT 1
+                   ) latest ON TRUE
             """,
             [list(accounts.ids), day],
         )
