@@ -59,9 +59,7 @@ class FayvadMailWebhookDelivery(models.Model):
     )
     # a reference, not a Many2one: the first delivery may be committed after
     # this transaction's snapshot, where a foreign key could not see it
-    duplicate_of = fields.Char(
-        string="Duplicate Of", readonly=True, help="The delivery that applied this event."
-    )
+    duplicate_of = fields.Char(readonly=True, help="The delivery that applied this event.")
     duration_ms = fields.Integer(string="Duration (ms)", readonly=True)
     billing_event_ids = fields.One2many("fayvad.mail.billing.event", "webhook_delivery_id", readonly=True)
 
