@@ -8,6 +8,7 @@ from odoo.tests import tagged
 from odoo.tools import mute_logger
 
 from odoo.addons.fayvad_mail.models.fayvad_mail_job import DOMAIN_ADMIN_LOCAL_PART
+from odoo.addons.fayvad_mail.tests.common import FaultProxy
 from odoo.addons.fayvad_mail.tests.common_api import ApiCase
 
 MODOBOA_URL = os.environ.get("FAYVAD_TEST_MODOBOA_URL")
@@ -388,3 +389,70 @@ class TestProvisioningEndToEnd(ProvisioningCase):
         status, body, _ = self.api("POST", "/provision/email-account/", weak)
         self.assertEqual(status, 201, body)
         self.assertEqual(body["email_account"]["id"], account.id)
+
+
+@tagged("post_install", "-at_install")
+class TestProvisioningApiFaults(ProvisioningCase):
+    """Through the HTTP API with a faulty proxy in front of the real Modoboa:
+    every fault answers 202, and once Modoboa is reachable the job finishes
+    exactly once."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if not MODOBOA_URL:
+            if os.environ.get("FAYVAD_TEST_REQUIRE_MODOBOA"):
+                raise AssertionError("FAYVAD_TEST_MODOBOA_URL is not set: ./dev test starts a Modoboa")
+            cls.skipTest(cls, "needs a real Modoboa (run ./dev test)")
+
+    def setUp(self):
+        super().setUp()
+        self.proxy = FaultProxy(MODOBOA_URL, delay=2.5).start()
+        self.addCleanup(self.proxy.stop)
+        self.server.write({"url": self.proxy.url, "connect_timeout": 1, "read_timeout": 1})
+
+    def test_each_fault_answers_202_then_completes_once(self):
+        for mode in ("error", "slow", "closed"):
+            with self.subTest(mode=mode):
+                self.proxy.mode = mode
+                if mode == "closed":
+                    self.proxy.stop()
+                payload = self.org_payload()
+                name = payload["organization_data"]["domain"]
+                status, body, _ = self.api("POST", "/provision/organization/", payload)
+                self.assertEqual((status, body["provisioning_status"]), (202, "pending"), body)
+                job = self.env["fayvad.mail.job"].search(
+                    [("organization_id", "=", body["organization"]["id"]), ("job_type", "=", "create_domain")]
+                )
+                self.assertEqual((job.state, job.attempts), ("pending", 1))
+                self.assertTrue(job.last_error and job.next_attempt_at)
+                if mode == "closed":
+                    self.proxy.start()
+                self.proxy.mode = "pass"
+                org = self.env["fayvad.mail.organization"].browse(body["organization"]["id"])
+                for _ in range(4):  # the cron's next runs, once the retry time has come
+                    org.job_ids.filtered(lambda j: j.state == "pending").next_attempt_at = False
+                    self.env["fayvad.mail.job"]._cron_run()
+                self.assertEqual(set(org.job_ids.mapped("state")), {"done"})
+                self.assertEqual(org.state, "active")
+                created = [
+                    line
+                    for line in self.proxy.log
+                    if line[:2] == ("POST", "/api/v2/domains/") and line[2] == 201
+                ]
+                self.assertLessEqual(len(created), 1)
+                self.assertEqual(
+                    len([d for d in self.modoboa_domains(name) if d["name"] == name]),
+                    1,
+                    "the domain exists once",
+                )
+                self.proxy.log.clear()
+
+    def modoboa_domains(self, name):
+        response = requests.get(
+            f"{MODOBOA_URL}/api/v2/domains/",
+            params={"search": name},
+            headers={"Authorization": f"Token {MODOBOA_TOKEN}"},
+            timeout=10,
+        )
+        return response.json()["results"]
