@@ -16,6 +16,14 @@ MODOBOA_TOKEN = os.environ.get("FAYVAD_TEST_MODOBOA_TOKEN")
 MB = 1024 * 1024
 
 
+def require_modoboa(cls):
+    """Skip without a real Modoboa, unless ./dev test promised one."""
+    if not MODOBOA_URL:
+        if os.environ.get("FAYVAD_TEST_REQUIRE_MODOBOA"):
+            raise AssertionError("FAYVAD_TEST_MODOBOA_URL is not set: ./dev test starts a Modoboa")
+        cls.skipTest(cls, "needs a real Modoboa (run ./dev test)")
+
+
 def unique(prefix="org"):
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
@@ -310,10 +318,7 @@ class TestProvisioningEndToEnd(ProvisioningCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        if not MODOBOA_URL:
-            if os.environ.get("FAYVAD_TEST_REQUIRE_MODOBOA"):
-                raise AssertionError("FAYVAD_TEST_MODOBOA_URL is not set: ./dev test starts a Modoboa")
-            cls.skipTest(cls, "needs a real Modoboa (run ./dev test)")
+        require_modoboa(cls)
 
     def modoboa(self, path, **params):
         response = requests.get(
@@ -400,10 +405,7 @@ class TestProvisioningApiFaults(ProvisioningCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        if not MODOBOA_URL:
-            if os.environ.get("FAYVAD_TEST_REQUIRE_MODOBOA"):
-                raise AssertionError("FAYVAD_TEST_MODOBOA_URL is not set: ./dev test starts a Modoboa")
-            cls.skipTest(cls, "needs a real Modoboa (run ./dev test)")
+        require_modoboa(cls)
 
     def setUp(self):
         super().setUp()
