@@ -16,7 +16,13 @@ from odoo import SUPERUSER_ID, api
 from odoo.tools import SQL
 
 from odoo.addons.fayvad_mail.models.fayvad_mail_organization import MB
-from odoo.addons.fayvad_mail.tests.common import MODOBOA_TOKEN, MODOBOA_URL, ModoboaCase, unique_domain
+from odoo.addons.fayvad_mail.tests.common import (
+    MODOBOA_TOKEN,
+    MODOBOA_URL,
+    ModoboaCase,
+    delete_committed,
+    unique_domain,
+)
 
 from devtools.bench.figures import record
 
@@ -29,7 +35,7 @@ CONTEXT = {"tracking_disable": True, "mail_create_nolog": True, "mail_create_nos
 class BenchJobRunner(ModoboaCase):
     def test_one_runner_then_two(self):
         org_ids = self._commit_orgs()
-        self.addCleanup(self._delete, org_ids)
+        self.addCleanup(lambda: delete_committed(self.registry, org_ids, [self.server_id]))
         self._run(runners=1)  # creates the domains and their administrators on Modoboa
         self.assertEqual(self._states(org_ids), {"done"})
         per_s = {1: [], 2: []}
@@ -118,20 +124,3 @@ class BenchJobRunner(ModoboaCase):
                 SQL("SELECT DISTINCT state FROM fayvad_mail_job WHERE organization_id IN %s", tuple(org_ids))
             )
             return {state for (state,) in cr.fetchall()}
-
-    def _delete(self, org_ids):
-        """Remove the committed records again (Modoboa's are thrown away with it)."""
-        with self.registry.cursor() as cr:
-            ids = tuple(org_ids)
-            cr.execute(SQL("SELECT partner_id FROM fayvad_mail_organization WHERE id IN %s", ids))
-            partner_ids = tuple(row[0] for row in cr.fetchall())
-            for statement in (
-                "DELETE FROM fayvad_mail_job WHERE organization_id IN %s",
-                "DELETE FROM fayvad_mail_billing_event WHERE organization_id IN %s",
-                "DELETE FROM fayvad_mail_account WHERE organization_id IN %s",
-                "DELETE FROM fayvad_mail_domain WHERE organization_id IN %s",
-                "DELETE FROM fayvad_mail_organization WHERE id IN %s",
-            ):
-                cr.execute(SQL(statement, ids))
-            cr.execute(SQL("DELETE FROM res_partner WHERE id IN %s", partner_ids))
-            cr.execute(SQL("DELETE FROM fayvad_mail_server WHERE id = %s", self.server_id))

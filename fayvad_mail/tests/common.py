@@ -17,6 +17,7 @@ import requests
 
 from odoo.tests import TransactionCase, new_test_user
 from odoo.tests.common import BlockedRequest, _super_send
+from odoo.tools import SQL
 
 from odoo.addons.fayvad_mail.models.fayvad_mail_organization import MB
 
@@ -297,3 +298,27 @@ class FaultProxy:
 
     def count(self, method, path, status=None):
         return sum(1 for m, p, s in self.log if m == method and p == path and status in (None, s))
+
+
+def delete_committed(registry, org_ids, server_ids=(), secret_ids=()):
+    """Delete what a test (or benchmark) committed for real: organizations
+    with everything hanging from them, their customers, servers, secrets."""
+    with registry.cursor() as cr:
+        ids = tuple(org_ids)
+        cr.execute(SQL("SELECT partner_id FROM fayvad_mail_organization WHERE id IN %s", ids))
+        partner_ids = tuple(row[0] for row in cr.fetchall())
+        for table in (
+            "fayvad_mail_job",
+            "fayvad_mail_billing_event",
+            "fayvad_mail_webhook_delivery",
+            "fayvad_mail_subscription",
+            "fayvad_mail_account",
+            "fayvad_mail_domain",
+        ):
+            cr.execute(SQL("DELETE FROM %s WHERE organization_id IN %s", SQL.identifier(table), ids))
+        cr.execute(SQL("DELETE FROM fayvad_mail_organization WHERE id IN %s", ids))
+        cr.execute(SQL("DELETE FROM res_partner WHERE id IN %s", partner_ids))
+        if server_ids:
+            cr.execute(SQL("DELETE FROM fayvad_mail_server WHERE id IN %s", tuple(server_ids)))
+        if secret_ids:
+            cr.execute(SQL("DELETE FROM fayvad_mail_webhook_secret WHERE id IN %s", tuple(secret_ids)))

@@ -15,6 +15,7 @@ from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL
 
 from odoo.addons.fayvad_mail.models.fayvad_mail_organization import MB
+from odoo.addons.fayvad_mail.tests.common import delete_committed
 from odoo.addons.fayvad_mail.tools.mailserver import RemoteDomain, RemoteMailbox
 
 ORGS = 6
@@ -64,7 +65,7 @@ class TestJobConcurrency(TransactionCase):
         self.startPatcher(patch.object(Job, "_trigger_runner", lambda self: None))
         self.startPatcher(patch.object(Job, "_trigger_runner_at", lambda self, when: None))
         job_ids, org_ids = self._commit_jobs()
-        self.addCleanup(self._delete, org_ids)
+        self.addCleanup(lambda: delete_committed(self.registry, org_ids, [self.server_id]))
 
         fake = SlowFakeServer()
         runs = []
@@ -170,20 +171,3 @@ class TestJobConcurrency(TransactionCase):
                 org_ids.append(org.id)
             self.server_id = server.id
         return job_ids, org_ids
-
-    def _delete(self, org_ids):
-        """Remove the committed records again."""
-        with self.registry.cursor() as cr:
-            ids = tuple(org_ids)
-            cr.execute(SQL("SELECT partner_id FROM fayvad_mail_organization WHERE id IN %s", ids))
-            partner_ids = tuple(row[0] for row in cr.fetchall())
-            for statement in (
-                "DELETE FROM fayvad_mail_job WHERE organization_id IN %s",
-                "DELETE FROM fayvad_mail_billing_event WHERE organization_id IN %s",
-                "DELETE FROM fayvad_mail_account WHERE organization_id IN %s",
-                "DELETE FROM fayvad_mail_domain WHERE organization_id IN %s",
-                "DELETE FROM fayvad_mail_organization WHERE id IN %s",
-            ):
-                cr.execute(SQL(statement, ids))
-            cr.execute(SQL("DELETE FROM res_partner WHERE id IN %s", partner_ids))
-            cr.execute(SQL("DELETE FROM fayvad_mail_server WHERE id = %s", self.server_id))

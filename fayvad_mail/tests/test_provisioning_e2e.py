@@ -18,10 +18,10 @@ PASSWORD = "Hand-0ver_Passw0rd"
 
 @tagged("post_install", "-at_install")
 class TestProvisioningE2E(ModoboaCase):
-    def provisioned_org(self, accounts=(("alice", 300), ("bob", 100)), **vals):
-        """An organization with ``accounts`` (local part, MB), provisioned on Modoboa."""
+    def new_org(self, **vals):
+        """An organization on the test Modoboa, not provisioned yet."""
         name = unique_domain()
-        org = self.make_org(
+        return self.make_org(
             name=name,
             domain=name,
             mail_server_id=self.modoboa.id,
@@ -30,6 +30,10 @@ class TestProvisioningE2E(ModoboaCase):
             default_mailbox_quota_mb=100,
             **vals,
         )
+
+    def provisioned_org(self, accounts=(("alice", 300), ("bob", 100)), **vals):
+        """An organization with ``accounts`` (local part, MB), provisioned on Modoboa."""
+        org = self.new_org(**vals)
         for local, quota_mb in accounts:
             self.make_account(org, local, quota_mb=quota_mb)
         org.action_provision()
@@ -43,15 +47,8 @@ class TestProvisioningE2E(ModoboaCase):
 
     # -- provisioning -----------------------------------------------------------------
     def test_provision_organization_and_accounts(self):
-        name = unique_domain()
-        org = self.make_org(
-            name=name,
-            domain=name,
-            mail_server_id=self.modoboa.id,
-            max_users=5,
-            max_storage_gb=2,
-            default_mailbox_quota_mb=100,
-        )
+        org = self.new_org()
+        name = org.domain_ids.name
         alice = self.make_account(org, "alice", quota_mb=300, first_name="Alice")
         bob = self.env["fayvad.mail.account"].create(
             {

@@ -13,6 +13,7 @@ from odoo import SUPERUSER_ID, api
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL
 
+from odoo.addons.fayvad_mail.tests.common import delete_committed
 from odoo.addons.fayvad_mail.tools.signature import sign
 
 DELIVERIES = 20
@@ -21,8 +22,8 @@ DELIVERIES = 20
 @tagged("post_install", "-at_install")
 class TestWebhookConcurrency(TransactionCase):
     def test_concurrent_identical_deliveries_apply_once(self):
-        org_id, secret_id, partner_id = self._commit_fixture()
-        self.addCleanup(self._delete, org_id, secret_id, partner_id)
+        org_id, secret_id = self._commit_fixture()
+        self.addCleanup(lambda: delete_committed(self.registry, [org_id], secret_ids=[secret_id]))
         invoice_id = f"INV-RACE-{int(time.time() * 1000)}"
         raw = json.dumps(
             {
@@ -88,17 +89,4 @@ class TestWebhookConcurrency(TransactionCase):
             secret = env["fayvad.mail.webhook.secret"].create(
                 {"secret": self.secret, "company_id": org.company_id.id}
             )
-            return org.id, secret.id, partner.id
-
-    def _delete(self, org_id, secret_id, partner_id):
-        with self.registry.cursor() as cr:
-            for statement in (
-                "DELETE FROM fayvad_mail_billing_event WHERE organization_id = %s",
-                "DELETE FROM fayvad_mail_webhook_delivery WHERE organization_id = %s",
-                "DELETE FROM fayvad_mail_job WHERE organization_id = %s",
-                "DELETE FROM fayvad_mail_subscription WHERE organization_id = %s",
-                "DELETE FROM fayvad_mail_organization WHERE id = %s",
-            ):
-                cr.execute(SQL(statement, org_id))
-            cr.execute(SQL("DELETE FROM fayvad_mail_webhook_secret WHERE id = %s", secret_id))
-            cr.execute(SQL("DELETE FROM res_partner WHERE id = %s", partner_id))
+            return org.id, secret.id
