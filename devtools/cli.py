@@ -100,7 +100,8 @@ def _main_cluster(cache):
 
 def _configure_mail_server(odoo, service):
     odoo.shell(
-        f"env['fayvad.mail.server']._dev_configure_local({service.url!r}, {service.token!r})",
+        f"env['fayvad.mail.server']._dev_configure_local({service.url!r}, {service.token!r}, "
+        f"{service.password_policy!r})",
         "configuring the local mail server",
     )
 
@@ -246,6 +247,7 @@ def _pytest(env, odoo, service, pytest_args, **extra_env):
         FAYVAD_TEST_MODOBOA_URL=service.url,
         FAYVAD_TEST_MODOBOA_TOKEN=service.token,
         FAYVAD_TEST_MODOBOA_DB=str(service.db_path),
+        FAYVAD_TEST_MODOBOA_PASSWORD_POLICY=json.dumps(service.password_policy),
         FAYVAD_TEST_REQUIRE_MODOBOA="1",
         **extra_env,
     )

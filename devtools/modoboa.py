@@ -57,6 +57,10 @@ __all__ = ["MODOBOA_VERSION", "Modoboa", "ModoboaError"]
 
 MODOBOA_VERSION = "2.12.0"
 
+# The password policy the instance enforces (keywords of fayvad_mail's
+# PasswordPolicy): the API document's, at least 8 characters, nothing more.
+DEFAULT_PASSWORD_POLICY = {"min_length": 8, "upper": 0, "lower": 0, "digits": 0, "specials": 0}
+
 # Bump when the recipe changes in a way the hashed texts below do not show.
 RECIPE_REVISION = "1"
 
@@ -190,6 +194,29 @@ CACHES["default"]["LOCATION"] = REDIS_URL
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     _fm_scope: "1000000/second" for _fm_scope in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
 }
+
+# Mailbox passwords: exactly the policy of the fayvad_mail server record that
+# points here (password-policy.json, written by devtools; by default the API
+# document's: at least 8 characters, nothing more). Modoboa's stock list also
+# refuses common or all-digit passwords, passwords like the user name, and
+# demands upper case, lower case and digits.
+import json as _fm_json
+
+try:
+    with open(_fm_os.path.join(_FM_INSTANCE_DIR, "password-policy.json")) as _fm_fh:
+        _FM_POLICY = _fm_json.load(_fm_fh)
+except FileNotFoundError:
+    _FM_POLICY = {}
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": int(_FM_POLICY.get("min_length", 8))},
+    },
+    {
+        "NAME": "modoboa.core.password_validation.ComplexityValidator",
+        "OPTIONS": {_fm_rule: int(_FM_POLICY.get(_fm_rule, 0)) for _fm_rule in ("upper", "lower", "digits", "specials")},
+    },
+]
 
 # No calls to api.modoboa.org from the dashboard.
 DISABLE_DASHBOARD_EXTERNAL_QUERIES = True
@@ -381,6 +408,7 @@ class Modoboa:
         if self.port == self.redis_port:
             raise ModoboaError(f"port and redis_port must differ (both {self.port})")
         self.log = log or (lambda *_: None)
+        self.password_policy = dict(DEFAULT_PASSWORD_POLICY)
         self.venv_dir = self.cache_dir / "modoboa-venv"
         self.template_dir = self.cache_dir / "modoboa-template"
         self.install_log = self.cache_dir / "modoboa-install.log"
@@ -691,6 +719,7 @@ class Modoboa:
             self._copy_template(self.template_dir)
         # Always point the DKIM key directory at this instance (it may have moved).
         (self.instance_dir / "dkim").mkdir(exist_ok=True)
+        (self.instance_dir / "password-policy.json").write_text(json.dumps(self.password_policy) + "\n")
         _set_parameters(self.db_path, {"admin": {"dkim_keys_storage_dir": str(self.instance_dir / "dkim")}})
 
     def _copy_template(self, template: pathlib.Path) -> None:

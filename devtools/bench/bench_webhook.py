@@ -24,7 +24,7 @@ class BenchBillingWebhook(ApiCase):
         cls.org = cls.env["fayvad.mail.organization"].create(
             {"name": "Bench hooked", "partner_id": cls.customer.id, "plan_id": cls.plan.id, "state": "active"}
         )
-        cls.org._start_subscription(cls.plan)
+        cls.env["fayvad.mail.subscription"]._start(cls.org, cls.plan)
 
     def deliver(self, invoice_id):
         raw = json.dumps(

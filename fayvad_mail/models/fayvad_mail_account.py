@@ -5,8 +5,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
 from ..fields import ByteSize
-from ..tools.mailserver import generate_password  # noqa: F401  (one upper, lower, digit, special)
-from ..tools.names import InvalidName, normalize_local_part
+from ..tools.names import InvalidName, check_not_reserved, normalize_local_part
 from .fayvad_mail_domain import PROVISIONING_STATES
 from .fayvad_mail_organization import GB, MB
 
@@ -154,23 +153,38 @@ class FayvadMailAccount(models.Model):
     @api.model
     def _normalize_local_part(self, local_part):
         try:
-            return normalize_local_part(local_part or "")
+            return check_not_reserved(normalize_local_part(local_part or ""))
         except InvalidName as exc:
             raise ValidationError(
                 self.env._("The address %(value)r %(reason)s.", value=local_part, reason=exc)
             ) from None
 
     # -- password hand-over --------------------------------------------------------------------
+    @api.model
+    def _password_problems(self, organization, password):
+        """What ``password`` breaks in the policy of the organization's mail server."""
+        return organization.mail_server_id._password_policy().problems(password)
+
     def _set_pending_password(self, password):
+        """Keep ``password`` until the mail server has it. It must satisfy
+        the server's policy; the query that stores it is never logged."""
         self.ensure_one()
-        self.env.cr.execute(
-            SQL(
-                "UPDATE %s SET pending_password = %s WHERE id = %s",
-                SQL.identifier(self._table),
-                password,
-                self.id,
+        problems = self._password_problems(self.organization_id, password)
+        if problems:
+            raise ValidationError(
+                self.env._(
+                    "The password of %(email)s: %(problems)s", email=self.email, problems=" ".join(problems)
+                )
             )
+        # Odoo's cursor logs a query with its parameters (at debug level, and
+        # whenever it fails): this one goes straight to psycopg2, unlogged.
+        query = SQL(
+            "UPDATE %s SET pending_password = %s WHERE id = %s",
+            SQL.identifier(self._table),
+            password,
+            self.id,
         )
+        self.env.cr._obj.execute(query.code, query.params)
 
     def _get_pending_password(self):
         self.ensure_one()

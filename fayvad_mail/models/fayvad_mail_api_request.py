@@ -4,6 +4,7 @@ import json
 from psycopg2 import errors as pg_errors
 
 from odoo import api, fields, models
+from odoo.tools import SQL
 
 from ..tools.api_errors import ApiError
 
@@ -28,10 +29,31 @@ class FayvadMailApiRequest(models.Model):
     ]
 
     @api.model
+    def _lock_id(self, key):
+        """The advisory lock that a request holds on its connection while it
+        works under ``key``: it ends with the request, or with the request's
+        connection when its worker is killed."""
+        digest = hashlib.sha256(f"fayvad_mail.idempotency:{self.env.uid}:{key}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+    @api.model
+    def _hold(self, key):
+        """Take the key's lock for this request (False: another live request has it)."""
+        self.env.cr.execute(SQL("SELECT pg_try_advisory_lock(%s)", self._lock_id(key)))
+        return self.env.cr.fetchone()[0]
+
+    @api.model
+    def _let_go(self, key):
+        self.env.cr.execute(SQL("SELECT pg_advisory_unlock(%s)", self._lock_id(key)))
+
+    @api.model
     def _claim(self, key, route, raw):
-        """Claim ``key`` for this request in its own committed transaction.
-        Returns ``None`` when claimed (go on), else ``(status, body)`` to
-        answer instead: the stored answer of the first request, or a 409."""
+        """Claim ``key`` for this request in its own committed transaction,
+        and hold its lock (``_let_go`` releases it). Returns ``None`` when
+        claimed (go on), else ``(status, body)`` to answer instead: the
+        stored answer of the first request, or a 409. A claim whose request
+        is gone (its worker was killed: its lock went with its connection)
+        is taken over."""
         if not key or len(key) > 255:
             raise ApiError(
                 400,
@@ -40,20 +62,33 @@ class FayvadMailApiRequest(models.Model):
                 details={"Idempotency-Key": ["Must be 1 to 255 characters."]},
             )
         digest = hashlib.sha256(raw).hexdigest()
-        answer = self._replay(key, route, digest)
-        if answer:
-            return answer
+        if not self._hold(key):  # the first request is still at work (or just storing its answer)
+            answer = self._replay(key, route, digest)
+            if answer:
+                return answer
+            raise ApiError(409, "CONFLICT", "A request with this Idempotency-Key is still being processed")
         try:
+            answer = self._replay(key, route, digest, orphan_ok=True)
+            if answer:
+                self._let_go(key)
+                return answer
             with self.env.registry.cursor() as cr:
-                self.with_env(self.env(cr=cr)).sudo().create(
-                    {"user_id": self.env.uid, "key": key, "route": route, "body_hash": digest}
-                )
+                Requests = self.with_env(self.env(cr=cr)).sudo()
+                orphan = Requests.search([("user_id", "=", self.env.uid), ("key", "=", key)], limit=1)
+                if not orphan:  # else it was left by a request that died: ours now
+                    Requests.create(
+                        {"user_id": self.env.uid, "key": key, "route": route, "body_hash": digest}
+                    )
             return None
         except pg_errors.UniqueViolation:  # the same key claimed at the same moment
+            self._let_go(key)
             return self._replay(key, route, digest)
+        except BaseException:
+            self._let_go(key)
+            raise
 
     @api.model
-    def _replay(self, key, route, digest):
+    def _replay(self, key, route, digest, orphan_ok=False):
         with self.env.registry.cursor() as cr:
             first = (
                 self.with_env(self.env(cr=cr))
@@ -65,6 +100,8 @@ class FayvadMailApiRequest(models.Model):
             if first.route != route or first.body_hash != digest:
                 raise ApiError(409, "CONFLICT", "This Idempotency-Key was used with a different request")
             if not first.status_code:
+                if orphan_ok:  # its request is gone (the caller holds the key's lock)
+                    return None
                 raise ApiError(
                     409, "CONFLICT", "A request with this Idempotency-Key is still being processed"
                 )

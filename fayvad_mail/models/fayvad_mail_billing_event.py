@@ -2,6 +2,8 @@ import logging
 import threading
 from datetime import timedelta
 
+from psycopg2 import errors as pg_errors
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL, float_compare
@@ -55,6 +57,13 @@ class FayvadMailBillingEvent(models.Model):
     )
     description = fields.Char(size=500)
     external_invoice_id = fields.Char(string="External Invoice ID", index=True)
+    no_charge_reason = fields.Char(
+        readonly=True,
+        copy=False,
+        tracking=True,
+        help="Why this event charges nothing although it carries an amount (e.g. the period's fee "
+        "was billed already, or the organization was terminated).",
+    )
     chargeable = fields.Boolean(compute="_compute_chargeable", store=True)
     sync_state = fields.Selection(
         [("pending", "To Sync"), ("done", "Synced"), ("failed", "Failed"), ("none", "Nothing to Sync")],
@@ -93,10 +102,12 @@ class FayvadMailBillingEvent(models.Model):
         for event in self:
             event.amount = event.quantity * event.unit_price
 
-    @api.depends("event_type", "amount")
+    @api.depends("event_type", "amount", "no_charge_reason")
     def _compute_chargeable(self):
         for event in self:
-            event.chargeable = event.event_type in CHARGEABLE_TYPES and bool(event.amount)
+            event.chargeable = (
+                event.event_type in CHARGEABLE_TYPES and bool(event.amount) and not event.no_charge_reason
+            )
 
     @api.depends("chargeable", "event_type")
     def _compute_sync_state(self):
@@ -293,9 +304,11 @@ class FayvadMailBillingEvent(models.Model):
 
     def _draft_invoice(self):
         """The organization's draft invoice for the event's month and
-        currency (created when missing)."""
+        currency (created when missing). The database holds one such draft
+        at most (a unique key): a worker whose snapshot misses the draft
+        another worker just committed fails here, and the event is synced
+        on the next run, into that draft."""
         org = self.organization_id
-        org._lock_for_update()  # one draft invoice per period, even with several workers
         Move = self.env["account.move"]
         domain = [
             ("fayvad_organization_id", "=", org.id),
@@ -304,17 +317,35 @@ class FayvadMailBillingEvent(models.Model):
             ("move_type", "=", "out_invoice"),
             ("state", "=", "draft"),
         ]
-        return Move.search(domain, limit=1) or Move.with_company(org.company_id).create(
-            {
-                "move_type": "out_invoice",
-                "partner_id": org.partner_id.id,
-                "company_id": org.company_id.id,
-                "currency_id": self.currency_id.id,
-                "fayvad_organization_id": org.id,
-                "fayvad_period_start": self._period_start(),
-                "invoice_origin": self.env._("Mail hosting %s", self._period_start().strftime("%Y-%m")),
-            }
-        )
+        invoice = Move.search(domain, limit=1)
+        if invoice:
+            return invoice
+        key = f"{org.id}:{self._period_start()}:{self.currency_id.id}"
+        try:
+            with self.env.cr.savepoint():
+                return Move.with_company(org.company_id).create(
+                    {
+                        "move_type": "out_invoice",
+                        "partner_id": org.partner_id.id,
+                        "company_id": org.company_id.id,
+                        "currency_id": self.currency_id.id,
+                        "fayvad_organization_id": org.id,
+                        "fayvad_period_start": self._period_start(),
+                        "fayvad_draft_key": key,
+                        "invoice_origin": self.env._(
+                            "Mail hosting %s", self._period_start().strftime("%Y-%m")
+                        ),
+                    }
+                )
+        except pg_errors.UniqueViolation:
+            raise UserError(
+                self.env._(
+                    "Another worker created the draft invoice of %(org)s for %(period)s at the same moment; "
+                    "this event goes on it at the next run.",
+                    org=org.name,
+                    period=self._period_start().strftime("%Y-%m"),
+                )
+            ) from None
 
     def _sync_invoice_line(self):
         product = self._product()
@@ -359,8 +390,10 @@ class FayvadMailBillingEvent(models.Model):
 
     def _matching_invoice(self):
         """(invoice, None) to reconcile with, or (None, why) to flag. The
-        invoice named by the external id wins; otherwise the oldest open
-        one. Amount and currency must match: mismatches are never guessed."""
+        invoice named by the external id wins, and may be paid in parts (an
+        amount up to what is due); otherwise the oldest open one, whose due
+        amount must be paid exactly. The currency must match. Mismatches
+        are never guessed."""
         invoices = self._open_invoices()
         named = invoices.browse()
         if self.external_invoice_id:
@@ -377,9 +410,10 @@ class FayvadMailBillingEvent(models.Model):
                 inv=candidate.name,
                 cur=candidate.currency_id.name,
             )
-        if float_compare(
-            candidate.amount_residual, self.amount, precision_rounding=self.currency_id.rounding
-        ):
+        comparison = float_compare(
+            self.amount, candidate.amount_residual, precision_rounding=self.currency_id.rounding
+        )
+        if comparison > 0 or (comparison < 0 and candidate not in named):
             return None, self.env._(
                 "amount %(paid)s differs from the %(due)s due on %(inv)s",
                 paid=self.amount,

@@ -1,5 +1,4 @@
 import logging
-import threading
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
@@ -142,17 +141,12 @@ class FayvadMailDrift(models.Model):
 
     @api.model
     def _cron_check(self):
-        """Check every active mail server (a server that does not answer is skipped)."""
-        testing = getattr(threading.current_thread(), "testing", False)
+        """Check every active mail server, one savepoint each: a server that
+        does not answer, or cannot be compared, keeps the error on its form
+        and the others are checked."""
         servers = self.env["fayvad.mail.server"].sudo().search([])
-        for server in servers:
-            try:
-                self._check(server)
-            except MailServerError as exc:
-                _logger.warning("drift check of %s skipped: %s", server.name, exc)
-            if not testing:
-                self.env.cr.commit()  # pylint: disable=invalid-commit
-        self.env["ir.cron"]._notify_progress(done=len(servers), remaining=0)
+        failed = servers._cron_each(servers, self._check, "Drift check")
+        self.env["ir.cron"]._notify_progress(done=len(servers - failed), remaining=0)
 
     @api.model
     def _check(self, server, organizations=None):

@@ -9,9 +9,10 @@ from psycopg2.extensions import TransactionRollbackError
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import SQL
+from odoo.tools import SQL, config
 
-from ..tools.mailserver import MailServerError, NotFound, Refused, Unavailable, generate_password
+from ..tools.mailserver import BudgetSpent, MailServerError, NotFound, Refused, Unavailable
+from ..tools.names import DOMAIN_ADMIN_LOCAL_PART
 from .fayvad_mail_organization import GB, MB
 
 _logger = logging.getLogger(__name__)
@@ -33,10 +34,8 @@ JOB_TYPES = [
 BACKOFF_BASE = 30  # seconds before the first retry
 BACKOFF_MAX = 3600  # never wait more than an hour between attempts
 BATCH_SIZE = 50  # jobs per cron call
+RUNNER_BUDGET = 60.0  # seconds a cron call runs jobs at most (capped to half of Odoo's cron time limit)
 ACQUIRE_CANDIDATES = 100  # due jobs looked at per acquisition
-# The domain administrator is a login without a mailbox, named
-# <DOMAIN_ADMIN_LOCAL_PART>@<domain>; a customer mailbox cannot use that address.
-DOMAIN_ADMIN_LOCAL_PART = "domainadmin"
 LIVE_ACCOUNT_STATES = ("active", "suspended")
 
 
@@ -216,6 +215,7 @@ class FayvadMailJob(models.Model):
         if self.filtered(lambda j: j.state == "done"):
             raise UserError(self.env._("A done job cannot be cancelled."))
         self.write({"state": "cancelled", "next_attempt_at": False})
+        self._wipe_secrets()
         self.activity_unlink(["mail.mail_activity_data_todo"])
         return True
 
@@ -225,7 +225,7 @@ class FayvadMailJob(models.Model):
         return True
 
     # -- running ---------------------------------------------------------------------------
-    def _due_query(self, job_ids=None):
+    def _due_query(self, job_ids=None, exclude=()):
         """Ids of the jobs that may run now: pending, due, whose dependency
         is over, and with no earlier pending job of the same organization.
         An organization's jobs thus run one at a time, in the order they
@@ -247,16 +247,18 @@ class FayvadMailJob(models.Model):
                       AND prev.id < job.id
                       AND prev.depends_on_id IS DISTINCT FROM job.id)
                %s
+               %s
              ORDER BY job.id
              LIMIT %s
             """,
             fields.Datetime.now(),  # the clock next_attempt_at was set with (not the transaction's start)
             SQL("AND job.id IN %s", tuple(job_ids)) if job_ids else SQL(),
+            SQL("AND job.id NOT IN %s", tuple(exclude)) if exclude else SQL(),
             ACQUIRE_CANDIDATES,
         )
 
     @api.model
-    def _acquire(self, job_ids=None):
+    def _acquire(self, job_ids=None, exclude=()):
         """Lock and return one due job (or one of ``job_ids``), skipping jobs
         other workers hold; an empty recordset when none is free.
 
@@ -268,7 +270,7 @@ class FayvadMailJob(models.Model):
         if job_ids is not None and not job_ids:
             return self.browse()
         self.flush_model()
-        self.env.cr.execute(self._due_query(job_ids))
+        self.env.cr.execute(self._due_query(job_ids, exclude))
         for (job_id,) in self.env.cr.fetchall():
             try:
                 with self.env.cr.savepoint(flush=False):
@@ -287,21 +289,42 @@ class FayvadMailJob(models.Model):
         return self.browse()
 
     @api.model
+    def _runner_budget(self):
+        """Seconds one cron call may spend running jobs: the
+        ``fayvad_mail.job_runner_budget`` parameter (RUNNER_BUDGET by
+        default), never more than half of Odoo's cron time limit."""
+        value = self.env["ir.config_parameter"].sudo().get_param("fayvad_mail.job_runner_budget")
+        try:
+            budget = float(value) if value else RUNNER_BUDGET
+        except ValueError:
+            budget = RUNNER_BUDGET
+        limit = config.get("limit_time_real_cron") or -1
+        if limit is None or limit < 0:
+            limit = config.get("limit_time_real") or 0
+        return min(budget, limit / 2) if limit and limit > 0 else budget
+
+    @api.model
     def _cron_run(self, limit=BATCH_SIZE):
-        """Run due jobs, one transaction each, at most ``limit`` of them."""
+        """Run due jobs, one transaction each (outside tests), until
+        ``limit`` jobs ran or the time budget is spent. A job whose run
+        raises outside its own bookkeeping (a bug, a database error) is
+        rolled back, charged the attempt with backoff, and not taken again
+        in this call."""
         testing = getattr(threading.current_thread(), "testing", False)
-        done = 0
-        while done < limit:
-            job = self._acquire()
+        deadline = time.monotonic() + self._runner_budget()
+        done, tried = 0, set()
+        while done < limit and time.monotonic() < deadline:
+            job = self._acquire(exclude=tried)
             if not job:
                 break
+            tried.add(job.id)
+            attempts = job.attempts
             try:
-                job._run()
-            except Exception:
-                if testing:
-                    raise
-                _logger.exception("provisioning job %s could not be recorded; it stays pending", job.id)
-                self.env.cr.rollback()
+                with self.env.cr.savepoint():
+                    job._run()
+            except Exception as exc:  # the attempt is charged and backed off all the same
+                _logger.exception("provisioning job %s could not be recorded", job.id)
+                job._record_crash(attempts + 1, exc)
             done += 1
             if not testing:
                 self.env.cr.commit()  # pylint: disable=invalid-commit
@@ -309,19 +332,44 @@ class FayvadMailJob(models.Model):
         self.env.cr.execute(SQL("SELECT count(*) FROM (%s) due", self._due_query()))
         remaining = self.env.cr.fetchone()[0]
         self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        if remaining and time.monotonic() >= deadline:
+            self._trigger_runner()  # the budget ran out: go on in a new call
         return done
 
-    def _run(self, timeout=None):
+    def _record_crash(self, attempts, exc):
+        """Charge a crashed run (its writes are rolled back) with plain SQL,
+        as the ORM bookkeeping may be what failed."""
+        self.ensure_one()
+        message = f"{type(exc).__name__}: {exc}"[:2000]
+        failed = attempts >= self.max_attempts
+        retry_at = None if failed else fields.Datetime.now() + timedelta(seconds=backoff_delay(attempts))
+        self.env.cr.execute(
+            SQL(
+                "UPDATE fayvad_mail_job SET attempts = %s, next_attempt_at = %s, last_error = %s, "
+                "state = %s WHERE id = %s",
+                attempts,
+                retry_at,
+                message,
+                "failed" if failed else "pending",
+                self.id,
+            )
+        )
+        self.invalidate_recordset(["attempts", "next_attempt_at", "last_error", "state"])
+
+    def _run(self, deadline=None):
         """Carry out this (locked) job once; record success or the error,
-        with backoff for retryable errors. ``timeout`` (connect, read)
-        caps the server's timeouts. Returns the job's new state."""
+        with backoff for retryable errors. ``deadline`` (a
+        ``time.monotonic()`` value) bounds every mail-server call, e.g. to
+        an API request's budget. Returns the job's new state."""
         self.ensure_one()
         started = time.monotonic()
         self.attempts += 1
         try:
             with self.env.cr.savepoint():
-                client = self._server()._client(timeout=timeout)
+                client = self._server()._client(deadline=deadline)
                 getattr(self, f"_step_{self.job_type}")(client)
+        except BudgetSpent as exc:  # not the server's fault: the cron carries on at once
+            self._record_failure(str(exc), retryable=True, delay=0)
         except MailServerError as exc:
             self._record_failure(str(exc), retryable=exc.retryable)
         except Exception as exc:  # a bug or bad data: keep the job, tell people, never lose it
@@ -347,9 +395,10 @@ class FayvadMailJob(models.Model):
             self.mail_server_id = server
         return server
 
-    def _record_failure(self, message, retryable):
+    def _record_failure(self, message, retryable, delay=None):
         if retryable and self.attempts < self.max_attempts:
-            retry_at = fields.Datetime.now() + timedelta(seconds=backoff_delay(self.attempts))
+            delay = backoff_delay(self.attempts) if delay is None else delay
+            retry_at = fields.Datetime.now() + timedelta(seconds=delay)
             self.write({"last_error": message, "next_attempt_at": retry_at})
             self._trigger_runner_at(retry_at)
             _logger.info(
@@ -357,6 +406,7 @@ class FayvadMailJob(models.Model):
             )
             return
         self.write({"state": "failed", "last_error": message, "next_attempt_at": False})
+        self._wipe_secrets()
         _logger.warning("provisioning job %s failed: %s", self.id, message)
         self._target_state("failed")
         self._notify_administrators()
@@ -376,8 +426,15 @@ class FayvadMailJob(models.Model):
                 }
             )
             job._target_state("failed")
+        dependents._wipe_secrets()
         if dependents:
             dependents._fail_dependents()
+
+    def _wipe_secrets(self):
+        """A job that will not run again drops the mailbox password it was
+        to hand over (a request that resumes the account sends it again)."""
+        handing_over = self.filtered(lambda j: j.job_type in ("create_mailbox", "set_password"))
+        handing_over.account_id._wipe_pending_password()
 
     def _target_state(self, state):
         """Reflect a provisioning failure (or retry) on what the job creates."""
@@ -482,7 +539,7 @@ class FayvadMailJob(models.Model):
         if "terminated" in (domain.state, self.organization_id.state):
             return
         username = f"{DOMAIN_ADMIN_LOCAL_PART}@{domain.name}"
-        client.ensure_domain_admin(domain.name, username, generate_password())
+        client.ensure_domain_admin(domain.name, username, self._server()._password_policy().generate())
         domain.admin_created = True
         self.organization_id._update_provisioning_state()
 
@@ -495,7 +552,7 @@ class FayvadMailJob(models.Model):
         password = account._get_pending_password()
         remote = client.ensure_mailbox(
             account.email,
-            password or generate_password(),
+            password or self._server()._password_policy().generate(),
             quota,
             first_name=account.first_name or "",
             last_name=account.last_name or "",

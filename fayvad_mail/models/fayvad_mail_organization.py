@@ -1,13 +1,11 @@
-import random
 import secrets
-
-from dateutil.relativedelta import relativedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
 from ..fields import ByteSize
+from . import fayvad_mail_cron_mixin  # noqa: F401  (the mixin inherited below)
 
 GB = 10**9  # storage sizes in GB are decimal, as the API reports them
 MB = 1024 * 1024  # mailbox quotas in MB are binary, as Modoboa counts them
@@ -16,7 +14,7 @@ MB = 1024 * 1024  # mailbox quotas in MB are binary, as Modoboa counts them
 class FayvadMailOrganization(models.Model):
     _name = "fayvad.mail.organization"
     _description = "Mail Hosting Organization"
-    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _inherit = ["mail.thread", "mail.activity.mixin", "fayvad.mail.cron.mixin"]
     _order = "name, id"
     _check_company_auto = True
 
@@ -62,6 +60,13 @@ class FayvadMailOrganization(models.Model):
         tracking=True,
         index=True,
         copy=False,
+    )
+    date_terminated = fields.Date(
+        string="Terminated On",
+        readonly=True,
+        copy=False,
+        tracking=True,
+        help="Billing ends here: the subscription is cancelled and no later period is charged.",
     )
     suspension_reason = fields.Selection(
         [("manual", "Manual"), ("non_payment", "Non-payment"), ("cancelled", "Subscription cancelled")],
@@ -245,21 +250,21 @@ class FayvadMailOrganization(models.Model):
         """A plan change or extra storage during a period is billed (or
         credited) for the rest of the period."""
         self.ensure_one()
+        if self.state == "terminated":
+            return  # billing ended with the termination
         Event = self.env["fayvad.mail.billing.event"]
         subscription = self.subscription_id
         if old_plan != self.plan_id and subscription and subscription.state != "cancelled":
-            old_price = subscription.amount
             subscription.write({"plan_id": self.plan_id.id, "amount": self.plan_id.monthly_price})
-            if self.plan_id and self.plan_id.monthly_price != old_price:
-                Event._prorated(
-                    self,
-                    self.plan_id.monthly_price - old_price,
+            if self.plan_id:  # the period's fee follows the new plan (prorated, charged once)
+                subscription._bill_fee(
+                    self.plan_id.monthly_price,
+                    "subscription_updated",
                     self.env._(
                         "Plan changed from %(old)s to %(new)s",
                         old=old_plan.name or "-",
                         new=self.plan_id.name,
                     ),
-                    "subscription_updated",
                 )
         plan = self.plan_id
         if plan.price_per_extra_gb and old_storage_gb != self.max_storage_gb:
@@ -353,8 +358,14 @@ class FayvadMailOrganization(models.Model):
         return True
 
     def action_terminate(self):
+        """Remove the organization from the mail server and end its billing:
+        the subscription is cancelled today, and no period after today is
+        charged (draft lines of later periods are removed; the current
+        period stays billed)."""
+        today = fields.Date.context_today(self)
         for org in self.filtered(lambda o: o.state != "terminated"):
-            org.write({"state": "terminated", "suspension_reason": False})
+            org.write({"state": "terminated", "suspension_reason": False, "date_terminated": today})
+            self.env["fayvad.mail.subscription"]._end_billing(org, today)
             self.env["fayvad.mail.job"]._enqueue("terminate_organization", organization=org)
         return True
 
@@ -383,108 +394,6 @@ class FayvadMailOrganization(models.Model):
             for domain in org.domain_ids.filtered(lambda d: d.state in ("draft", "failed")):
                 domain._queue_provisioning()
         Job._trigger_runner()
-
-    def _start_subscription(self, plan):
-        """Subscribe to ``plan`` from today: the subscription and its first
-        billing event (the period's fee)."""
-        self.ensure_one()
-        Subscription = self.env["fayvad.mail.subscription"]
-        start, end = Subscription._period_of(fields.Date.context_today(self))
-        subscription = Subscription.create(
-            {
-                "organization_id": self.id,
-                "plan_id": plan.id,
-                "amount": plan.monthly_price,
-                "currency_id": plan.currency_id.id,
-                "period_start": start,
-                "period_end": end,
-            }
-        )
-        self.env["fayvad.mail.billing.event"].create(
-            {
-                "organization_id": self.id,
-                "subscription_id": subscription.id,
-                "event_type": "subscription_created",
-                "quantity": 1,
-                "unit_price": plan.monthly_price,
-                "currency_id": plan.currency_id.id,
-                "description": self.env._("%s subscription", plan.name),
-            }
-        )
-        return subscription
-
-    def _apply_billing_webhook(self, data, delivery):
-        """Apply a verified billing webhook event (see CONTRACT.md)."""
-        self.ensure_one()
-        Event = self.env["fayvad.mail.billing.event"]
-        currency = self._webhook_currency(data["currency"])
-        event_type = data["event_type"]
-        subscription = self.subscription_id
-        if not subscription and event_type in ("subscription_created", "subscription_updated"):
-            subscription = self.env["fayvad.mail.subscription"].create(
-                {"organization_id": self.id, "plan_id": self.plan_id.id, "currency_id": currency.id}
-            )
-        amount = float(data["amount"]) if data["amount"] is not None else None
-        event = Event.create(
-            {
-                "organization_id": self.id,
-                "subscription_id": subscription.id,
-                "event_type": event_type,
-                "date": (data["timestamp"] and data["timestamp"].date()) or fields.Date.context_today(self),
-                "quantity": 1,
-                "unit_price": amount or 0.0,
-                "currency_id": currency.id,
-                "description": data["description"] or False,
-                "external_invoice_id": data["invoice_id"] or False,
-                "webhook_delivery_id": delivery.id,
-            }
-        )
-        if event_type in ("subscription_created", "subscription_updated"):
-            subscription._on_subscription_event(amount, data["currency"] and currency)
-        elif event_type == "subscription_cancelled":
-            if subscription:
-                subscription._on_cancelled()
-            else:
-                self._suspend("cancelled")
-        elif event_type == "payment_received":
-            if subscription:
-                subscription._on_payment_received()
-            if self.state == "suspended" and self.suspension_reason == "non_payment":
-                self._unsuspend()
-        elif event_type == "payment_failed":
-            if subscription:
-                subscription._on_payment_failed()
-            self._dunning_check()
-        return event
-
-    def _webhook_currency(self, code):
-        """The active currency of an ISO code (the company's when empty)."""
-        if not code:
-            return self.company_id.currency_id
-        currency = self.env["res.currency"].search([("name", "=", code)], limit=1)
-        if not currency:
-            raise UserError(self.env._("The currency %s is not active in Odoo.", code))
-        return currency
-
-    def _dunning_check(self):
-        """Soft-suspend for non-payment after the company's grace: a number
-        of failed payments in a row, or days since the first failure."""
-        today = fields.Date.context_today(self)
-        for org in self.filtered(lambda o: o.state == "active" and not o.suspension_exempt):
-            subscription = org.subscription_id
-            if not subscription or subscription.state != "past_due":
-                continue
-            company = org.company_id
-            too_many = company.fayvad_dunning_max_failures and (
-                subscription.failed_payment_count >= company.fayvad_dunning_max_failures
-            )
-            too_late = (
-                company.fayvad_dunning_grace_days
-                and subscription.first_failure_date
-                and ((today - subscription.first_failure_date).days >= company.fayvad_dunning_grace_days)
-            )
-            if too_many or too_late:
-                org._suspend("non_payment")
 
     def _suspend(self, reason):
         """Suspend on the mail server (logins blocked, mail still received)."""
@@ -524,106 +433,3 @@ class FayvadMailOrganization(models.Model):
                     tuple(self.ids),
                 )
             )
-
-    # -- demo ------------------------------------------------------------------------------
-    @api.model
-    def _demo_populate(self):
-        """Demo data that depends on today: subscriptions, a month of billing
-        events and daily usage snapshots."""
-        today = fields.Date.context_today(self)
-        orgs = self.search([("state", "!=", "draft"), ("partner_id.email", "=like", "%.example")])
-        orgs = orgs.filtered(lambda o: not o.subscription_ids)  # demo functions run again on upgrades
-        if not orgs:
-            return
-        # the demo customers have been here for a while
-        self.flush_model()
-        since = fields.Datetime.now() - relativedelta(days=45)
-        self.env.cr.execute(
-            "UPDATE fayvad_mail_organization SET create_date = %s WHERE id = ANY(%s)", [since, orgs.ids]
-        )
-        self.env.cr.execute(
-            "UPDATE fayvad_mail_account SET create_date = %s WHERE organization_id = ANY(%s)",
-            [since, orgs.ids],
-        )
-        self.invalidate_model(["create_date"])
-        self.env["fayvad.mail.account"].invalidate_model(["create_date"])
-        Event = self.env["fayvad.mail.billing.event"]
-        Snapshot = self.env["fayvad.mail.usage.snapshot"]
-        for org in orgs:
-            plan = org.plan_id
-            start = today - relativedelta(days=30)
-            org.subscription_ids = [
-                fields.Command.create(
-                    {
-                        "plan_id": plan.id,
-                        "amount": plan.monthly_price,
-                        "currency_id": plan.currency_id.id,
-                        "date_start": start,
-                        "period_start": start,
-                        "period_end": start + relativedelta(months=1, days=-1),
-                        "state": "past_due" if org.state == "suspended" else "active",
-                        "external_ref": f"SUB-{org.id:04d}",
-                    }
-                )
-            ]
-            Event.create(
-                {
-                    "organization_id": org.id,
-                    "event_type": "subscription_created",
-                    "date": start,
-                    "quantity": 1,
-                    "unit_price": plan.monthly_price,
-                    "description": f"{plan.name} subscription",
-                }
-            )
-            if org.state == "suspended":
-                for days in (20, 13, 6):
-                    Event.create(
-                        {
-                            "organization_id": org.id,
-                            "event_type": "payment_failed",
-                            "date": today - relativedelta(days=days),
-                            "quantity": 1,
-                            "unit_price": 0,
-                            "description": "Card declined",
-                        }
-                    )
-            rng = random.Random(org.id)
-            for account in org.account_ids.filtered(lambda a: a.state in ("active", "suspended")):
-                fill = rng.uniform(0.05, 0.6)
-                for day in range(30, -1, -1):
-                    used = int(account.quota * fill * (1 - day / 45) * rng.uniform(0.97, 1.0))
-                    Snapshot._record(account, max(used, 0), today - relativedelta(days=day))
-        self._demo_accounting(orgs, today)
-
-    @api.model
-    def _demo_accounting(self, orgs, today):
-        """Invoice the demo month and register the payments of the customers
-        who paid (without committing: this runs during installation)."""
-        Event = self.env["fayvad.mail.billing.event"]
-        pending = Event.search([("organization_id", "in", orgs.ids), ("sync_state", "=", "pending")])
-        for event in pending:
-            event._sync()
-        invoices = pending.invoice_id.filtered(lambda m: m.state == "draft")
-        for invoice in invoices:
-            invoice.write(
-                {
-                    "invoice_date": today - relativedelta(days=30),
-                    "invoice_date_due": today - relativedelta(days=20),
-                }
-            )
-            invoice.action_post()
-        for invoice in invoices.filtered(lambda m: m.fayvad_organization_id.state == "active"):
-            payment = Event.create(
-                {
-                    "organization_id": invoice.fayvad_organization_id.id,
-                    "event_type": "payment_received",
-                    "date": today - relativedelta(days=25),
-                    "quantity": 1,
-                    "unit_price": invoice.amount_total,
-                    "currency_id": invoice.currency_id.id,
-                    "external_invoice_id": invoice.name,
-                    "description": "Card payment",
-                }
-            )
-            payment._sync()

@@ -8,7 +8,6 @@ from odoo.exceptions import ValidationError
 
 from ..tools.api_errors import ApiError, validation_error
 from ..tools.validation import parse_json_object
-from .fayvad_mail_account import generate_password
 
 _logger = logging.getLogger(__name__)
 
@@ -31,21 +30,29 @@ class FayvadMailProvisioning(models.AbstractModel):
     @api.model
     def _handle(self, kind, raw, validate, idempotency_key=None):
         Requests = self.env["fayvad.mail.api.request"]
-        if idempotency_key is not None:
-            replay = Requests._claim(idempotency_key, kind, raw)
-            if replay:
-                return replay
+        if idempotency_key is None:
+            try:
+                return self._provision(kind, raw, validate)
+            except ApiError as exc:
+                return exc.status, exc.body()
         try:
-            status, body = self._provision(kind, raw, validate)
-        except ApiError as exc:
-            status, body = exc.status, exc.body()
-        except Exception:
-            if idempotency_key is not None:
+            replay = Requests._claim(idempotency_key, kind, raw)
+        except ApiError as exc:  # another body, or the first request is still at work
+            return exc.status, exc.body()
+        if replay:
+            return replay
+        try:  # the key's lock is ours until the answer is stored
+            try:
+                status, body = self._provision(kind, raw, validate)
+            except ApiError as exc:
+                status, body = exc.status, exc.body()
+            except Exception:
                 Requests._release(idempotency_key)
-            raise
-        if idempotency_key is not None:
+                raise
             Requests._store(idempotency_key, status, body)
-        return status, body
+            return status, body
+        finally:
+            Requests._let_go(idempotency_key)
 
     def _provision(self, kind, raw, validate):
         data = validate(parse_json_object(raw))
@@ -121,7 +128,7 @@ class FayvadMailProvisioning(models.AbstractModel):
         except ValidationError as exc:
             raise validation_error({"organization_data": [exc.args[0]]}) from None
         if plan:
-            org._start_subscription(plan)
+            self.env["fayvad.mail.subscription"]._start(org, plan)
         org._queue_provisioning()
         return org.id
 
@@ -187,6 +194,11 @@ class FayvadMailProvisioning(models.AbstractModel):
             )
         email = f"{data['address']}@{domain.name}"
         Account = self.env["fayvad.mail.account"].with_context(active_test=False)
+        server = org.sudo().mail_server_id
+        if data["password"] is not None:
+            problems = server._password_policy().problems(data["password"])
+            if problems:  # the server would refuse it: refuse it now, before anything exists
+                raise validation_error({"email_account_data.user_info.password": problems})
         existing = Account.sudo().search([("email", "=", email)], limit=1)
         if existing:
             if existing.organization_id == org and existing.state in ("draft", "provisioning", "failed"):
@@ -209,7 +221,7 @@ class FayvadMailProvisioning(models.AbstractModel):
             )
         except ValidationError as exc:
             raise validation_error({"email_account_data": [exc.args[0]]}) from None
-        account._set_pending_password(data["password"] or generate_password())
+        account._set_pending_password(data["password"] or server._password_policy().generate())
         account._queue_provisioning()
         return account.id
 
@@ -297,7 +309,7 @@ class FayvadMailProvisioning(models.AbstractModel):
         """Run the record's due jobs now, one transaction each, until done
         or the budget is spent; the cron finishes what is left."""
         deadline = time.monotonic() + budget
-        while (remaining := deadline - time.monotonic()) > 0.2:
+        while deadline - time.monotonic() > 0.2:
             with self.env.registry.cursor() as cr:
                 Job = self.env(cr=cr, su=True)["fayvad.mail.job"]
                 if kind == "organization":
@@ -317,6 +329,6 @@ class FayvadMailProvisioning(models.AbstractModel):
                 job = Job._acquire(job_ids=candidates.ids) if candidates else Job
                 if not job:
                     break
-                job._run(timeout=(min(3.0, remaining), remaining))
+                job._run(deadline=deadline)
         with self.env.registry.cursor() as cr:
             self.env(cr=cr)["fayvad.mail.job"]._trigger_runner()

@@ -4,6 +4,8 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..tools.mailserver import MailServerError, make_client
+from ..tools.passwords import MAX_LENGTH, MIN_LENGTH, PasswordPolicy
+from . import fayvad_mail_cron_mixin  # noqa: F401  (the mixin inherited below)
 
 _logger = logging.getLogger(__name__)
 
@@ -13,7 +15,7 @@ ADMIN = "fayvad_mail.fayvad_mail_group_admin"
 class FayvadMailServer(models.Model):
     _name = "fayvad.mail.server"
     _description = "Mail Server"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "fayvad.mail.cron.mixin"]
     _order = "sequence, id"
 
     name = fields.Char(required=True, tracking=True)
@@ -49,6 +51,24 @@ class FayvadMailServer(models.Model):
         tracking=True,
         help="Attempts of a provisioning job before it fails and an administrator is told.",
     )
+    password_min_length = fields.Integer(
+        string="Minimum Length",
+        default=MIN_LENGTH,
+        tracking=True,
+        help="Mailbox passwords shorter than this are refused by the server (at least 8, the API's minimum).",
+    )
+    password_min_upper = fields.Integer(string="Upper Case Letters", default=0, tracking=True)
+    password_min_lower = fields.Integer(string="Lower Case Letters", default=0, tracking=True)
+    password_min_digits = fields.Integer(string="Digits", default=0, tracking=True)
+    password_min_specials = fields.Integer(
+        string="Special Characters",
+        default=0,
+        tracking=True,
+        help="Counted among ~!@#$%^&*()_+{}\":;,'[] as Modoboa's complexity rule does.",
+    )
+    password_policy_summary = fields.Char(
+        string="Password Policy", compute="_compute_password_policy_summary"
+    )
     last_check_ok = fields.Boolean(readonly=True)
     last_check_message = fields.Char(readonly=True)
     drift_count = fields.Integer(string="Differences", compute="_compute_drift_count")
@@ -60,7 +80,49 @@ class FayvadMailServer(models.Model):
             "Timeouts must be positive.",
         ),
         ("max_attempts_positive", "CHECK(max_attempts >= 1)", "A job needs at least one attempt."),
+        (
+            "password_min_length_range",
+            f"CHECK(password_min_length BETWEEN {MIN_LENGTH} AND {MAX_LENGTH})",
+            f"The minimum password length must be between {MIN_LENGTH} (the API's minimum) and {MAX_LENGTH}.",
+        ),
+        (
+            "password_classes_positive",
+            "CHECK(password_min_upper >= 0 AND password_min_lower >= 0 "
+            "AND password_min_digits >= 0 AND password_min_specials >= 0)",
+            "The counts of required characters cannot be negative.",
+        ),
+        (
+            "password_classes_fit",
+            f"CHECK(password_min_upper + password_min_lower + password_min_digits + password_min_specials "
+            f"<= {MAX_LENGTH})",
+            f"The required characters must fit in a password of {MAX_LENGTH} characters.",
+        ),
     ]
+
+    @api.depends(
+        "password_min_length",
+        "password_min_upper",
+        "password_min_lower",
+        "password_min_digits",
+        "password_min_specials",
+    )
+    def _compute_password_policy_summary(self):
+        for server in self:
+            server.password_policy_summary = server._password_policy().describe()
+
+    def _password_policy(self):
+        """The rules this server applies to mailbox passwords (the API
+        document's, at least 8 characters, when there is no server)."""
+        if not self:
+            return PasswordPolicy()
+        self.ensure_one()
+        return PasswordPolicy(
+            min_length=self.password_min_length or MIN_LENGTH,
+            upper=self.password_min_upper,
+            lower=self.password_min_lower,
+            digits=self.password_min_digits,
+            specials=self.password_min_specials,
+        )
 
     def _compute_drift_count(self):
         counts = dict(
@@ -75,15 +137,19 @@ class FayvadMailServer(models.Model):
     def _default_server(self):
         return self.search([("company_id", "in", [self.env.company.id, False])], limit=1)
 
-    def _client(self, timeout=None):
-        """The mail-server client for this server; ``timeout`` (connect,
-        read) caps the configured timeouts, e.g. for a request's budget."""
+    def _client(self, deadline=None):
+        """The mail-server client for this server; ``deadline`` (a
+        ``time.monotonic()`` value) bounds every call, e.g. to an API
+        request's time budget."""
         self.ensure_one()
         server = self.sudo()
-        connect, read = server.connect_timeout, server.read_timeout
-        if timeout:
-            connect, read = min(connect, timeout[0]), min(read, timeout[1])
-        return make_client(server.server_type, server.url, server.token or "", timeout=(connect, read))
+        return make_client(
+            server.server_type,
+            server.url,
+            server.token or "",
+            timeout=(server.connect_timeout, server.read_timeout),
+            deadline=deadline,
+        )
 
     def action_check_connection(self):
         for server in self:
@@ -117,11 +183,22 @@ class FayvadMailServer(models.Model):
         return action
 
     @api.model
-    def _dev_configure_local(self, url, token):
-        """Used by ``./dev run``: make the local Modoboa the company's server,
+    @api.model
+    def _password_policy_vals(self, policy):
+        """Field values of a policy given as PasswordPolicy's keywords
+        (``min_length``, ``upper``, ``lower``, ``digits``, ``specials``)."""
+        return {
+            f"password_{key}" if key == "min_length" else f"password_min_{key}": int(value)
+            for key, value in policy.items()
+        }
+
+    def _dev_configure_local(self, url, token, password_policy=None):
+        """Used by ``./dev run``: make the local Modoboa the company's server
+        (with the password policy that Modoboa was configured to enforce),
         and queue what the demo organizations need on it."""
         server = self.with_context(active_test=False).search([("url", "=", url)], limit=1)
         vals = {
+            **self._password_policy_vals(password_policy or {}),
             "name": "Local Modoboa",
             "url": url,
             "token": token,

@@ -1,12 +1,18 @@
 from dateutil.relativedelta import relativedelta
 
 from odoo import api, fields, models
+from odoo.tools import SQL, float_compare
+
+from . import fayvad_mail_cron_mixin  # noqa: F401  (the mixin inherited below)
+from .fayvad_mail_billing_event import CHARGEABLE_TYPES
+
+RENEWAL_BATCH = 500  # subscriptions renewed per cron call
 
 
 class FayvadMailSubscription(models.Model):
     _name = "fayvad.mail.subscription"
     _description = "Mail Hosting Subscription"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "fayvad.mail.cron.mixin"]
     _order = "date_start desc, id desc"
     _check_company_auto = True
 
@@ -15,7 +21,7 @@ class FayvadMailSubscription(models.Model):
         "fayvad.mail.organization", required=True, ondelete="cascade", index=True, check_company=True
     )
     company_id = fields.Many2one(related="organization_id.company_id", store=True, index=True)
-    partner_id = fields.Many2one(related="organization_id.partner_id", store=True)
+    partner_id = fields.Many2one(related="organization_id.partner_id", store=True, index=True)
     plan_id = fields.Many2one("fayvad.mail.plan", tracking=True, check_company=True, ondelete="restrict")
     amount = fields.Monetary(tracking=True, help="Recurring amount per period.")
     currency_id = fields.Many2one(
@@ -31,6 +37,19 @@ class FayvadMailSubscription(models.Model):
     date_start = fields.Date(default=fields.Date.context_today, required=True)
     period_start = fields.Date(string="Current Period Start", tracking=True)
     period_end = fields.Date(string="Current Period End", tracking=True)
+    fee_period_start = fields.Date(
+        string="Fee Billed For",
+        readonly=True,
+        copy=False,
+        help="Start of the last period whose fee was charged: a period's fee is charged once, "
+        "whoever asks (sign-up, billing webhook, renewal, plan change).",
+    )
+    fee_amount = fields.Monetary(
+        string="Fee Billed",
+        readonly=True,
+        copy=False,
+        help="What that period's fee came to, adjustments included.",
+    )
     paid_until = fields.Date(tracking=True, help="End of the last period that has been paid.")
     date_cancelled = fields.Date(tracking=True, copy=False)
     failed_payment_count = fields.Integer(
@@ -73,6 +92,105 @@ class FayvadMailSubscription(models.Model):
         total = (self.period_end - self.period_start).days + 1
         return round(((self.period_end - day).days + 1) / total, 4)
 
+    def _lock(self):
+        """Serialise the fee decisions of concurrent transactions on these subscriptions."""
+        if self.ids:
+            self.flush_recordset()
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id FROM fayvad_mail_subscription WHERE id IN %s FOR NO KEY UPDATE",
+                    tuple(self.ids),
+                )
+            )
+
+    # -- the period's fee, charged once ----------------------------------------------------
+    @api.model
+    def _start(self, organization, plan):
+        """Subscribe ``organization`` to ``plan`` from today, and charge the
+        current period's fee."""
+        start, end = self._period_of(fields.Date.context_today(self))
+        subscription = self.create(
+            {
+                "organization_id": organization.id,
+                "plan_id": plan.id,
+                "amount": plan.monthly_price,
+                "currency_id": plan.currency_id.id,
+                "period_start": start,
+                "period_end": end,
+            }
+        )
+        subscription._bill_fee(
+            plan.monthly_price, "subscription_created", self.env._("%s subscription", plan.name)
+        )
+        return subscription
+
+    def _bill_fee(self, amount, event_type, description, event=None):
+        """Charge the current period's fee at ``amount``, at most once per
+        period whoever asks: the first charge of a period is the fee; a
+        different amount later in the period is one prorated adjustment; the
+        same amount again charges nothing. ``event``: the (webhook's) event
+        asking, which carries the fee when one is due, and otherwise stays
+        as a record without a charge. Returns the event that charges, if any."""
+        self.ensure_one()
+        Event = self.env["fayvad.mail.billing.event"]
+        org = self.organization_id
+        if org.state == "terminated" or self.state == "cancelled":
+            if event:
+                event.no_charge_reason = self.env._("The subscription has ended: nothing is charged.")
+            return Event
+        self._lock()
+        self.invalidate_recordset(["fee_period_start", "fee_amount"])
+        today = fields.Date.context_today(self)
+        period = self.period_start or self._period_of(today)[0]
+        base = {
+            "organization_id": org.id,
+            "subscription_id": self.id,
+            "currency_id": self.currency_id.id,
+            "quantity": 1,
+        }
+        if self.fee_period_start != period:
+            self.write({"fee_period_start": period, "fee_amount": amount})
+            if event:
+                event.write({"unit_price": amount, "quantity": 1})
+                return event
+            return Event.create(
+                {
+                    **base,
+                    "event_type": event_type,
+                    "unit_price": amount,
+                    "date": today if period <= today <= (self.period_end or today) else period,
+                    "description": description,
+                }
+            )
+        rounding = self.currency_id.rounding
+        if not float_compare(amount, self.fee_amount, precision_rounding=rounding):
+            if event:
+                event.no_charge_reason = self.env._(
+                    "The fee of the period from %s is billed already.", period.strftime("%Y-%m-%d")
+                )
+            return Event
+        share = self._prorata()
+        adjustment = Event.create(
+            {
+                **base,
+                "event_type": "subscription_updated",
+                "unit_price": round((amount - self.fee_amount) * share, 2),
+                "description": self.env._(
+                    "%(what)s: fee changed from %(old)s to %(new)s (%(share)s%% of the period)",
+                    what=description,
+                    old=self.fee_amount,
+                    new=amount,
+                    share=round(share * 100, 1),
+                ),
+            }
+        )
+        self.fee_amount = amount
+        if event:
+            event.no_charge_reason = self.env._(
+                "Billed as a prorated adjustment: %s", adjustment.display_name
+            )
+        return adjustment
+
     # -- recurring invoicing -----------------------------------------------------------------
     def _renew(self):
         """Start the next period and bill it: the subscription fee, extra
@@ -83,27 +201,19 @@ class FayvadMailSubscription(models.Model):
             _start, end = self._period_of(start)
             sub.write({"period_start": start, "period_end": end})
             label = start.strftime("%Y-%m")
+            sub._bill_fee(
+                sub.amount,
+                "subscription_updated",
+                self.env._("%(plan)s subscription %(period)s", plan=sub.plan_id.name or "", period=label),
+            )
             base = {
                 "organization_id": sub.organization_id.id,
                 "subscription_id": sub.id,
                 "date": start,
                 "currency_id": sub.currency_id.id,
             }
-            Event.create(
-                {
-                    **base,
-                    "event_type": "subscription_updated",
-                    "quantity": 1,
-                    "unit_price": sub.amount,
-                    "description": self.env._(
-                        "%(plan)s subscription %(period)s", plan=sub.plan_id.name or "", period=label
-                    ),
-                }
-            )
             plan, org = sub.plan_id, sub.organization_id
-            extra_users = (
-                len(org.account_ids.filtered(lambda a: a.state != "terminated")) - plan.included_users
-            )
+            extra_users = org.user_count - plan.included_users
             if plan and extra_users > 0 and plan.price_per_extra_user:
                 Event.create(
                     {
@@ -126,15 +236,27 @@ class FayvadMailSubscription(models.Model):
                     }
                 )
 
+    def _renew_until(self, today):
+        self.ensure_one()
+        while self.period_end < today and self.state in ("active", "past_due"):
+            self._renew()
+
     @api.model
-    def _cron_monthly_invoicing(self):
+    def _cron_monthly_invoicing(self, limit=RENEWAL_BATCH):
         """Renew the subscriptions whose period ended, bill the new period,
-        then post (or leave for review) the invoices of ended periods."""
+        then post (or leave for review) the invoices of ended periods. Each
+        subscription and each invoice in its own savepoint: one that fails
+        keeps the error on its form, the others go on."""
         today = fields.Date.context_today(self)
-        due = self.search([("state", "in", ("active", "past_due")), ("period_end", "<", today)])
-        for sub in due:
-            while sub.period_end < today:
-                sub._renew()
+        due = self.search(
+            [
+                ("state", "in", ("active", "past_due")),
+                ("period_end", "<", today),
+                ("organization_id.state", "!=", "terminated"),
+            ],
+            limit=limit,
+        )
+        self._cron_each(due, lambda sub: sub._renew_until(today), "Renewal")
         self.env["fayvad.mail.billing.event"]._cron_sync()
         current_start, _end = self._period_of(today)
         drafts = self.env["account.move"].search(
@@ -145,48 +267,33 @@ class FayvadMailSubscription(models.Model):
                 ("fayvad_period_start", "<", current_start),
             ]
         )
-        for invoice in drafts.filtered(
-            lambda m: m.company_id.fayvad_auto_post_invoices and m.invoice_line_ids
-        ):
+
+        def post(invoice):
             invoice.invoice_date = invoice.invoice_date or today
             invoice.action_post()
 
+        self.env["fayvad.mail.organization"]._cron_each(
+            drafts.filtered(lambda m: m.company_id.fayvad_auto_post_invoices and m.invoice_line_ids),
+            post,
+            "Posting the period's invoice",
+            owner=lambda invoice: invoice.fayvad_organization_id,
+        )
+        remaining = self.search_count([("state", "in", ("active", "past_due")), ("period_end", "<", today)])
+        self.env["ir.cron"]._notify_progress(done=len(due), remaining=remaining)
+
     @api.model
     def _cron_dunning(self):
-        """Overdue invoices make subscriptions past due, and after the
-        company's grace the organization is soft-suspended."""
-        today = fields.Date.context_today(self)
-        overdue = self.env["account.move"].search(
-            [
-                ("fayvad_organization_id", "!=", False),
-                ("move_type", "=", "out_invoice"),
-                ("state", "=", "posted"),
-                ("payment_state", "in", ("not_paid", "partial")),
-                ("invoice_date_due", "<", today),
-            ]
-        )
-        for invoice in overdue:
-            org = invoice.fayvad_organization_id
-            sub = org.subscription_id
-            if sub and sub.state == "active":
-                sub.state = "past_due"
-            grace = invoice.company_id.fayvad_dunning_grace_days
-            late = grace and (today - invoice.invoice_date_due).days >= grace
-            if late and org.state == "active" and not org.suspension_exempt:
-                org._suspend("non_payment")
-        # paid in Odoo since (e.g. registered by an accountant): lift non-payment suspensions
-        suspended = self.env["fayvad.mail.organization"].search(
-            [("state", "=", "suspended"), ("suspension_reason", "=", "non_payment")]
-        )
-        for org in suspended - overdue.fayvad_organization_id:
-            if not org.subscription_id.failed_payment_count:
-                org.subscription_id.filtered(lambda s: s.state == "past_due").state = "active"
-                org._unsuspend()
+        self.env["fayvad.mail.dunning"]._cron_overdue()
 
     # -- billing webhook events ------------------------------------------------------------
-    def _on_subscription_event(self, amount, currency):
-        """subscription_created / subscription_updated: amount, currency, active."""
+    def _on_subscription_event(self, amount, currency, event=None):
+        """subscription_created / subscription_updated: amount, currency,
+        active; an amount is the period's fee, charged once per period."""
         self.ensure_one()
+        if self.organization_id.state == "terminated":
+            if event:
+                event.no_charge_reason = self.env._("The organization is terminated: nothing is charged.")
+            return
         vals = {"state": "active", "suspend_on": False, "date_cancelled": False}
         if amount is not None:
             vals["amount"] = amount
@@ -195,6 +302,9 @@ class FayvadMailSubscription(models.Model):
         if not self.period_start:
             vals["period_start"], vals["period_end"] = self._period_of(fields.Date.context_today(self))
         self.write(vals)
+        if amount is not None:
+            label = self.env._("%s subscription", self.plan_id.name or self.organization_id.name)
+            self._bill_fee(amount, event.event_type if event else "subscription_updated", label, event=event)
 
     def _on_cancelled(self):
         """Cancelled: the organization is suspended at the end of the paid
@@ -202,6 +312,8 @@ class FayvadMailSubscription(models.Model):
         self.ensure_one()
         today = fields.Date.context_today(self)
         self.write({"state": "cancelled", "date_cancelled": today})
+        if self.organization_id.state == "terminated":
+            return
         if self.paid_until and self.paid_until >= today:
             self.suspend_on = self.paid_until + relativedelta(days=1)
         else:
@@ -226,12 +338,59 @@ class FayvadMailSubscription(models.Model):
             vals["state"] = "past_due"
         self.write(vals)
 
+    # -- the end -----------------------------------------------------------------------------
+    @api.model
+    def _end_billing(self, org, day):
+        """``org`` is terminated on ``day``: its subscriptions are cancelled,
+        and nothing is charged for a period starting after ``day`` (draft
+        invoice lines of such periods are removed; posted invoices are never
+        touched)."""
+        subscriptions = org.subscription_ids
+        live = subscriptions.filtered(lambda s: s.state != "cancelled")
+        live.write({"state": "cancelled", "date_cancelled": day})
+        subscriptions.write({"suspend_on": False})
+        reason = self.env._("The organization was terminated on %s.", day.strftime("%Y-%m-%d"))
+        Event = self.env["fayvad.mail.billing.event"]
+        later = Event.search(
+            [
+                ("organization_id", "=", org.id),
+                ("event_type", "in", CHARGEABLE_TYPES),
+                ("sync_state", "in", ("pending", "failed")),
+                ("date", ">", day),
+            ]
+        )
+        later.write({"no_charge_reason": reason})
+        drafts = self.env["account.move"].search(
+            [
+                ("fayvad_organization_id", "=", org.id),
+                ("move_type", "=", "out_invoice"),
+                ("state", "=", "draft"),
+                ("fayvad_period_start", ">", day),
+            ]
+        )
+        billed = Event.search([("invoice_id", "in", drafts.ids)])
+        billed.write(
+            {"no_charge_reason": reason, "invoice_line_id": False, "invoice_id": False, "sync_state": "none"}
+        )
+        for invoice in drafts:
+            invoice.message_post(body=reason)
+        drafts.unlink()
+
     @api.model
     def _cron_suspend_cancelled(self):
-        """Suspend organizations whose cancelled subscription's paid period ended."""
+        """Suspend organizations whose cancelled subscription's paid period
+        ended (one savepoint each: an organization that cannot be suspended
+        keeps the error on its subscription)."""
         due = self.search(
-            [("state", "=", "cancelled"), ("suspend_on", "<=", fields.Date.context_today(self))]
+            [
+                ("state", "=", "cancelled"),
+                ("suspend_on", "<=", fields.Date.context_today(self)),
+                ("organization_id.state", "not in", ("terminated", "suspended")),
+            ]
         )
-        for subscription in due:
+
+        def suspend(subscription):
             subscription.organization_id._suspend("cancelled")
             subscription.suspend_on = False
+
+        self._cron_each(due, suspend, "Suspension at the end of the paid period")

@@ -6,6 +6,7 @@ from odoo import api, fields, models
 
 from ..fields import ByteSize
 from ..tools.mailserver import MailServerError, NotFound, Unavailable
+from .fayvad_mail_cron_mixin import cron_error_message
 
 _logger = logging.getLogger(__name__)
 
@@ -97,7 +98,9 @@ class FayvadMailUsageSnapshot(models.Model):
         store today's snapshots: ``limit`` domains per call, one savepoint
         (and one paginated list of accounts) per domain, the domains read
         least recently first. A server that does not answer is left for
-        the next run; a domain the server does not know is skipped today."""
+        the next run; a domain the server does not know is skipped today.
+        A domain that fails otherwise keeps the error on its form and the
+        cron goes on with the others."""
         testing = getattr(threading.current_thread(), "testing", False)
         Domain = self.env["fayvad.mail.domain"].sudo()
         domains = Domain.search(
@@ -119,12 +122,27 @@ class FayvadMailUsageSnapshot(models.Model):
                 continue
             except MailServerError as exc:
                 _logger.warning("usage of %s not read: %s", domain.name, exc)
-                domain.usage_read_at = fields.Datetime.now()
-            except Exception:  # e.g. a concurrent update of the organization: next run
-                if testing:
-                    raise
+                domain.write(
+                    {
+                        "usage_read_at": fields.Datetime.now(),
+                        "cron_error": f"Usage: {cron_error_message(exc)}",
+                        "cron_error_date": fields.Datetime.now(),
+                    }
+                )
+            except Exception as exc:  # a bug or bad data: this domain only, the next run tries again
                 _logger.exception("usage of %s not read", domain.name)
+                domain.write(
+                    {
+                        "cron_error": f"Usage: {cron_error_message(exc)}",
+                        "cron_error_date": fields.Datetime.now(),
+                    }
+                )
+                if not testing:
+                    self.env.cr.commit()  # pylint: disable=invalid-commit
                 continue
+            else:
+                if (domain.cron_error or "").startswith("Usage:"):
+                    domain.write({"cron_error": False, "cron_error_date": False})
             done += 1
             if not testing:
                 self.env.cr.commit()  # pylint: disable=invalid-commit

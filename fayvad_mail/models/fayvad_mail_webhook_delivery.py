@@ -3,19 +3,35 @@ import json
 import logging
 import time
 
-from psycopg2 import errors as pg_errors
-
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import SQL
 
 from ..tools.api_errors import ApiError
 from ..tools.signature import matching_secret
 from ..tools.validation import ValidationFailed, parse_json_object, validate_billing_webhook
+from .fayvad_mail_cron_mixin import cron_error_message
+from .fayvad_mail_webhook_identity import LEDGER_DAYS
 
 _logger = logging.getLogger(__name__)
 VERDICT_OF_ERROR = {"INVALID_WEBHOOK_SIGNATURE": "invalid_signature", "WEBHOOK_PROCESSING_FAILED": "failed"}
 HIDDEN_HEADERS = {"authorization", "cookie", "x-webhook-secret", "proxy-authorization"}
+# a signature is a secret for logging purposes: kept as a fingerprint only
+SIGNATURE_HEADERS = {"x-webhook-signature", "webhook-signature"}
+
+
+def stored_headers(headers):
+    """The request headers as kept on the delivery: credentials dropped,
+    signatures replaced by a fingerprint (enough to tell two apart)."""
+    kept = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in HIDDEN_HEADERS:
+            continue
+        if lower in SIGNATURE_HEADERS:
+            value = f"[redacted, fingerprint {hashlib.sha256(value.encode()).hexdigest()[:12]}]"
+        kept[name] = value
+    return kept
+
 
 VERDICTS = [
     ("processed", "Processed"),
@@ -64,12 +80,8 @@ class FayvadMailWebhookDelivery(models.Model):
     billing_event_ids = fields.One2many("fayvad.mail.billing.event", "webhook_delivery_id", readonly=True)
 
     def init(self):
-        # Exactly once: one processed delivery per event identity, enforced by the
-        # database so that concurrent identical deliveries cannot both apply.
-        self.env.cr.execute(
-            "CREATE UNIQUE INDEX IF NOT EXISTS fayvad_mail_webhook_delivery_dedup_uniq "
-            "ON fayvad_mail_webhook_delivery (dedup_key) WHERE dedup_key IS NOT NULL"
-        )
+        # exactly-once moved to the identity ledger (fayvad.mail.webhook.identity)
+        self.env.cr.execute("DROP INDEX IF EXISTS fayvad_mail_webhook_delivery_dedup_uniq")
 
     # -- receiving -----------------------------------------------------------------------
     @api.model
@@ -85,9 +97,7 @@ class FayvadMailWebhookDelivery(models.Model):
                 "company_id": self.env.company.id,
                 "route": "organization" if token is not None else "company",
                 "remote_addr": remote_addr,
-                "headers": json.dumps(
-                    {k: v for k, v in headers.items() if k.lower() not in HIDDEN_HEADERS}, indent=1
-                ),
+                "headers": json.dumps(stored_headers(headers), indent=1),
                 "body": raw.decode("utf-8", errors="replace"),
             }
         )
@@ -96,7 +106,7 @@ class FayvadMailWebhookDelivery(models.Model):
         except ApiError as exc:
             verdict = exc.extra.pop("verdict", None) or VERDICT_OF_ERROR.get(exc.code, "invalid")
             status, body = exc.status, {**exc.body(), "processed": False}
-            delivery.write({"verdict": verdict, "error": exc.message})
+            delivery.write({"verdict": verdict, "error": getattr(exc, "internal", None) or exc.message})
             if delivery.verdict in ("invalid_signature", "no_secret"):
                 _logger.warning(
                     "billing webhook %s refused from %s: %s", delivery.reference, remote_addr, exc.message
@@ -152,7 +162,7 @@ class FayvadMailWebhookDelivery(models.Model):
             )
         self.write({"organization_id": org.id, "company_id": company.id})
         try:
-            org._webhook_currency(data["currency"])
+            self.env["fayvad.mail.billing.webhook"]._currency(org, data["currency"])
         except UserError as exc:
             raise ApiError(
                 400,
@@ -160,7 +170,7 @@ class FayvadMailWebhookDelivery(models.Model):
                 "Request data validation failed",
                 details={"billing_data.currency": [exc.args[0]]},
             ) from None
-        return self._apply_once(org, data, raw)
+        return self._apply_once(org, data, raw, headers)
 
     def _candidate_secrets(self, url_org):
         """{live secret: company} for this route."""
@@ -172,62 +182,113 @@ class FayvadMailWebhookDelivery(models.Model):
             domain += [("organization_id", "=", False)]
         return {secret.secret: secret.company_id for secret in Secret.search(domain)}
 
-    def _apply_once(self, org, data, raw):
-        """Apply the event unless an identical one was applied already
-        (the database's unique index decides, also under concurrency)."""
-        if data["invoice_id"]:
-            key = f"{org.id}:{data['event_type']}:{data['invoice_id']}"
-        else:
-            key = f"{org.company_id.id}:body:{hashlib.sha256(raw).hexdigest()}"
-        self.flush_recordset()
-        try:
-            # a concurrent identical delivery makes this wait for its commit, then fail
-            with self.env.cr.savepoint(flush=False):
-                self.env.cr.execute(
-                    SQL("UPDATE fayvad_mail_webhook_delivery SET dedup_key = %s WHERE id = %s", key, self.id),
-                    log_exceptions=False,
+    def _identity(self, org, data, raw, headers):
+        """The event's identity (CONTRACT.md, amendments): the sender's
+        ``Webhook-Id`` (or ``X-Webhook-Id``) header; else organization, type,
+        invoice and timestamp when an invoice is named; else the body's hash."""
+        header_id = next(
+            (v for k, v in headers.items() if k.lower() in ("webhook-id", "x-webhook-id") and v.strip()), None
+        )
+        if header_id is not None:
+            header_id = header_id.strip()
+            if len(header_id) > 255 or not header_id.isascii() or not header_id.isprintable():
+                raise ApiError(
+                    400,
+                    "VALIDATION_ERROR",
+                    "Request data validation failed",
+                    details={"Webhook-Id": ["At most 255 printable ASCII characters."]},
                 )
-        except pg_errors.UniqueViolation:
+            return f"{org.company_id.id}:id:{header_id}"
+        if data["invoice_id"]:
+            stamp = data["timestamp"].strftime("%Y-%m-%dT%H:%M:%S.%fZ") if data["timestamp"] else ""
+            return f"{org.id}:{data['event_type']}:{data['invoice_id']}:{stamp}"
+        return f"{org.company_id.id}:body:{hashlib.sha256(raw).hexdigest()}"
+
+    def _apply_once(self, org, data, raw, headers):
+        """Apply the event unless it was applied already: the identity
+        ledger's unique key decides, also under concurrency."""
+        Identity = self.env["fayvad.mail.webhook.identity"]
+        stamp = data["timestamp"]
+        if stamp is not None and stamp.replace(tzinfo=None) < Identity._cutoff():
+            raise ApiError(
+                400,
+                "VALIDATION_ERROR",
+                "Request data validation failed",
+                details={
+                    "timestamp": [
+                        f"Older than {LEDGER_DAYS} days: an event this old is refused (it may have been "
+                        "applied before)."
+                    ]
+                },
+            )
+        key = self._identity(org, data, raw, headers)
+        self.write({"dedup_key": key})
+        self.flush_recordset()
+        # a concurrent identical delivery makes this wait for its commit, then fail
+        if not Identity._claim(key, self, stamp and stamp.replace(tzinfo=None)):
             return self._answer_duplicate(key, data)
-        self.invalidate_recordset(["dedup_key"])
         try:
             with self.env.cr.savepoint():
-                org._apply_billing_webhook(data, self)
+                self.env["fayvad.mail.billing.webhook"]._apply(org, data, self)
         except Exception as exc:
             _logger.exception("billing webhook %s could not be applied", self.reference)
-            self.dedup_key = False
-            raise ApiError(
-                500, "WEBHOOK_PROCESSING_FAILED", f"The event could not be applied: {exc}"
-            ) from None
+            Identity._release(key)
+            error = ApiError(
+                500,
+                "WEBHOOK_PROCESSING_FAILED",
+                "The event could not be applied; it was not recorded and can be sent again",
+            )
+            error.internal = cron_error_message(exc)  # for the accountants, never for the caller
+            raise error from None
         self.verdict = "processed"
         return 200, self._answer(data)
 
-    def _answer(self, data, duplicate=False):
+    def _answer(self, data, duplicate=False, reference=None, processed_at=None):
         return {
             "processed": True,
-            "webhook_id": self.reference,
+            "webhook_id": reference or self.reference,
             "organization_id": data["organization_id"],
             "event_type": data["event_type"],
-            "processed_at": (self.create_date or fields.Datetime.now()).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "processed_at": (processed_at or self.create_date or fields.Datetime.now()).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            ),
             "duplicate": duplicate,
         }
 
     def _answer_duplicate(self, key, data):
-        # the first delivery may have been committed after this transaction
-        # began: read it in a fresh one
-        with self.env.registry.cursor() as cr:
-            first = self.with_env(self.env(cr=cr)).search([("dedup_key", "=", key)], limit=1)
-            reference, answer = first.reference, first._answer(data, duplicate=True)
+        Identity = self.env["fayvad.mail.webhook.identity"]
+        first = Identity._first(key)
+        if first is None:
+            # applied by a delivery committed after this transaction began: end
+            # this transaction (the log of this delivery so far) and look
+            # again in a new one, on the same connection
+            self.env.cr.commit()  # pylint: disable=invalid-commit
+            first = Identity._first(key)
+        reference, applied_at = first or (None, None)
         self.write({"verdict": "duplicate", "duplicate_of": reference})
-        return 200, answer
+        return 200, self._answer(data, duplicate=True, reference=reference, processed_at=applied_at)
 
     @api.model
     def _cron_prune(self):
-        """Delete deliveries older than the company's retention (days)."""
-        for company in self.env["res.company"].search([]):
-            days = company.fayvad_webhook_retention_days
-            if days <= 0:
-                continue
-            limit = fields.Datetime.subtract(fields.Datetime.now(), days=days)
+        """Delete deliveries older than the company's retention (days), and
+        the ledger's identities of events older than its window (the ledger
+        outlives the log: a pruned delivery is still never applied twice)."""
+        for company in self.env["res.company"].search([("fayvad_webhook_retention_days", ">", 0)]):
+            limit = fields.Datetime.subtract(
+                fields.Datetime.now(), days=company.fayvad_webhook_retention_days
+            )
             old = self.search([("company_id", "=", company.id), ("create_date", "<", limit)], limit=5000)
-            old.unlink()
+            try:
+                with self.env.cr.savepoint():
+                    old.unlink()
+            except Exception:  # one delivery that cannot go: delete the others one by one
+                for delivery in old:
+                    try:
+                        with self.env.cr.savepoint():
+                            delivery.unlink()
+                    except Exception as exc:
+                        _logger.warning(
+                            "webhook delivery %s could not be pruned", delivery.reference, exc_info=True
+                        )
+                        delivery.error = f"Could not be pruned: {cron_error_message(exc)}"
+        self.env["fayvad.mail.webhook.identity"]._prune()

@@ -3,6 +3,7 @@
 import contextlib
 import http.client
 import http.server
+import json
 import os
 import sqlite3
 import threading
@@ -14,12 +15,15 @@ from unittest.mock import patch
 from urllib.parse import urlsplit
 
 import requests
+from freezegun import freeze_time
 
 from odoo.tests import TransactionCase, new_test_user
 from odoo.tests.common import BlockedRequest, _super_send
 from odoo.tools import SQL
 
+from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 from odoo.addons.fayvad_mail.models.fayvad_mail_organization import MB
+from odoo.addons.fayvad_mail.tools.signature import sign
 
 GROUPS = {
     "user": "fayvad_mail.fayvad_mail_group_user",
@@ -107,6 +111,102 @@ class FayvadMailCase(TransactionCase):
     def make_account(cls, org, local, quota_mb=1024, **vals):
         return cls.env["fayvad.mail.account"].create(
             {"local_part": local, "domain_id": org.domain_ids[:1].id, "quota": quota_mb * MB, **vals}
+        )
+
+
+class BillingCase(AccountTestInvoicingCommon):
+    """A company with a chart of accounts (invoices, payments, credit notes),
+    a plan billed with a taxed product, and helpers to build organizations
+    and their billing events."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.trigger = patch.object(type(cls.env["fayvad.mail.job"]), "_trigger_runner", lambda self: None)
+        cls.trigger.start()
+        cls.addClassCleanup(cls.trigger.stop)
+        cls.env.user.sudo().groups_id |= cls.env.ref("fayvad_mail.fayvad_mail_group_admin")
+        cls.company = cls.company_data["company"]
+        cls.company.fayvad_payment_journal_id = cls.company_data["default_journal_bank"]
+        cls.product = cls.product_a  # 15% sale tax in the test chart
+        cls.plan = cls.env["fayvad.mail.plan"].create(
+            {
+                "name": "Billed Plan",
+                "monthly_price": 100.0,
+                "included_users": 2,
+                "price_per_extra_user": 10.0,
+                "price_per_extra_gb": 2.0,
+                "max_users": 10,
+                "max_storage_gb": 20,
+                "default_mailbox_quota_mb": 100,
+                "product_id": cls.product.id,
+            }
+        )
+        cls.server = cls.env["fayvad.mail.server"].create(
+            {"name": "S", "url": "http://127.0.0.1:9", "token": "x"}
+        )
+        cls.webhook_secret = "billing-case-secret-" + "s" * 24
+        cls.env["fayvad.mail.webhook.secret"].search([]).unlink()
+        cls.env["fayvad.mail.webhook.secret"].create(
+            {"secret": cls.webhook_secret, "company_id": cls.company.id}
+        )
+
+    def make_org(self, day="2026-03-01"):
+        with freeze_time(day):
+            org = self.env["fayvad.mail.organization"].create(
+                {
+                    "name": "Billed Org",
+                    "partner_id": self.partner_a.id,
+                    "plan_id": self.plan.id,
+                    "state": "active",
+                    "mail_server_id": self.server.id,
+                    "max_storage_gb": 20,
+                }
+            )
+            self.env["fayvad.mail.domain"].create(
+                {"name": f"billed{org.id}.example", "organization_id": org.id}
+            )
+            self.env["fayvad.mail.subscription"]._start(org, self.plan)
+        return org
+
+    def add_accounts(self, org, day, *locals_):
+        with freeze_time(day):
+            for local in locals_:
+                self.env["fayvad.mail.account"].create(
+                    {
+                        "local_part": local,
+                        "domain_id": org.domain_ids.id,
+                        "quota": 100 * MB,
+                        "state": "active",
+                    }
+                )
+
+    def sync(self, day):
+        with freeze_time(day):
+            self.env["fayvad.mail.billing.event"]._cron_sync()
+
+    def webhook(self, payload, headers=None, secret=None):
+        """Deliver a signed billing webhook as the route does; (status, body)."""
+        raw = json.dumps(payload).encode()
+        secret = secret or self.webhook_secret
+        all_headers = {
+            "Content-Type": "application/json",
+            "X-Webhook-Signature": sign(secret, raw),
+            **(headers or {}),
+        }
+        return self.env["fayvad.mail.webhook.delivery"].sudo()._receive(raw, all_headers, "127.0.0.1")
+
+    def event(self, org, kind, day, amount, **vals):
+        return self.env["fayvad.mail.billing.event"].create(
+            {
+                "organization_id": org.id,
+                "event_type": kind,
+                "date": day,
+                "quantity": 1,
+                "unit_price": amount,
+                "currency_id": self.company.currency_id.id,
+                **vals,
+            }
         )
 
 
@@ -215,12 +315,15 @@ class FaultProxy:
 
     - ``pass``: forward every request;
     - ``error``: answer 500 without forwarding;
+    - ``refuse``: answer 400 with a field error to writes (POST, PATCH), as a
+      server refusing the request would, without forwarding them;
     - ``slow``: forward, then answer only after ``delay`` seconds (longer
       than the client's read timeout: the server did the work, the answer
       is lost) for the methods in ``slow_methods``;
 
     and ``stop()``/``start()`` close/reopen the port (connection refused).
-    ``log`` lists (method, path, upstream status) of what reached the target.
+    ``log`` lists (method, path, upstream status) of what reached the target,
+    ``bodies`` the (method, path, request body) of each of those requests.
     """
 
     def __init__(self, target, delay=2.0):
@@ -230,6 +333,7 @@ class FaultProxy:
         self.delay = delay
         self.slow_methods = {"POST"}
         self.log = []
+        self.bodies = []
         self.port = None
         self._server = None
         self._thread = None
@@ -250,6 +354,8 @@ class FaultProxy:
                 mode = proxy.mode
                 if mode == "error":
                     return self._answer(500, b'{"detail": "Server error."}')
+                if mode == "refuse" and self.command in ("POST", "PATCH"):
+                    return self._answer(400, b'{"name": ["refused by the test proxy"]}')
                 status, payload = proxy._forward(self.command, self.path, self.headers, body)
                 if mode == "slow" and self.command in proxy.slow_methods:
                     time.sleep(proxy.delay)
@@ -294,6 +400,7 @@ class FaultProxy:
         finally:
             conn.close()
         self.log.append((method, path.split("?")[0], response.status))
+        self.bodies.append((method, path.split("?")[0], body))
         return response.status, payload
 
     def count(self, method, path, status=None):

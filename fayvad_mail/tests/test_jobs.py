@@ -1,7 +1,11 @@
 """The provisioning queue without a mail server: backoff, order, failures
 and retries (the client is a mock; end to end tests use a real Modoboa)."""
 
+import contextlib
+import logging
 from unittest.mock import MagicMock, patch
+
+import psycopg2
 
 from odoo.modules.neutralize import get_neutralization_queries
 from odoo.tests import tagged
@@ -25,7 +29,9 @@ class TestJobQueue(FayvadMailCase):
         super().setUp()
         self.client = MagicMock(spec=MailServerClient)
         self.startPatcher(
-            patch.object(type(self.env["fayvad.mail.server"]), "_client", lambda s, timeout=None: self.client)
+            patch.object(
+                type(self.env["fayvad.mail.server"]), "_client", lambda s, deadline=None: self.client
+            )
         )
         self.Job = self.env["fayvad.mail.job"]
 
@@ -110,3 +116,53 @@ class TestJobQueue(FayvadMailCase):
         self.assertFalse(self.server.sudo().token)
         self.assertFalse(self.server.active)
         self.assertEqual(set(org.job_ids.mapped("state")), {"cancelled"})
+
+    def pending_password(self, account):
+        self.env.cr.execute("SELECT pending_password FROM fayvad_mail_account WHERE id = %s", [account.id])
+        return self.env.cr.fetchone()[0]
+
+    def test_pending_password_is_wiped_when_its_job_is_cancelled_or_fails_for_good(self):
+        org = self.make_org(domain="wipe.example", state="active")
+        org.domain_ids.state = "active"
+        cancelled = self.make_account(org, "cancelled", quota_mb=10)
+        failed = self.make_account(org, "failed", quota_mb=10)
+        for account in (cancelled, failed):
+            account._set_pending_password("Handed-0ver-Later")
+            account._queue_provisioning()
+        job_of = {job.account_id: job for job in org.job_ids}
+        job_of[cancelled].action_cancel()
+        self.assertIsNone(self.pending_password(cancelled), "cancelled: nothing will hand it over")
+        self.assertEqual(self.pending_password(failed), "Handed-0ver-Later", "still pending: kept")
+        self.client.ensure_mailbox.side_effect = Refused("refused")
+        job_of[failed]._run()
+        self.assertEqual(job_of[failed].state, "failed")
+        self.assertIsNone(self.pending_password(failed), "failed for good: wiped")
+
+    def test_pending_password_never_reaches_the_log(self):
+        org = self.make_org(domain="quiet.example")
+        account = self.make_account(org, "quiet", quota_mb=10)
+        password = "Never-In-A-L0g-" + "x" * 8
+        records = []
+
+        class Keep(logging.Handler):
+            def emit(self, record):
+                records.append(record.getMessage())
+
+        handler = Keep(level=logging.DEBUG)
+        sql_logger = logging.getLogger("odoo.sql_db")
+        old_level = sql_logger.level
+        sql_logger.addHandler(handler)
+        sql_logger.setLevel(logging.DEBUG)  # as with --log-sql
+        try:
+            account._set_pending_password(password)
+            with self.assertRaises(psycopg2.Error) as caught, self.env.cr.savepoint():
+                with contextlib.suppress(psycopg2.Error):
+                    self.env.cr.execute("SELECT 1/0", log_exceptions=False)  # the transaction is now aborted
+                account._set_pending_password(password)  # so this query fails
+        finally:
+            sql_logger.removeHandler(handler)
+            sql_logger.setLevel(old_level)
+        self.assertTrue(records, "the SQL log was on")
+        self.assertFalse([line for line in records if password in line])
+        self.assertNotIn(password, str(caught.exception))
+        self.assertEqual(self.pending_password(account), password)

@@ -4,6 +4,7 @@
 
 import copy
 import json
+import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -12,12 +13,13 @@ import requests
 from odoo.tests import TransactionCase, tagged
 
 from odoo.addons.fayvad_mail.tools.mailserver import (
+    BudgetSpent,
     NotFound,
     Refused,
     Unavailable,
-    generate_password,
     make_client,
 )
+from odoo.addons.fayvad_mail.tools.passwords import generate_password
 
 DATA = Path(__file__).parent / "data" / "modoboa"
 URL = "http://127.0.0.1:8999"
@@ -108,6 +110,19 @@ class TestModoboaClient(TransactionCase):
         (call,) = self.session.calls
         self.assertEqual(call["timeout"], (3.0, 7.0))
         self.assertEqual(call["headers"]["Authorization"], f"Token {TOKEN}")
+
+    def test_a_deadline_cuts_every_calls_timeouts_then_stops_sending(self):
+        self.client.deadline = time.monotonic() + 2.0
+        self.session.on_recorded("get_domain")
+        self.client.get_domain(1)
+        connect, read = self.session.calls[-1]["timeout"]
+        self.assertLessEqual(connect, 2.0)
+        self.assertTrue(1.0 < read <= 2.0, read)  # what is left of the budget, not the 7 s configured
+        self.client.deadline = time.monotonic() - 0.01
+        with self.assertRaises(BudgetSpent) as caught:
+            self.client.get_domain(1)
+        self.assertTrue(caught.exception.retryable)
+        self.assertEqual(len(self.session.calls), 1, "nothing sent once the budget is spent")
 
     def test_timeouts_and_connection_errors_are_retryable(self):
         for error in (
@@ -369,8 +384,10 @@ class TestModoboaClient(TransactionCase):
         self.session.on(
             "POST", "/api/v2/domains/1/delete/", (404, recorded("get_domain_deleted")["response"])
         )
-        self.client.delete_mailbox(3)
-        self.client.delete_domain(1)
+        self.assertIsNone(self.client.delete_mailbox(3))
+        self.assertIsNone(self.client.delete_domain(1))
+        self.assertEqual(len(self.session.sent("POST", "/api/v2/accounts/3/delete/")), 1)
+        self.assertEqual(len(self.session.sent("POST", "/api/v2/domains/1/delete/")), 1)
         self.session.on_recorded("delete_account")
         self.session.on_recorded("delete_domain")
         self.client.delete_mailbox(3)

@@ -1,6 +1,8 @@
 """Provisioning end to end against the real Modoboa that ``./dev test``
 starts: Odoo's jobs run, and Modoboa's own API is asked what exists."""
 
+from freezegun import freeze_time
+
 from odoo import fields
 from odoo.exceptions import UserError
 from odoo.tests import tagged
@@ -200,6 +202,7 @@ class TestProvisioningE2E(ModoboaCase):
         self.assertIsNone(carol._get_pending_password())
 
     # -- usage ------------------------------------------------------------------------------
+    @freeze_time("2026-12-01 12:00:00")
     def test_usage_read_back(self):
         org = self.provisioned_org(accounts=(("full", 10), ("third", 100), ("empty", 20)))
         empty, full, third = org.account_ids.sorted("email")

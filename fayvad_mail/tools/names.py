@@ -8,6 +8,10 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _TLD = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
 _ATEXT = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _DOT_ATOM = re.compile(rf"^{_ATEXT}(?:\.{_ATEXT})*$")
+# The domain administrator is a login without a mailbox, named
+# <DOMAIN_ADMIN_LOCAL_PART>@<domain>; no customer mailbox may take that address.
+DOMAIN_ADMIN_LOCAL_PART = "domainadmin"
+RESERVED_LOCAL_PARTS = frozenset({DOMAIN_ADMIN_LOCAL_PART})
 
 
 class InvalidName(ValueError):
@@ -59,4 +63,11 @@ def normalize_local_part(value):
         raise InvalidName(
             "is not a valid local part: letters, digits and !#$%&'*+/=?^_`{|}~- separated by single dots"
         )
+    return local
+
+
+def check_not_reserved(local):
+    """Raise InvalidName when ``local`` (normalised) is reserved for the mail server's own logins."""
+    if local in RESERVED_LOCAL_PARTS:
+        raise InvalidName("is reserved for the domain's administrator login")
     return local

@@ -45,11 +45,37 @@ def ref(name):
 
 
 def error_response(description, codes, webhook=False):
-    schema = ref("WebhookError") if webhook else ref("Error")
+    """An error answer whose ``error_code`` is one of ``codes``."""
+    schema = {
+        "allOf": [
+            ref("WebhookError") if webhook else ref("Error"),
+            {"properties": {"error_code": {"enum": list(codes)}}},
+        ]
+    }
     return {
         "description": f"{description} ({', '.join(codes)})",
         "content": {"application/json": {"schema": schema}},
     }
+
+
+def provisioning_response(description, result_schema, outcome):
+    """201 done, 202 pending, 500 refused: the result, with what tells them apart."""
+    extra = {
+        "201": {"properties": {"provisioned": {"const": True}}},
+        "202": {
+            "properties": {"provisioned": {"const": False}, "provisioning_status": {"const": "pending"}},
+            "required": ["provisioning_status"],
+        },
+        "500": {
+            "properties": {
+                "provisioned": {"const": False},
+                "provisioning_status": {"const": "failed"},
+                "error_code": {"const": "PROVISIONING_FAILED"},
+            },
+            "required": ["provisioning_status", "error", "error_code"],
+        },
+    }[outcome]
+    return json_response(description, {"allOf": [ref(result_schema), extra]})
 
 
 def json_response(description, schema):
@@ -195,7 +221,14 @@ SCHEMAS = {
                         {
                             "first_name": {"type": "string", "maxLength": 30},
                             "last_name": {"type": "string", "maxLength": 30},
-                            "password": {"type": "string", "minLength": 8, "writeOnly": True},
+                            "password": {
+                                "type": "string",
+                                "minLength": 8,
+                                "maxLength": 128,
+                                "writeOnly": True,
+                                "description": "generated when absent; must follow the mail server's "
+                                "password policy (400 VALIDATION_ERROR naming the rule otherwise)",
+                            },
                         },
                         required=[],
                     ),
@@ -273,17 +306,18 @@ IDEMPOTENCY = {
 
 def _provision(summary, request_schema, result_schema, conflicts, not_found):
     responses = {
-        "201": json_response("Provisioned on the mail server", ref(result_schema)),
-        "202": json_response(
-            "Accepted; the mail server is slow or down and a cron finishes the job", ref(result_schema)
+        "201": provisioning_response("Provisioned on the mail server", result_schema, "201"),
+        "202": provisioning_response(
+            "Accepted; the mail server is slow or down and a cron finishes the job", result_schema, "202"
         ),
         "400": error_response("Invalid request or already exists", ["VALIDATION_ERROR", *conflicts]),
         **AUTH_ERRORS,
         "409": error_response("Idempotency-Key reused with another body, or still in progress", ["CONFLICT"]),
-        "500": {
-            "description": "The mail server refused (PROVISIONING_FAILED); the records stay, in state failed",
-            "content": {"application/json": {"schema": ref(result_schema)}},
-        },
+        "500": provisioning_response(
+            "The mail server refused (PROVISIONING_FAILED); the records stay, in state failed",
+            result_schema,
+            "500",
+        ),
     }
     if not_found:
         responses["404"] = error_response("Unknown organization or domain", not_found)
@@ -307,6 +341,15 @@ def _webhook(summary, extra_parameters=()):
             "summary": summary,
             "parameters": [
                 *extra_parameters,
+                {
+                    "name": "Webhook-Id",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 255},
+                    "description": "The sender's id of the event (X-Webhook-Id too): a repeat with the "
+                    "same id is applied once. Without it, an event naming an invoice is identified by "
+                    "(organization, event_type, invoice_id, timestamp), any other by its body.",
+                },
                 {
                     "name": "X-Webhook-Signature",
                     "in": "header",

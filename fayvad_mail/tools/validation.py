@@ -268,13 +268,17 @@ def validate_organization(body: dict) -> dict:
     return clean
 
 
+def _mailbox_local_part(value):
+    return names.check_not_reserved(names.normalize_local_part(value))
+
+
 def validate_email_account(body: dict) -> dict:
     """POST /erp/provision/email-account/"""
     errors = {}
     data = _wrapped(body, "email_account_data", errors)
     clean = {
         "organization_id": data.integer("organization_id", required=True),
-        "address": data.name("address", names.normalize_local_part, "address", required=True),
+        "address": data.name("address", _mailbox_local_part, "address", required=True),
         "domain_id": data.integer("domain", required=True),
         "quota": data.integer("quota", minimum=MIB, maximum=INT64_MAX, unit=" bytes (1 MiB)"),
     }

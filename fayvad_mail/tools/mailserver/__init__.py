@@ -1,10 +1,11 @@
 """The one client fayvad_mail uses to drive mail servers.
 
-``make_client(server_type, url, token, timeout)`` returns a backend that
+``make_client(server_type, url, token, timeout, deadline=None)`` returns a backend that
 implements :class:`MailServerClient`; Modoboa is the first one. Another
 server type registers its own class with ``@register("<type>")``."""
 
 from .base import (
+    BudgetSpent,
     MailServerClient,
     MailServerError,
     NotFound,
@@ -12,7 +13,6 @@ from .base import (
     RemoteDomain,
     RemoteMailbox,
     Unavailable,
-    generate_password,
 )
 
 BACKENDS = {}
@@ -26,10 +26,10 @@ def register(server_type):
     return decorator
 
 
-def make_client(server_type, url, token, timeout):
+def make_client(server_type, url, token, timeout, deadline=None):
     if server_type not in BACKENDS:
         raise Refused(f"no client for mail servers of type {server_type!r}")
-    return BACKENDS[server_type](url, token, timeout)
+    return BACKENDS[server_type](url, token, timeout, deadline=deadline)
 
 
 from . import modoboa  # noqa: E402  (registers the backend)

@@ -4,8 +4,6 @@ through which every HTTP request goes."""
 import json
 import logging
 import re
-import secrets
-import string
 import time
 from dataclasses import dataclass
 
@@ -16,24 +14,6 @@ _logger = logging.getLogger(__name__)
 SECRET_KEYS = re.compile(r"pass(word)?|token|secret|authorization|key", re.I)
 MAX_LOGGED_BODY = 2000
 MAX_REASON = 500
-
-# Passwords handed to the mail server. Modoboa validates them with Django's
-# validators (8 characters minimum, not common, not all digits) and its own
-# ComplexityValidator (by default one upper case letter, one lower case
-# letter, one digit; installers may also require one special character from
-# ``~!@#$%^&*()_+{}":;,'[]``): a generated password always has each class.
-PASSWORD_SPECIALS = "!#%*_+"
-PASSWORD_CLASSES = (string.ascii_uppercase, string.ascii_lowercase, string.digits, PASSWORD_SPECIALS)
-
-
-def generate_password(length=20):
-    """A random password every mail server of ours accepts."""
-    length = max(length, len(PASSWORD_CLASSES))
-    alphabet = "".join(PASSWORD_CLASSES)
-    chars = [secrets.choice(cls) for cls in PASSWORD_CLASSES]
-    chars += [secrets.choice(alphabet) for _ in range(length - len(chars))]
-    secrets.SystemRandom().shuffle(chars)
-    return "".join(chars)
 
 
 class MailServerError(Exception):
@@ -63,6 +43,11 @@ class Refused(MailServerError):
 
 class NotFound(Refused):
     """The object does not exist on the server."""
+
+
+class BudgetSpent(Unavailable):
+    """The caller's time budget ran out before the work was done (an API
+    request that waits for the mail server): carry on later, at once."""
 
 
 @dataclass
@@ -122,10 +107,11 @@ class MailServerClient:
     idempotent: repeating a call that already took effect on the server
     succeeds and changes nothing."""
 
-    def __init__(self, url, token, timeout):
+    def __init__(self, url, token, timeout, deadline=None):
         self.url = (url or "").rstrip("/")
         self._token = token or ""
         self.timeout = timeout
+        self.deadline = deadline  # time.monotonic() by which every call must be over (None: no limit)
         self._session = requests.Session()
 
     def __repr__(self):  # never show the token
@@ -164,6 +150,7 @@ class MailServerClient:
         if not self.url:
             raise Refused("the mail server has no URL configured")
         url = f"{self.url}{path}"
+        timeout = self._timeout_now(method, path)
         started = time.monotonic()
         if _logger.isEnabledFor(logging.DEBUG):
             body = self._scrub(json.dumps(redact(payload)), payload)[:MAX_LOGGED_BODY]
@@ -175,11 +162,13 @@ class MailServerClient:
                 json=payload,
                 params=params,
                 headers=self._headers(),
-                timeout=self.timeout,
+                timeout=timeout,
                 allow_redirects=False,
             )
         except requests.exceptions.Timeout as exc:
-            raise Unavailable(f"{method} {path}: no answer within {self._read_timeout():g}s") from exc
+            if self.deadline is not None and time.monotonic() >= self.deadline - 0.05:
+                raise BudgetSpent(f"{method} {path}: the time budget ran out while waiting") from exc
+            raise Unavailable(f"{method} {path}: no answer within {timeout[1]:g}s") from exc
         except requests.exceptions.ConnectionError as exc:
             raise Unavailable(f"{method} {path}: cannot connect to {self.url}") from exc
         except requests.exceptions.RequestException as exc:
@@ -215,8 +204,17 @@ class MailServerClient:
             _logger.debug("mail server answer %s", body)
         return data
 
-    def _read_timeout(self):
-        return self.timeout[1] if isinstance(self.timeout, tuple | list) else self.timeout
+    def _timeout_now(self, method, path):
+        """(connect, read) timeouts for a call starting now: the configured
+        ones, cut to what is left of the deadline, so that a caller with a
+        budget never waits beyond it, however many calls a step makes."""
+        connect, read = self.timeout if isinstance(self.timeout, tuple | list) else (self.timeout,) * 2
+        if self.deadline is None:
+            return connect, read
+        left = self.deadline - time.monotonic()
+        if left <= 0.05:
+            raise BudgetSpent(f"{method} {path}: not sent, the time budget is spent")
+        return min(connect, left), min(read, left)
 
     # -- the interface ---------------------------------------------------------------
     def check(self):

@@ -1,0 +1,121 @@
+import logging
+from datetime import timedelta
+
+from psycopg2 import errors as pg_errors
+
+from odoo import api, fields, models
+from odoo.tools import SQL
+
+_logger = logging.getLogger(__name__)
+
+# A delivery whose timestamp is older than this is refused: the ledger no
+# longer holds the identities of events that old (CONTRACT.md: >= 400 days).
+LEDGER_DAYS = 400
+
+
+class FayvadMailWebhookIdentity(models.Model):
+    """The ledger of billing webhook events applied: one row per event
+    identity, kept longer than the delivery log (which is pruned), so that a
+    repeated or replayed delivery is never applied twice.
+
+    An identity is, in this order, the sender's ``Webhook-Id`` header; else
+    ``(organization, event_type, invoice_id, timestamp)`` when the event
+    names an invoice; else the hash of the raw body. Rows of events that
+    carry a timestamp are pruned once that timestamp is older than
+    LEDGER_DAYS (such a delivery is refused anyway); the others are kept."""
+
+    _name = "fayvad.mail.webhook.identity"
+    _description = "Applied Billing Webhook Event"
+    _order = "id desc"
+    _rec_name = "key"
+    _log_access = False
+
+    key = fields.Char(required=True, readonly=True, index=True)
+    company_id = fields.Many2one("res.company", required=True, readonly=True, index=True, ondelete="cascade")
+    organization_id = fields.Many2one(
+        "fayvad.mail.organization", readonly=True, index=True, ondelete="cascade"
+    )
+    delivery_reference = fields.Char(
+        required=True, readonly=True, help="The webhook_id of the delivery that applied the event."
+    )
+    applied_at = fields.Datetime(required=True, readonly=True)
+    event_timestamp = fields.Datetime(readonly=True, help="The event's own time, as its sender stated it.")
+
+    _sql_constraints = [("key_unique", "UNIQUE(key)", "An event is applied once.")]
+
+    def init(self):
+        # upgrading from the log-only version: carry the applied identities over
+        self.env.cr.execute(
+            "SELECT 1 FROM information_schema.columns "
+            "WHERE table_name = 'fayvad_mail_webhook_delivery' AND column_name = 'dedup_key'"
+        )
+        if self.env.cr.fetchone():
+            self.env.cr.execute(
+                """
+                INSERT INTO fayvad_mail_webhook_identity
+                       (key, company_id, organization_id, delivery_reference, applied_at)
+                SELECT dedup_key, company_id, organization_id, reference, create_date
+                  FROM fayvad_mail_webhook_delivery
+                 WHERE verdict = 'processed' AND dedup_key IS NOT NULL
+                ON CONFLICT (key) DO NOTHING
+                """
+            )
+
+    @api.model
+    def _cutoff(self):
+        """Events stamped before this moment are no longer in the ledger."""
+        return fields.Datetime.now() - timedelta(days=LEDGER_DAYS)
+
+    @api.model
+    def _claim(self, key, delivery, event_timestamp):
+        """Record that ``delivery`` applies the event ``key``, in the
+        caller's transaction. Returns True when claimed; False when the
+        event was applied already (by a delivery committed before, or by a
+        concurrent one, which this waits for)."""
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(
+                    SQL(
+                        """
+                        INSERT INTO fayvad_mail_webhook_identity
+                               (key, company_id, organization_id, delivery_reference, applied_at, event_timestamp)
+                        VALUES (%s, %s, %s, %s, %s, %s)
+                        """,
+                        key,
+                        delivery.company_id.id,
+                        delivery.organization_id.id or None,
+                        delivery.reference,
+                        fields.Datetime.now(),
+                        event_timestamp,
+                    ),
+                    log_exceptions=False,
+                )
+        except pg_errors.UniqueViolation:
+            return False
+        return True
+
+    @api.model
+    def _release(self, key):
+        """Forget a claim whose event could not be applied (in the claiming transaction)."""
+        self.env.cr.execute(SQL("DELETE FROM fayvad_mail_webhook_identity WHERE key = %s", key))
+
+    @api.model
+    def _first(self, key):
+        """(webhook_id, applied_at) of the delivery that applied ``key``, as
+        this transaction sees it; None when it sees none."""
+        self.env.cr.execute(
+            SQL("SELECT delivery_reference, applied_at FROM fayvad_mail_webhook_identity WHERE key = %s", key)
+        )
+        return self.env.cr.fetchone()
+
+    @api.model
+    def _prune(self):
+        """Identities of events stamped before the ledger's window: such a
+        delivery is refused by its timestamp, its identity is not needed."""
+        self.env.cr.execute(
+            SQL("DELETE FROM fayvad_mail_webhook_identity WHERE event_timestamp < %s", self._cutoff())
+        )
+        if self.env.cr.rowcount:
+            _logger.info(
+                "webhook ledger: %s identities older than %s days removed", self.env.cr.rowcount, LEDGER_DAYS
+            )

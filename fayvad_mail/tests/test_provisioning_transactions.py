@@ -1,0 +1,178 @@
+"""The provisioning API's transaction boundaries, with real connections
+(HTTP tests share one transaction and never see them): records are
+committed before their job runs, an Idempotency-Key claim of a dead request
+is taken over, two requests with one key at the same moment make one
+organization. The mail server is unreachable here (answers 202)."""
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from unittest.mock import patch
+
+import psycopg2
+
+from odoo import SUPERUSER_ID, api, sql_db
+from odoo.tests import TransactionCase, tagged
+from odoo.tools import SQL
+
+from odoo.addons.fayvad_mail.tests.common import delete_committed
+from odoo.addons.fayvad_mail.tools.validation import validate_organization
+
+CONTEXT = {"tracking_disable": True}
+
+
+@tagged("post_install", "-at_install")
+class TestProvisioningTransactions(TransactionCase):
+    def setUp(self):
+        super().setUp()
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, CONTEXT)
+            self.server_id = (
+                env["fayvad.mail.server"]
+                .create(
+                    {"name": "Unreachable", "url": "http://127.0.0.1:9", "token": "t" * 40, "sequence": -1}
+                )
+                .id
+            )
+            self.partner_ids = env["res.partner"].create([{"name": f"Tx customer {i}"} for i in range(3)]).ids
+        self.addCleanup(self._cleanup)
+        Job = type(self.env["fayvad.mail.job"])
+        self.startPatcher(patch.object(Job, "_trigger_runner", lambda self: None))
+        self.startPatcher(patch.object(Job, "_trigger_runner_at", lambda self, when: None))
+
+    def _cleanup(self):
+        with self.registry.cursor() as cr:
+            cr.execute(
+                SQL("SELECT id FROM fayvad_mail_organization WHERE partner_id IN %s", tuple(self.partner_ids))
+            )
+            org_ids = [row[0] for row in cr.fetchall()]
+            cr.execute(SQL("DELETE FROM fayvad_mail_api_request WHERE key LIKE %s", "tx-%"))
+        if org_ids:
+            delete_committed(self.registry, org_ids)
+        with self.registry.cursor() as cr:
+            cr.execute(SQL("DELETE FROM res_partner WHERE id IN %s", tuple(self.partner_ids)))
+            cr.execute(SQL("DELETE FROM fayvad_mail_server WHERE id = %s", self.server_id))
+
+    def body(self, partner_index=0):
+        return json.dumps(
+            {
+                "organization_data": {
+                    "name": "Transactions",
+                    "domain": f"tx-{uuid.uuid4().hex[:8]}.example",
+                    "odoo_customer_id": self.partner_ids[partner_index],
+                }
+            }
+        ).encode()
+
+    def handle(self, raw, key=None, uid=SUPERUSER_ID):
+        """What the route does, on a connection of its own (a worker's request cursor)."""
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, uid, {})
+            return env["fayvad.mail.provisioning"]._handle("organization", raw, validate_organization, key)
+
+    def org_count(self):
+        with self.registry.cursor() as cr:
+            cr.execute(
+                SQL(
+                    "SELECT count(*) FROM fayvad_mail_organization WHERE partner_id IN %s",
+                    tuple(self.partner_ids),
+                )
+            )
+            return cr.fetchone()[0]
+
+    def test_records_are_committed_before_their_job_runs(self):
+        seen = []
+        Job = type(self.env["fayvad.mail.job"])
+        original = Job._step_create_domain
+
+        def step(job, client):
+            # what another worker (the cron) sees while the request waits for the mail server
+            with self.registry.cursor() as cr:
+                cr.execute(SQL("SELECT name FROM fayvad_mail_domain WHERE id = %s", job.domain_id.id))
+                seen.append(cr.fetchone())
+            return original(job, client)
+
+        with patch.object(Job, "_step_create_domain", step):
+            status, body = self.handle(self.body())
+        self.assertEqual(status, 202, body)
+        self.assertEqual(len(seen), 1)
+        self.assertIsNotNone(seen[0], "the domain was committed before its job ran")
+
+    def claim_on_own_connection(self, raw, key, hold=True):
+        """A request's claim of ``key``, made by another process on its own
+        connection (which holds the key's lock while ``hold``); the connection."""
+        _db, info = sql_db.connection_info_for(self.env.cr.dbname)
+        conn = psycopg2.connect(**info)
+        with conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO fayvad_mail_api_request (user_id, key, route, body_hash, status_code, create_date, write_date) "
+                "VALUES (%s, %s, 'organization', %s, 0, now() at time zone 'UTC', now() at time zone 'UTC')",
+                [SUPERUSER_ID, key, hashlib.sha256(raw).hexdigest()],
+            )
+            conn.commit()
+            if hold:
+                cur.execute(
+                    "SELECT pg_advisory_lock(%s)", [self.env["fayvad.mail.api.request"]._lock_id(key)]
+                )
+        return conn
+
+    def test_claim_left_by_a_dead_request_is_taken_over(self):
+        raw = self.body()
+        dead = self.claim_on_own_connection(raw, "tx-dead")
+        dead.close()  # its worker was killed: the connection, and the lock, are gone
+        status, body = self.handle(raw, key="tx-dead")
+        self.assertEqual(status, 202, body)
+        self.assertEqual(self.org_count(), 1)
+        again = self.handle(raw, key="tx-dead")
+        self.assertEqual(again, (status, body), "the answer is stored and replayed now")
+
+    def test_claim_of_a_live_request_is_a_conflict(self):
+        raw = self.body()
+        live = self.claim_on_own_connection(raw, "tx-live")
+        try:
+            status, body = self.handle(raw, key="tx-live")
+            self.assertEqual((status, body["error_code"]), (409, "CONFLICT"))
+            self.assertIn("still being processed", body["error"])
+            self.assertEqual(self.org_count(), 0)
+            other = self.handle(self.body(), key="tx-live")  # same key, other body: a conflict too
+            self.assertEqual(other[0], 409)
+        finally:
+            live.close()
+        status, body = self.handle(raw, key="tx-live")
+        self.assertEqual(status, 202, body)
+
+    def test_two_simultaneous_requests_with_one_key_make_one_organization(self):
+        raw = self.body()
+        start = threading.Barrier(2)
+        answers, errors = [], []
+        Provisioning = type(self.env["fayvad.mail.provisioning"])
+        original = Provisioning._run_jobs
+
+        def slow_run_jobs(model, kind, record_id, budget):
+            time.sleep(1.0)  # long enough for the other request to arrive meanwhile
+            return original(model, kind, record_id, budget)
+
+        def request():
+            try:
+                start.wait(10)
+                answers.append(self.handle(raw, key="tx-same"))
+            except Exception as exc:  # reported below
+                errors.append(exc)
+
+        with patch.object(Provisioning, "_run_jobs", slow_run_jobs):
+            threads = [threading.Thread(target=request) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+        self.assertFalse(errors, errors)
+        statuses = sorted(status for status, _body in answers)
+        self.assertEqual(statuses, [202, 409], answers)
+        self.assertEqual(self.org_count(), 1)
+        replay = self.handle(raw, key="tx-same")
+        self.assertEqual(replay[0], 202)
+        self.assertEqual(
+            replay[1]["organization"]["id"], next(b for s, b in answers if s == 202)["organization"]["id"]
+        )
