@@ -7,7 +7,7 @@ import functools
 from odoo import fields, http
 from odoo.http import request
 
-from ..models.ir_http import json_error_response
+from ..models.ir_http import json_error_response, max_body_bytes
 from ..tools.api_errors import ApiError, validation_error
 from ..tools.openapi import openapi_document
 from ..tools.validation import (
@@ -22,6 +22,9 @@ PREFIXES = ("/fayvad_api/erp", "/erp")
 
 def api_routes(path):
     return [f"{prefix}{path}{slash}" for prefix in PREFIXES for slash in ("", "/")]
+
+
+ROUTE = {"type": "http", "csrf": False, "save_session": False, "max_content_length": max_body_bytes}
 
 
 def api_endpoint(*methods, error_code="INTERNAL_ERROR"):
@@ -52,27 +55,21 @@ def api_endpoint(*methods, error_code="INTERNAL_ERROR"):
 class FayvadMailApi(http.Controller):
     @http.route(
         api_routes("/usage-summary"),
-        type="http",
         auth="fayvad_api",
-        csrf=False,
-        save_session=False,
         readonly=True,
+        **ROUTE,
     )
     @api_endpoint("GET")
     def usage_summary(self, **params):
         query = validate_usage_query(request.httprequest.args, fields.Date.context_today(request.env.user))
         return request.make_json_response(request.env["fayvad.mail.usage.summary"]._summary(query))
 
-    @http.route(
-        api_routes("/provision/organization"), type="http", auth="fayvad_api", csrf=False, save_session=False
-    )
+    @http.route(api_routes("/provision/organization"), auth="fayvad_api", **ROUTE)
     @api_endpoint("POST")
     def provision_organization(self, **params):
         return self._provision("organization", validate_organization)
 
-    @http.route(
-        api_routes("/provision/email-account"), type="http", auth="fayvad_api", csrf=False, save_session=False
-    )
+    @http.route(api_routes("/provision/email-account"), auth="fayvad_api", **ROUTE)
     @api_endpoint("POST")
     def provision_email_account(self, **params):
         return self._provision("email_account", validate_email_account)
@@ -83,18 +80,12 @@ class FayvadMailApi(http.Controller):
         status, body = request.env["fayvad.mail.provisioning"]._handle(kind, raw, validate, key)
         return request.make_json_response(body, status=status)
 
-    @http.route(api_routes("/webhooks/billing"), type="http", auth="public", csrf=False, save_session=False)
+    @http.route(api_routes("/webhooks/billing"), auth="public", **ROUTE)
     @api_endpoint("POST")
     def billing_webhook(self, **params):
         return self._webhook(token=None)
 
-    @http.route(
-        api_routes("/webhooks/billing/<string:token>"),
-        type="http",
-        auth="public",
-        csrf=False,
-        save_session=False,
-    )
+    @http.route(api_routes("/webhooks/billing/<string:token>"), auth="public", **ROUTE)
     @api_endpoint("POST")
     def billing_webhook_organization(self, token, **params):
         return self._webhook(token=token)
@@ -113,17 +104,11 @@ class FayvadMailApi(http.Controller):
         )
         return request.make_json_response(body, status=status)
 
-    @http.route(api_routes("/openapi.json"), type="http", auth="none", csrf=False, save_session=False)
+    @http.route(api_routes("/openapi.json"), auth="none", **ROUTE)
     @api_endpoint("GET")
     def openapi(self, **params):
         return request.make_json_response(openapi_document())
 
-    @http.route(
-        [f"{prefix}/<path:rest>" for prefix in PREFIXES],
-        type="http",
-        auth="none",
-        csrf=False,
-        save_session=False,
-    )
+    @http.route([f"{prefix}/<path:rest>" for prefix in PREFIXES], auth="none", **ROUTE)
     def not_found(self, rest, **params):
         return json_error_response(ApiError(404, "NOT_FOUND", "No such API route"))

@@ -19,6 +19,7 @@ from . import (
     fayvad_mail_usage_summary,
     fayvad_mail_webhook_delivery,
     fayvad_mail_webhook_identity,
+    fayvad_mail_webhook_refusal,
     fayvad_mail_webhook_secret,
     ir_http,
     res_company,

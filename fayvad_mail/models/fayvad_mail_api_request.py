@@ -1,8 +1,6 @@
 import hashlib
 import json
 
-from psycopg2 import errors as pg_errors
-
 from odoo import api, fields, models
 from odoo.tools import SQL
 
@@ -48,21 +46,25 @@ class FayvadMailApiRequest(models.Model):
 
     @api.model
     def _claim(self, key, route, raw):
-        """Claim ``key`` for this request in its own committed transaction,
-        and hold its lock (``_let_go`` releases it). Returns ``None`` when
-        claimed (go on), else ``(status, body)`` to answer instead: the
-        stored answer of the first request, or a 409. A claim whose request
-        is gone (its worker was killed: its lock went with its connection)
-        is taken over."""
-        if not key or len(key) > 255:
+        """Claim ``key`` for this request (committed, on the request's own
+        connection) and hold its lock (``_let_go`` releases it). Returns
+        ``None`` when claimed (go on), else ``(status, body)`` to answer
+        instead: the stored answer of the first request. Raises a 409
+        ApiError for another body, or while the first request is at work. A
+        claim whose request is gone (its worker was killed: its lock went
+        with its connection) is taken over."""
+        if not key or len(key) > 255 or not key.isascii() or not key.isprintable():
             raise ApiError(
                 400,
                 "VALIDATION_ERROR",
                 "Request data validation failed",
-                details={"Idempotency-Key": ["Must be 1 to 255 characters."]},
+                details={"Idempotency-Key": ["Must be 1 to 255 printable ASCII characters."]},
             )
         digest = hashlib.sha256(raw).hexdigest()
-        if not self._hold(key):  # the first request is still at work (or just storing its answer)
+        held = self._hold(key)
+        # a snapshot taken after the lock
+        self.env.cr.commit()  # pylint: disable=invalid-commit
+        if not held:  # the first request is still at work (or just storing its answer)
             answer = self._replay(key, route, digest)
             if answer:
                 return answer
@@ -72,58 +74,43 @@ class FayvadMailApiRequest(models.Model):
             if answer:
                 self._let_go(key)
                 return answer
-            with self.env.registry.cursor() as cr:
-                Requests = self.with_env(self.env(cr=cr)).sudo()
-                orphan = Requests.search([("user_id", "=", self.env.uid), ("key", "=", key)], limit=1)
-                if not orphan:  # else it was left by a request that died: ours now
-                    Requests.create(
-                        {"user_id": self.env.uid, "key": key, "route": route, "body_hash": digest}
-                    )
+            Requests = self.sudo()
+            if not Requests.search([("user_id", "=", self.env.uid), ("key", "=", key)], limit=1):
+                # (else it was left by a request that died: ours now)
+                Requests.create({"user_id": self.env.uid, "key": key, "route": route, "body_hash": digest})
+            self.env.cr.commit()  # pylint: disable=invalid-commit
             return None
-        except pg_errors.UniqueViolation:  # the same key claimed at the same moment
-            self._let_go(key)
-            return self._replay(key, route, digest)
         except BaseException:
             self._let_go(key)
             raise
 
     @api.model
     def _replay(self, key, route, digest, orphan_ok=False):
-        with self.env.registry.cursor() as cr:
-            first = (
-                self.with_env(self.env(cr=cr))
-                .sudo()
-                .search([("user_id", "=", self.env.uid), ("key", "=", key)], limit=1)
-            )
-            if not first:
+        first = self.sudo().search([("user_id", "=", self.env.uid), ("key", "=", key)], limit=1)
+        if not first:
+            return None
+        if first.route != route or first.body_hash != digest:
+            raise ApiError(409, "CONFLICT", "This Idempotency-Key was used with a different request")
+        if not first.status_code:
+            if orphan_ok:  # its request is gone (the caller holds the key's lock)
                 return None
-            if first.route != route or first.body_hash != digest:
-                raise ApiError(409, "CONFLICT", "This Idempotency-Key was used with a different request")
-            if not first.status_code:
-                if orphan_ok:  # its request is gone (the caller holds the key's lock)
-                    return None
-                raise ApiError(
-                    409, "CONFLICT", "A request with this Idempotency-Key is still being processed"
-                )
-            return first.status_code, json.loads(first.response)
+            raise ApiError(409, "CONFLICT", "A request with this Idempotency-Key is still being processed")
+        return first.status_code, json.loads(first.response)
 
     @api.model
     def _store(self, key, status, body):
-        with self.env.registry.cursor() as cr:
-            record = (
-                self.with_env(self.env(cr=cr))
-                .sudo()
-                .search([("user_id", "=", self.env.uid), ("key", "=", key)], limit=1)
-            )
-            record.write({"status_code": status, "response": json.dumps(body)})
+        record = self.sudo().search([("user_id", "=", self.env.uid), ("key", "=", key)], limit=1)
+        record.write({"status_code": status, "response": json.dumps(body)})
+        self.env.cr.commit()  # pylint: disable=invalid-commit
 
     @api.model
     def _release(self, key):
         """Forget a claim whose request crashed, so it can be retried."""
-        with self.env.registry.cursor() as cr:
-            self.with_env(self.env(cr=cr)).sudo().search(
-                [("user_id", "=", self.env.uid), ("key", "=", key), ("status_code", "=", 0)]
-            ).unlink()
+        self.env.cr.rollback()
+        self.sudo().search(
+            [("user_id", "=", self.env.uid), ("key", "=", key), ("status_code", "=", 0)]
+        ).unlink()
+        self.env.cr.commit()  # pylint: disable=invalid-commit
 
     @api.autovacuum
     def _gc_old_requests(self):

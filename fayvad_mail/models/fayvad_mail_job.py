@@ -101,6 +101,9 @@ class FayvadMailJob(models.Model):
     max_attempts = fields.Integer(readonly=True, default=8)
     next_attempt_at = fields.Datetime(string="Next Try", readonly=True, index=True)
     last_error = fields.Text(readonly=True)
+    refusal_reason = fields.Char(
+        readonly=True, help="The mail server's own explanation of a refusal, as API callers are told it."
+    )
     date_done = fields.Datetime(readonly=True)
     duration_ms = fields.Integer(string="Last Duration (ms)", readonly=True)
 
@@ -204,7 +207,15 @@ class FayvadMailJob(models.Model):
             if not more:
                 break
             retried |= more
-        retried.write({"state": "pending", "attempts": 0, "next_attempt_at": False, "last_error": False})
+        retried.write(
+            {
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": False,
+                "last_error": False,
+                "refusal_reason": False,
+            }
+        )
         for job in retried:
             job._target_state("provisioning")
         retried.activity_unlink(["mail.mail_activity_data_todo"])
@@ -371,7 +382,9 @@ class FayvadMailJob(models.Model):
         except BudgetSpent as exc:  # not the server's fault: the cron carries on at once
             self._record_failure(str(exc), retryable=True, delay=0)
         except MailServerError as exc:
-            self._record_failure(str(exc), retryable=exc.retryable)
+            self._record_failure(
+                str(exc), retryable=exc.retryable, reason=None if exc.retryable else exc.reason
+            )
         except Exception as exc:  # a bug or bad data: keep the job, tell people, never lose it
             _logger.exception("provisioning job %s crashed", self.id)
             self._record_failure(f"{type(exc).__name__}: {exc}", retryable=True)
@@ -395,7 +408,7 @@ class FayvadMailJob(models.Model):
             self.mail_server_id = server
         return server
 
-    def _record_failure(self, message, retryable, delay=None):
+    def _record_failure(self, message, retryable, delay=None, reason=None):
         if retryable and self.attempts < self.max_attempts:
             delay = backoff_delay(self.attempts) if delay is None else delay
             retry_at = fields.Datetime.now() + timedelta(seconds=delay)
@@ -405,7 +418,9 @@ class FayvadMailJob(models.Model):
                 "provisioning job %s: attempt %s failed, retry at %s", self.id, self.attempts, retry_at
             )
             return
-        self.write({"state": "failed", "last_error": message, "next_attempt_at": False})
+        self.write(
+            {"state": "failed", "last_error": message, "next_attempt_at": False, "refusal_reason": reason}
+        )
         self._wipe_secrets()
         _logger.warning("provisioning job %s failed: %s", self.id, message)
         self._target_state("failed")
@@ -423,6 +438,7 @@ class FayvadMailJob(models.Model):
                     "state": "failed",
                     "next_attempt_at": False,
                     "last_error": self.env._("Waits for a job that failed: %s", job.depends_on_id.name),
+                    "refusal_reason": job.depends_on_id.refusal_reason,
                 }
             )
             job._target_state("failed")

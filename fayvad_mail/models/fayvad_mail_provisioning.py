@@ -22,7 +22,11 @@ def _iso(value):
 class FayvadMailProvisioning(models.AbstractModel):
     """What the provisioning routes do: create the records and their jobs in
     one transaction, then run the jobs at once within a time budget, and
-    describe the outcome (201 done, 202 pending, 500 refused)."""
+    describe the outcome (201 done, 202 pending, 500 refused).
+
+    All of it runs on the request's own connection, committing as it goes
+    (the records before their jobs run, each job on its own): a request
+    never needs a second connection while it holds one."""
 
     _name = "fayvad.mail.provisioning"
     _description = "Provisioning API"
@@ -57,23 +61,28 @@ class FayvadMailProvisioning(models.AbstractModel):
     def _provision(self, kind, raw, validate):
         data = validate(parse_json_object(raw))
         create = "_create_organization" if kind == "organization" else "_create_email_account"
+        # a fresh snapshot to look for what exists
+        self.env.cr.commit()  # pylint: disable=invalid-commit
         for attempt in range(2):
             try:
-                with self.env.registry.cursor() as cr:
-                    record_id = getattr(self.with_env(self.env(cr=cr)), create)(data)
+                with self.env.cr.savepoint():
+                    record_id = getattr(self, create)(data)
                 break
             except pg_errors.UniqueViolation:
-                # an identical request created it at the same moment: look again
+                # an identical request created it at the same moment: look again in a new snapshot
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+                self.env.invalidate_all()
                 if attempt:
                     raise
+        # every worker sees the records now
+        self.env.cr.commit()  # pylint: disable=invalid-commit
         self._run_jobs(kind, record_id, self._budget())
-        with self.env.registry.cursor() as cr:
-            me = self.with_env(self.env(cr=cr))
-            return (
-                me._describe_organization(record_id)
-                if kind == "organization"
-                else me._describe_account(record_id)
-            )
+        self.env.invalidate_all()  # what the jobs (or the cron, meanwhile) changed
+        return (
+            self._describe_organization(record_id)
+            if kind == "organization"
+            else self._describe_account(record_id)
+        )
 
     def _budget(self):
         value = self.env["ir.config_parameter"].sudo().get_param("fayvad_mail.api_time_budget")
@@ -126,7 +135,10 @@ class FayvadMailProvisioning(models.AbstractModel):
             org = Org.create(vals)
             self.env["fayvad.mail.domain"].create({"name": data["domain"], "organization_id": org.id})
         except ValidationError as exc:
-            raise validation_error({"organization_data": [exc.args[0]]}) from None
+            _logger.info("organization request refused by a constraint: %s", exc.args[0])
+            raise validation_error(
+                {"organization_data": ["The organization breaks one of Odoo's rules; nothing was created."]}
+            ) from None
         if plan:
             self.env["fayvad.mail.subscription"]._start(org, plan)
         org._queue_provisioning()
@@ -220,7 +232,14 @@ class FayvadMailProvisioning(models.AbstractModel):
                 }
             )
         except ValidationError as exc:
-            raise validation_error({"email_account_data": [exc.args[0]]}) from None
+            _logger.info("email account request refused by a constraint: %s", exc.args[0])
+            raise validation_error(
+                {
+                    "email_account_data": [
+                        "The account breaks one of the organization's rules (limits or state); nothing was created."
+                    ]
+                }
+            ) from None
         account._set_pending_password(data["password"] or server._password_policy().generate())
         account._queue_provisioning()
         return account.id
@@ -293,11 +312,13 @@ class FayvadMailProvisioning(models.AbstractModel):
     def _outcome(body, jobs):
         failed = jobs.filtered(lambda j: j.state == "failed")
         if failed:
-            reason = failed[0].last_error or "the mail server refused the request"
+            reason = failed[0].refusal_reason
             body.update(provisioned=False, provisioning_status="failed")
             return 500, {
                 **body,
-                "error": f"Provisioning failed: {reason}",
+                "error": f"The mail server refused: {reason}"
+                if reason
+                else "Provisioning failed on the mail server; it is recorded for the administrators",
                 "error_code": "PROVISIONING_FAILED",
             }
         if body["provisioned"]:
@@ -309,26 +330,27 @@ class FayvadMailProvisioning(models.AbstractModel):
         """Run the record's due jobs now, one transaction each, until done
         or the budget is spent; the cron finishes what is left."""
         deadline = time.monotonic() + budget
+        Job = self.env(su=True)["fayvad.mail.job"]
         while deadline - time.monotonic() > 0.2:
-            with self.env.registry.cursor() as cr:
-                Job = self.env(cr=cr, su=True)["fayvad.mail.job"]
-                if kind == "organization":
-                    candidates = Job.search([("organization_id", "=", record_id), ("state", "=", "pending")])
-                else:
-                    account = Job.env["fayvad.mail.account"].with_context(active_test=False).browse(record_id)
-                    candidates = Job.search(
-                        [
-                            ("state", "=", "pending"),
-                            "|",
-                            ("account_id", "=", record_id),
-                            "&",
-                            ("domain_id", "=", account.domain_id.id),
-                            ("job_type", "in", DOMAIN_JOBS),
-                        ]
-                    )
-                job = Job._acquire(job_ids=candidates.ids) if candidates else Job
-                if not job:
-                    break
-                job._run(deadline=deadline)
-        with self.env.registry.cursor() as cr:
-            self.env(cr=cr)["fayvad.mail.job"]._trigger_runner()
+            self.env.invalidate_all()  # jobs other workers changed since the last commit
+            if kind == "organization":
+                candidates = Job.search([("organization_id", "=", record_id), ("state", "=", "pending")])
+            else:
+                account = Job.env["fayvad.mail.account"].with_context(active_test=False).browse(record_id)
+                candidates = Job.search(
+                    [
+                        ("state", "=", "pending"),
+                        "|",
+                        ("account_id", "=", record_id),
+                        "&",
+                        ("domain_id", "=", account.domain_id.id),
+                        ("job_type", "in", DOMAIN_JOBS),
+                    ]
+                )
+            job = Job._acquire(job_ids=candidates.ids) if candidates else Job
+            if not job:
+                break
+            job._run(deadline=deadline)
+            # the job's outcome, and its lock released
+            self.env.cr.commit()  # pylint: disable=invalid-commit
+        Job._trigger_runner()

@@ -1,13 +1,18 @@
 import hashlib
 import json
 import logging
+import re
 import time
+
+from psycopg2 import errors as pg_errors
+from psycopg2.extensions import TransactionRollbackError
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 from ..tools.api_errors import ApiError
-from ..tools.signature import matching_secret
+from ..tools.signature import SignatureRefused, verify
 from ..tools.validation import ValidationFailed, parse_json_object, validate_billing_webhook
 from .fayvad_mail_cron_mixin import cron_error_message
 from .fayvad_mail_webhook_identity import LEDGER_DAYS
@@ -17,6 +22,22 @@ VERDICT_OF_ERROR = {"INVALID_WEBHOOK_SIGNATURE": "invalid_signature", "WEBHOOK_P
 HIDDEN_HEADERS = {"authorization", "cookie", "x-webhook-secret", "proxy-authorization"}
 # a signature is a secret for logging purposes: kept as a fingerprint only
 SIGNATURE_HEADERS = {"x-webhook-signature", "webhook-signature"}
+TOKEN = re.compile(r"[0-9a-f]{32}")  # organizations' webhook URL tokens (secrets.token_hex(16))
+# What an unauthenticated sender can make us store: per source address, route
+# and verdict, one row an hour (its attempts counted), a capped body prefix.
+REFUSED_BODY_PREFIX = 1024
+REFUSED_HEADERS_MAX = 2048
+REFUSED_VERDICTS = ("invalid_signature", "no_secret", "unknown_url")
+
+VERDICTS = [
+    ("processed", "Processed"),
+    ("duplicate", "Duplicate"),
+    ("invalid_signature", "Invalid Signature"),
+    ("no_secret", "No Secret Configured"),
+    ("unknown_url", "Unknown URL"),
+    ("invalid", "Invalid Payload"),
+    ("failed", "Processing Failed"),
+]
 
 
 def stored_headers(headers):
@@ -33,18 +54,17 @@ def stored_headers(headers):
     return kept
 
 
-VERDICTS = [
-    ("processed", "Processed"),
-    ("duplicate", "Duplicate"),
-    ("invalid_signature", "Invalid Signature"),
-    ("no_secret", "No Secret Configured"),
-    ("invalid", "Invalid Payload"),
-    ("failed", "Processing Failed"),
-]
+def storable_text(raw):
+    """A request body as text a database column takes (invalid UTF-8 and
+    NUL characters replaced)."""
+    return raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 class FayvadMailWebhookDelivery(models.Model):
-    """Every billing webhook delivery, valid or not, as received."""
+    """Every billing webhook delivery as received: in full once its signature
+    is valid; refused ones (bad signature, no secret, unknown URL) counted
+    per source and hour with a capped prefix of their body, so that
+    unauthenticated senders cannot grow the database."""
 
     _name = "fayvad.mail.webhook.delivery"
     _description = "Billing Webhook Delivery"
@@ -63,13 +83,23 @@ class FayvadMailWebhookDelivery(models.Model):
     )
     event_type = fields.Char(readonly=True)
     remote_addr = fields.Char(string="Sender Address", readonly=True)
-    headers = fields.Text(readonly=True, help="Request headers; secrets and signatures removed.")
-    body = fields.Text(readonly=True)
+    headers = fields.Text(
+        readonly=True, help="Request headers; credentials removed, signatures as a fingerprint."
+    )
+    body = fields.Text(readonly=True, help="The body (for refused deliveries: its first 1 KiB).")
     signature_valid = fields.Boolean(readonly=True)
     verdict = fields.Selection(VERDICTS, readonly=True, index=True)
     http_status = fields.Integer(readonly=True)
     response = fields.Text(readonly=True)
     error = fields.Text(readonly=True)
+    refusal_ids = fields.One2many("fayvad.mail.webhook.refusal", "delivery_id", readonly=True)
+    attempt_count = fields.Integer(
+        string="Attempts",
+        compute="_compute_attempts",
+        help="Refused deliveries from one source, route and verdict within the hour are counted on one line.",
+    )
+    last_attempt_at = fields.Datetime(string="Last Attempt", compute="_compute_attempts")
+    aggregate_key = fields.Char(readonly=True, copy=False)
     dedup_key = fields.Char(
         readonly=True, copy=False, help="Identity of the event for exactly-once processing."
     )
@@ -79,38 +109,75 @@ class FayvadMailWebhookDelivery(models.Model):
     duration_ms = fields.Integer(string="Duration (ms)", readonly=True)
     billing_event_ids = fields.One2many("fayvad.mail.billing.event", "webhook_delivery_id", readonly=True)
 
+    @api.depends("refusal_ids.attempts", "refusal_ids.last_attempt_at")
+    def _compute_attempts(self):
+        for delivery in self:
+            counter = delivery.refusal_ids[:1]
+            delivery.attempt_count = counter.attempts or 1
+            delivery.last_attempt_at = counter.last_attempt_at or delivery.create_date
+
     def init(self):
         # exactly-once moved to the identity ledger (fayvad.mail.webhook.identity)
         self.env.cr.execute("DROP INDEX IF EXISTS fayvad_mail_webhook_delivery_dedup_uniq")
+        self.env.cr.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS fayvad_mail_webhook_delivery_aggregate_uniq "
+            "ON fayvad_mail_webhook_delivery (aggregate_key) WHERE aggregate_key IS NOT NULL"
+        )
 
     # -- receiving -----------------------------------------------------------------------
     @api.model
     def _receive(self, raw, headers, remote_addr, token=None):
-        """Verify, store and apply one billing webhook delivery (in the
-        caller's transaction, which commits whatever the verdict).
+        """Verify, store and apply one billing webhook delivery (on the
+        caller's connection; the caller commits whatever the verdict).
         Returns (HTTP status, JSON body)."""
         started = time.monotonic()
+        route = "organization" if token is not None else "company"
+        url_org = self.env["fayvad.mail.organization"]
+        try:
+            url_org = self._url_organization(token)
+            candidates = self._candidate_secrets(url_org)
+            if not candidates:
+                raise ApiError(
+                    400,
+                    "INVALID_WEBHOOK_SIGNATURE",
+                    "No webhook secret is configured: deliveries are refused",
+                    verdict="no_secret",
+                )
+            try:
+                secret = verify(headers, raw, list(candidates))
+            except SignatureRefused as exc:
+                raise ApiError(400, "INVALID_WEBHOOK_SIGNATURE", str(exc)) from None
+            if secret is None:
+                raise ApiError(400, "INVALID_WEBHOOK_SIGNATURE", "Invalid webhook signature")
+        except ApiError as exc:
+            verdict = exc.extra.pop("verdict", None) or VERDICT_OF_ERROR.get(exc.code, "invalid")
+            status, body = exc.status, {**exc.body(), "processed": False}
+            self._count_refused(verdict, route, url_org, raw, headers, remote_addr, status, body)
+            return status, body
+        company = candidates[secret]
         delivery = self.create(
             {
                 "reference": self.env["ir.sequence"].next_by_code("fayvad.mail.webhook.delivery")
                 or "webhook",
-                "company_id": self.env.company.id,
-                "route": "organization" if token is not None else "company",
+                "company_id": company.id,
+                "organization_id": url_org.id,
+                "route": route,
                 "remote_addr": remote_addr,
                 "headers": json.dumps(stored_headers(headers), indent=1),
-                "body": raw.decode("utf-8", errors="replace"),
+                "body": storable_text(raw),
+                "signature_valid": True,
             }
         )
         try:
-            status, body = delivery._verify_and_apply(raw, headers, token)
+            status, body = delivery._validate_and_apply(raw, headers, url_org, company)
         except ApiError as exc:
-            verdict = exc.extra.pop("verdict", None) or VERDICT_OF_ERROR.get(exc.code, "invalid")
             status, body = exc.status, {**exc.body(), "processed": False}
-            delivery.write({"verdict": verdict, "error": getattr(exc, "internal", None) or exc.message})
-            if delivery.verdict in ("invalid_signature", "no_secret"):
-                _logger.warning(
-                    "billing webhook %s refused from %s: %s", delivery.reference, remote_addr, exc.message
-                )
+            delivery.write(
+                {
+                    "verdict": VERDICT_OF_ERROR.get(exc.code, "invalid"),
+                    "error": getattr(exc, "internal", None) or exc.message,
+                }
+            )
         delivery.write(
             {
                 "http_status": status,
@@ -120,29 +187,107 @@ class FayvadMailWebhookDelivery(models.Model):
         )
         return status, body
 
-    def _verify_and_apply(self, raw, headers, token):
+    @api.model
+    def _url_organization(self, token):
+        """The organization of a per-organization URL (none for the company URL)."""
+        Org = self.env["fayvad.mail.organization"]
+        if token is None:
+            return Org
+        org = Org.search([("webhook_token", "=", token)], limit=1) if TOKEN.fullmatch(token) else Org
+        if not org:
+            raise ApiError(404, "NOT_FOUND", "No such webhook URL", verdict="unknown_url")
+        return org
+
+    @api.model
+    def _count_refused(self, verdict, route, org, raw, headers, remote_addr, status, body):
+        """Log a refused delivery: per source address, route, organization
+        and verdict one line an hour, whose attempts are counted; only the
+        first 1 KiB of the first body is kept. Safe with concurrent
+        refusals (a line another worker just committed is counted on, on
+        this same connection, after ending this transaction)."""
+        now = fields.Datetime.now()
+        key = f"{verdict}:{route}:{org.id or 0}:{remote_addr}:{now:%Y%m%d%H}"
+        error = body.get("error", "")
+        for _attempt in range(5):
+            try:
+                with self.env.cr.savepoint(flush=False):
+                    self.env.cr.execute(
+                        SQL(
+                            """
+                            UPDATE fayvad_mail_webhook_refusal counter
+                               SET attempts = counter.attempts + 1, last_attempt_at = %s
+                              FROM fayvad_mail_webhook_delivery delivery
+                             WHERE delivery.aggregate_key = %s AND counter.delivery_id = delivery.id
+                         RETURNING counter.attempts
+                            """,
+                            now,
+                            key,
+                        ),
+                        log_exceptions=False,
+                    )
+                    row = self.env.cr.fetchone()
+                    if row is None:
+                        self._insert_refused(
+                            key, verdict, route, org, raw, headers, remote_addr, status, body
+                        )
+                count = row[0] if row else 1
+                if count in (1, 10, 100, 1000) or count % 10000 == 0:  # the server log is not flooded either
+                    _logger.warning(
+                        "billing webhook refused from %s (%s, attempt %s this hour): %s",
+                        remote_addr,
+                        verdict,
+                        count,
+                        error,
+                    )
+                return
+            except (pg_errors.UniqueViolation, TransactionRollbackError):
+                # another worker logged the same line since this transaction began:
+                # end it (nothing of value is in it yet) and count on that line
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+        _logger.warning("billing webhook refused from %s (%s), not counted: %s", remote_addr, verdict, error)
+
+    @api.model
+    def _insert_refused(self, key, verdict, route, org, raw, headers, remote_addr, status, body):
+        reference = self.env["ir.sequence"].next_by_code("fayvad.mail.webhook.delivery") or "webhook"
+        now = fields.Datetime.now()
+        self.env.cr.execute(
+            SQL(
+                """
+                WITH line AS (
+                    INSERT INTO fayvad_mail_webhook_delivery
+                           (reference, company_id, organization_id, route, remote_addr, headers, body,
+                            signature_valid, verdict, http_status, response, error, aggregate_key,
+                            duration_ms, create_uid, write_uid, create_date, write_date)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, false, %s, %s, %s, %s, %s, 0, %s, %s, %s, %s)
+                 RETURNING id, create_date
+                )
+                INSERT INTO fayvad_mail_webhook_refusal (delivery_id, attempts, last_attempt_at)
+                SELECT id, 1, create_date FROM line
+                """,
+                reference,
+                (org.company_id or self.env.company).id,
+                org.id or None,
+                route,
+                (remote_addr or "")[:64],
+                json.dumps(stored_headers(headers), indent=1)[:REFUSED_HEADERS_MAX],
+                storable_text(raw[:REFUSED_BODY_PREFIX]),
+                verdict,
+                status,
+                json.dumps(body, indent=1),
+                body.get("error"),
+                key,
+                self.env.uid,
+                self.env.uid,
+                now,
+                now,
+            ),
+            log_exceptions=False,
+        )
+
+    def _validate_and_apply(self, raw, headers, url_org, company):
+        """A delivery whose signature is valid: its payload, then the event."""
         self.ensure_one()
         Org = self.env["fayvad.mail.organization"]
-        url_org = Org
-        if token is not None:
-            url_org = Org.search([("webhook_token", "=", token)], limit=1) if token else Org
-            if not url_org:
-                raise ApiError(404, "NOT_FOUND", "No such webhook URL")
-            self.write({"organization_id": url_org.id, "company_id": url_org.company_id.id})
-        candidates = self._candidate_secrets(url_org)
-        if not candidates:
-            raise ApiError(
-                400,
-                "INVALID_WEBHOOK_SIGNATURE",
-                "No webhook secret is configured: deliveries are refused",
-                verdict="no_secret",
-            )
-        signature = next((v for k, v in headers.items() if k.lower() == "x-webhook-signature"), "")
-        secret = matching_secret(signature, raw, candidates)
-        if secret is None:
-            raise ApiError(400, "INVALID_WEBHOOK_SIGNATURE", "Invalid webhook signature")
-        self.signature_valid = True
-        company = candidates[secret]
         try:
             data = validate_billing_webhook(parse_json_object(raw))
         except ValidationFailed as exc:

@@ -1,7 +1,9 @@
 import secrets
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import UserError, ValidationError
+
+from ..tools.signature import MIN_SECRET_BYTES, standard_secret
 
 ADMIN = "fayvad_mail.fayvad_mail_group_admin"
 
@@ -29,13 +31,35 @@ class FayvadMailWebhookSecret(models.Model):
         copy=False,
         groups=ADMIN,
         default=lambda self: secrets.token_urlsafe(32),
-        help="HMAC-SHA256 key shared with the billing system.",
+        help=f"HMAC-SHA256 key shared with the billing system (at least {MIN_SECRET_BYTES} bytes).",
+    )
+    standard_secret = fields.Char(
+        string="Standard Webhooks Secret",
+        compute="_compute_standard_secret",
+        groups=ADMIN,
+        help="The same key in the whsec_ form that Standard Webhooks senders are configured with.",
     )
     secret_hint = fields.Char(string="Secret (end)", compute="_compute_secret_hint")
     expires_at = fields.Datetime(
         string="Expires", help="Deliveries signed with this secret are refused after."
     )
     is_live = fields.Boolean(string="Live", compute="_compute_is_live")
+
+    @api.constrains("secret")
+    def _check_secret(self):
+        for record in self.sudo():
+            if len((record.secret or "").encode()) < MIN_SECRET_BYTES:
+                raise ValidationError(
+                    self.env._(
+                        "A webhook secret must be at least %s bytes long: a short key can be guessed.",
+                        MIN_SECRET_BYTES,
+                    )
+                )
+
+    @api.depends("secret")
+    def _compute_standard_secret(self):
+        for record in self:
+            record.standard_secret = standard_secret(record.secret) if record.secret else False
 
     @api.depends_context("uid")
     def _compute_secret_hint(self):

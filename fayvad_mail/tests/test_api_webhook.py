@@ -12,6 +12,7 @@ from odoo.addons.fayvad_mail.tests.common_api import ApiCase
 from odoo.addons.fayvad_mail.tools.signature import sign
 
 COMPANY_SECRET = "company-secret-0123456789abcdef"
+ORG_SECRET = "organization-only-secret-0123456789"
 
 
 @tagged("post_install", "-at_install")
@@ -119,26 +120,26 @@ class TestBillingWebhook(ApiCase):
 
     def test_organization_url_with_its_own_secret(self):
         own = self.env["fayvad.mail.webhook.secret"].create(
-            {"organization_id": self.org.id, "secret": "org-only"}
+            {"organization_id": self.org.id, "secret": ORG_SECRET}
         )
         path = f"/webhooks/billing/{self.org.webhook_token}/"
-        self.assertEqual(self.post(self.event(invoice_id="O1"), secret="org-only", path=path)[0], 200)
+        self.assertEqual(self.post(self.event(invoice_id="O1"), secret=ORG_SECRET, path=path)[0], 200)
         # the company secret does not open the organization's URL, nor the reverse
         self.assertApiError(
             self.post(self.event(invoice_id="O2"), path=path), 400, "INVALID_WEBHOOK_SIGNATURE"
         )
         self.assertApiError(
-            self.post(self.event(invoice_id="O3"), secret="org-only"), 400, "INVALID_WEBHOOK_SIGNATURE"
+            self.post(self.event(invoice_id="O3"), secret=ORG_SECRET), 400, "INVALID_WEBHOOK_SIGNATURE"
         )
         other = self.env["fayvad.mail.organization"].create(
             {"name": "Other", "partner_id": self.env["res.partner"].create({"name": "Other"}).id}
         )
         wrong_org = {**self.event(invoice_id="O4"), "organization_id": other.id}
         self.assertApiError(
-            self.post(wrong_org, secret="org-only", path=path), 400, "VALIDATION_ERROR", "organization_id"
+            self.post(wrong_org, secret=ORG_SECRET, path=path), 400, "VALIDATION_ERROR", "organization_id"
         )
         self.assertApiError(
-            self.post(self.event(), secret="org-only", path="/webhooks/billing/nope/"), 404, "NOT_FOUND"
+            self.post(self.event(), secret=ORG_SECRET, path="/webhooks/billing/nope/"), 404, "NOT_FOUND"
         )
         self.assertEqual(own.organization_id, self.org)
         self.assertIn(self.org.webhook_token, self.org.webhook_url)

@@ -12,7 +12,9 @@ class TestAccess(FayvadMailCase):
         super().setUpClass()
         cls.org = cls.make_org(domain="access.example")
         cls.account = cls.make_account(cls.org, "someone")
-        cls.secret = cls.env["fayvad.mail.webhook.secret"].create({"secret": "s3cr3t-value-for-tests"})
+        cls.secret = cls.env["fayvad.mail.webhook.secret"].create(
+            {"secret": "s3cr3t-value-for-tests-0123456789"}
+        )
         cls.reader = cls.make_user("fm_reader", "user")
         cls.accountant = cls.make_user("fm_accountant", "accountant")
         cls.accountant.groups_id += cls.env.ref("base.group_allow_export")
@@ -69,7 +71,7 @@ class TestAccess(FayvadMailCase):
         self.assertNotIn("webhook_secret_ids", org_fields)
 
     def test_admin_reads_secrets(self):
-        self.assertEqual(self.secret.with_user(self.admin).secret, "s3cr3t-value-for-tests")
+        self.assertEqual(self.secret.with_user(self.admin).secret, "s3cr3t-value-for-tests-0123456789")
         self.assertEqual(self.server.with_user(self.admin).token, "t" * 40)
 
     def test_password_column_is_not_a_field(self):

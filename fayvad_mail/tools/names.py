@@ -4,10 +4,12 @@ import re
 
 import idna
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_TLD = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
+# every pattern is matched whole (fullmatch): "$" would accept a trailing newline
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_TLD = re.compile(r"[a-z]{2,63}|xn--[a-z0-9-]{1,59}")
 _ATEXT = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_DOT_ATOM = re.compile(rf"^{_ATEXT}(?:\.{_ATEXT})*$")
+_DOT_ATOM = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
+MAX_DOMAIN_INPUT = 253  # longer input is refused before idna runs (its cost grows with the length)
 # The domain administrator is a login without a mailbox, named
 # <DOMAIN_ADMIN_LOCAL_PART>@<domain>; no customer mailbox may take that address.
 DOMAIN_ADMIN_LOCAL_PART = "domainadmin"
@@ -24,15 +26,19 @@ def normalize_domain(value):
     registrable hostname (at least two labels, a real top-level domain)."""
     if not isinstance(value, str):
         raise InvalidName("must be a string")
-    name = value.strip().lower()
+    name = value.strip(" ").lower()
     if name.endswith("."):
         name = name[:-1]
     if not name:
         raise InvalidName("must not be empty")
+    if len(name) > MAX_DOMAIN_INPUT:
+        raise InvalidName(f"is longer than {MAX_DOMAIN_INPUT} characters")
     if not name.isascii():
+        if not name.isprintable():
+            raise InvalidName("contains control or invisible characters")
         try:
             name = idna.encode(name, uts46=True).decode("ascii")
-        except idna.IDNAError as exc:
+        except (idna.IDNAError, UnicodeError) as exc:
             raise InvalidName(f"is not a valid internationalised domain name ({exc})") from None
     if len(name) > 253:
         raise InvalidName("is longer than 253 characters")
@@ -40,13 +46,23 @@ def normalize_domain(value):
     if len(labels) < 2:
         raise InvalidName("needs at least a name and a top-level domain (like example.com)")
     for label in labels:
-        if not _LABEL.match(label):
+        if not _LABEL.fullmatch(label):
             raise InvalidName(
-                f"has an invalid label {label!r}: use letters, digits and inner hyphens, 1 to 63 characters"
+                f"has an invalid label {label[:63]!r}: use letters, digits and inner hyphens, 1 to 63 characters"
             )
-    if not _TLD.match(labels[-1]):
+        if label.startswith("xn--"):
+            _check_a_label(label)
+    if not _TLD.fullmatch(labels[-1]):
         raise InvalidName(f"has an invalid top-level domain {labels[-1]!r}")
     return name
+
+
+def _check_a_label(label):
+    """A punycode label must decode to a valid internationalised label."""
+    try:
+        idna.decode(label)
+    except (idna.IDNAError, UnicodeError):
+        raise InvalidName(f"has an invalid internationalised label {label!r}") from None
 
 
 def normalize_local_part(value):
@@ -54,12 +70,12 @@ def normalize_local_part(value):
     is a dot-atom of at most 64 characters."""
     if not isinstance(value, str):
         raise InvalidName("must be a string")
-    local = value.strip().lower()
+    local = value.strip(" ").lower()
     if not local:
         raise InvalidName("must not be empty")
     if len(local) > 64:
         raise InvalidName("is longer than 64 characters")
-    if not _DOT_ATOM.match(local):
+    if not _DOT_ATOM.fullmatch(local):
         raise InvalidName(
             "is not a valid local part: letters, digits and !#$%&'*+/=?^_`{|}~- separated by single dots"
         )

@@ -29,13 +29,14 @@ REQUIRED = "This field is required."
 
 _CENT = Decimal("0.01")
 _MAX_AMOUNT = Decimal(10**12)  # 15 significant digits with cents: exact as a float too
-_NUMERIC = re.compile(r"^[+-]?[0-9]+(?:\.[0-9]+)?$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+# every pattern is matched whole (fullmatch): "$" would accept a trailing newline
+_NUMERIC = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+_CURRENCY = re.compile(r"[A-Z]{3}")
 _DATETIME = re.compile(
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?$"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
 )
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_QUERY_INT = re.compile(r"^-?[0-9]{1,20}$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_QUERY_INT = re.compile(r"-?[0-9]{1,20}")
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 
@@ -46,6 +47,19 @@ class ValidationFailed(Exception):
         self.details = details
         summary = "; ".join(f"{path}: {' '.join(messages)}" for path, messages in details.items())
         super().__init__(f"Request data validation failed: {summary}")
+
+
+def text_problem(text):
+    """Why ``text`` cannot be stored or used (None when it can): NUL
+    characters and unpaired surrogates (``\\ud800``), which no database
+    column or protocol carries."""
+    if "\x00" in text:
+        return "Must not contain NUL characters."
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Must be valid Unicode (no unpaired surrogates)."
+    return None
 
 
 def _json_type(value):
@@ -124,7 +138,11 @@ class _Fields:
         if not isinstance(value, str):
             self.error(key, "Must be a string.")
             return None
-        text = value.strip() if strip else value
+        problem = text_problem(value)
+        if problem:
+            self.error(key, problem)
+            return None
+        text = value.strip(" ") if strip else value  # spaces only: a newline or tab is an error
         if not blank and not text.strip():
             self.error(key, "Must not be blank.")
         elif len(text) < min_length:
@@ -182,7 +200,7 @@ class _Fields:
 
     def currency(self, key):
         text = self.string(key)
-        if text is None or _CURRENCY.match(text.upper()):
+        if text is None or _CURRENCY.fullmatch(text.upper()):
             return text and text.upper()
         self.error(key, "Must be a 3-letter ISO 4217 currency code, like USD.")
         return None
@@ -191,8 +209,8 @@ class _Fields:
         value = self.value(key, False)
         if value is None:
             return None
-        if isinstance(value, str) and _NUMERIC.match(value.strip()):
-            value = Decimal(value.strip())
+        if isinstance(value, str) and _NUMERIC.fullmatch(value.strip(" ")):
+            value = Decimal(value.strip(" "))
         elif isinstance(value, float):
             value = Decimal(repr(value))
         elif isinstance(value, int) and not isinstance(value, bool):
@@ -218,7 +236,7 @@ class _Fields:
             return None
         text = text.upper()
         try:
-            if not _DATETIME.match(text):
+            if not _DATETIME.fullmatch(text):
                 raise ValueError
             moment = datetime.fromisoformat(text)
             if moment.tzinfo is None:
@@ -316,7 +334,7 @@ def _query_int(args, key, errors, minimum, maximum=INT32_MAX):
     text = args.get(key) or ""
     if not text:
         return None
-    if not _QUERY_INT.match(text):
+    if not _QUERY_INT.fullmatch(text):
         errors[key] = ["Must be an integer."]
         return None
     value = int(text)
@@ -334,7 +352,7 @@ def _query_date(args, key, errors):
     if not text:
         return None
     try:
-        if not _DATE.match(text):
+        if not _DATE.fullmatch(text):
             raise ValueError
         return date.fromisoformat(text)
     except ValueError:
