@@ -98,6 +98,7 @@ class TestOpenApi(ProvisioningCase):
         headers = {"Idempotency-Key": "openapi-1"}
         self.check(path, "post", self.api("POST", path, self.org_payload(), headers=headers))
         self.check(path, "post", self.api("POST", path, self.org_payload(), headers=headers))  # 409
+        self.check(path, "post", self.api("POST", path, raw=b" " * (1024 * 1024 + 1)))  # 413
         self.assertAllDocumentedStatusesSeen(path, "post")
 
     def test_email_account_answers(self):
@@ -143,6 +144,7 @@ class TestOpenApi(ProvisioningCase):
             "post",
             self.api("POST", path, self.account_payload(org.id, domain.id, address="k2"), headers=headers),
         )
+        self.check(path, "post", self.api("POST", path, raw=b" " * (1024 * 1024 + 1)))  # 413
         self.assertAllDocumentedStatusesSeen(path, "post")
 
     def test_webhook_answers(self):
@@ -172,6 +174,7 @@ class TestOpenApi(ProvisioningCase):
                 self.check(path, "post", post({**event, "event_type": "nope"}))
                 self.check(path, "post", post({**event, "organization_id": 10**8}))
                 self.check(path, "post", post(event, method="GET"))
+                self.check(path, "post", self.api("POST", url, raw=b" " * (1024 * 1024 + 1), key=False))
                 Apply = type(self.env["fayvad.mail.billing.webhook"])
                 with (
                     patch.object(Apply, "_apply", side_effect=RuntimeError("accounting is closed")),

@@ -18,8 +18,11 @@ ERROR_CODES = [
     "PROVISIONING_FAILED",
     "INVALID_WEBHOOK_SIGNATURE",
     "WEBHOOK_PROCESSING_FAILED",
+    "PAYLOAD_TOO_LARGE",
     "INTERNAL_ERROR",
+    "SERVICE_UNAVAILABLE",
 ]
+TOO_LARGE = "Request body above the limit (1 MiB by default), refused before it is read"
 
 INT = {"type": "integer"}
 NUM = {"type": "number"}
@@ -313,6 +316,7 @@ def _provision(summary, request_schema, result_schema, conflicts, not_found):
         "400": error_response("Invalid request or already exists", ["VALIDATION_ERROR", *conflicts]),
         **AUTH_ERRORS,
         "409": error_response("Idempotency-Key reused with another body, or still in progress", ["CONFLICT"]),
+        "413": error_response(TOO_LARGE, ["PAYLOAD_TOO_LARGE"]),
         "500": provisioning_response(
             "The mail server refused (PROVISIONING_FAILED); the records stay, in state failed",
             result_schema,
@@ -353,10 +357,21 @@ def _webhook(summary, extra_parameters=()):
                 {
                     "name": "X-Webhook-Signature",
                     "in": "header",
-                    "required": True,
+                    "required": False,
                     "schema": {"type": "string", "pattern": "^sha256=[0-9a-fA-F]{64}$"},
-                    "description": "sha256=<hex HMAC-SHA256 of the raw body with a live shared secret>",
+                    "description": "sha256=<hex HMAC-SHA256 of the raw body with a live shared secret>; "
+                    "or sign with the Standard Webhooks headers instead",
                 },
+                {
+                    "name": "webhook-signature",
+                    "in": "header",
+                    "required": False,
+                    "schema": STR,
+                    "description": "Standard Webhooks: v1,<base64 HMAC-SHA256 of 'id.timestamp.body'>, "
+                    "several space-separated during a rotation; with webhook-id and webhook-timestamp "
+                    "(Unix seconds, within 5 minutes)",
+                },
+                {"name": "webhook-timestamp", "in": "header", "required": False, "schema": STR},
             ],
             "requestBody": {
                 "required": True,
@@ -377,6 +392,7 @@ def _webhook(summary, extra_parameters=()):
                     webhook=True,
                 ),
                 "405": error_response("Wrong HTTP method", ["METHOD_NOT_ALLOWED"]),
+                "413": error_response(TOO_LARGE, ["PAYLOAD_TOO_LARGE"]),
                 "500": error_response(
                     "The event could not be applied", ["WEBHOOK_PROCESSING_FAILED"], webhook=True
                 ),
