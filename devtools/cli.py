@@ -41,6 +41,9 @@ commands:
                       Modoboa mail server; Ctrl-C stops everything it started
   test [PYTEST_ARGS]  the whole test suite on throwaway databases: pytest-odoo (HTTP and
                       browser tests included, against a real Modoboa), then ruff and pylint-odoo;
+                      --long adds the long tests (devtools/long: Odoo with --workers 2 and several
+                      processes on one database, faults injected for real, a contract-driven
+                      fuzzer, a search of every log for the secrets used), which CI runs too;
                       --no-lint skips the linters, --reuse keeps the test database between runs
   bench [PYTEST_ARGS] speed figures on a throwaway database without demo data, against a fresh
                       local Modoboa: usage summary for 10/100/1000 organizations (time and SQL
@@ -239,10 +242,8 @@ def cmd_lint(args):
     return 1 if _lint(env) else 0
 
 
-def _pytest(env, odoo, service, pytest_args, **extra_env):
-    """Run pytest-odoo on ``odoo``'s database, against the Modoboa ``service``;
-    its exit status."""
-    pytest_env = dict(
+def _test_env(service, **extra_env):
+    return dict(
         os.environ,
         FAYVAD_TEST_MODOBOA_URL=service.url,
         FAYVAD_TEST_MODOBOA_TOKEN=service.token,
@@ -251,6 +252,11 @@ def _pytest(env, odoo, service, pytest_args, **extra_env):
         FAYVAD_TEST_REQUIRE_MODOBOA="1",
         **extra_env,
     )
+
+
+def _pytest(env, odoo, service, pytest_args, **extra_env):
+    """Run pytest-odoo on ``odoo``'s database, against the Modoboa ``service``;
+    its exit status."""
     cmd = [
         env.python,
         "-m",
@@ -263,7 +269,56 @@ def _pytest(env, odoo, service, pytest_args, **extra_env):
         "--odoo-http",
         *pytest_args,
     ]
-    return subprocess.run([str(c) for c in cmd], cwd=REPO, env=pytest_env, check=False).returncode
+    return subprocess.run(
+        [str(c) for c in cmd], cwd=REPO, env=_test_env(service, **extra_env), check=False
+    ).returncode
+
+
+LONG_DB = "fayvad_long"
+
+
+def _long_tests(env, cluster, odoo, service, work, cache, extra_env, pytest_args=()):
+    """devtools/long on a copy of the test database, served for real."""
+    say("long tests: copying the test database ...")
+    cluster.copy_database(odoo.db, LONG_DB)
+    filestore = work / "data" / "filestore"
+    if (filestore / odoo.db).exists():
+        shutil.copytree(filestore / odoo.db, filestore / LONG_DB, dirs_exist_ok=True)
+    conf = work / "odoo-long.conf"
+    text = odoo.config.read_text().replace(f"db_name = {odoo.db}", f"db_name = {LONG_DB}")
+    text = text.replace(f"dbfilter = ^{odoo.db}$", f"dbfilter = ^{LONG_DB}$")
+    conf.write_text("\n".join(line for line in text.splitlines() if not line.startswith("logfile")) + "\n")
+    long_env = _test_env(
+        service,
+        FAYVAD_LONG_PYTHON=str(env.python),
+        FAYVAD_LONG_ODOO_CONF=str(conf),
+        FAYVAD_LONG_DB=LONG_DB,
+        FAYVAD_LONG_WORK=str(work),
+        FAYVAD_LONG_PG=json.dumps(cluster.describe()),
+        FAYVAD_LONG_MODOBOA=json.dumps(
+            {
+                "cache_dir": str(cache),
+                "instance_dir": str(service.instance_dir),
+                "port": service.port,
+                "redis_port": service.redis_port,
+            }
+        ),
+        FAYVAD_LONG_FUZZ_PYTHON=str(_fuzz_python(cache)),
+        **extra_env,
+    )
+    cmd = [env.python, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:odoo", "-q", "-s"]
+    cmd += pytest_args or ["devtools/long"]
+    return subprocess.run([str(c) for c in cmd], cwd=REPO, env=long_env, check=False).returncode
+
+
+def _fuzz_python(cache):
+    """The contract-driven fuzzer (schemathesis) in a virtualenv of its own:
+    its pins would fight Odoo's."""
+    from .pyenv import ensure_tool_venv
+
+    return ensure_tool_venv(
+        cache / "fuzz-venv", REPO / "devtools" / "long" / "fuzz-requirements.txt", "the fuzzer"
+    )
 
 
 def cmd_test(args):
@@ -278,6 +333,10 @@ def cmd_test(args):
     cluster = Cluster(work / "pg", 5432, work / "postgres.log")
     service = _modoboa(cache, work / "modoboa", free_port(), free_port())
     status = 1
+    secrets_file = work / "secrets-used.txt"  # not a log: the long tests search the logs for these
+    secrets_file.unlink(missing_ok=True)
+    secrets_env = {"FAYVAD_TEST_SECRETS_FILE": str(secrets_file)}
+    started = time.monotonic()
     try:
         cluster.ensure().start()
         _start_modoboa(service, fresh=True)
@@ -291,7 +350,17 @@ def cmd_test(args):
             say("installing fayvad_mail (with demo data) in a throwaway database ...")
             odoo.install(work / "odoo-install.log")
             say(f"installed in {time.monotonic() - t0:.0f}s; running pytest")
-        tests = _pytest(env, odoo, service, args.pytest_args or ["fayvad_mail/tests", "devtools/tests"])
+        long_args = [a for a in args.pytest_args or [] if a.startswith("devtools/long")]
+        unit_args = [a for a in args.pytest_args or [] if not a.startswith("devtools/long")]
+        tests = 0
+        if unit_args or not long_args:  # (only long test paths given: only those run)
+            tests = _pytest(
+                env, odoo, service, unit_args or ["fayvad_mail/tests", "devtools/tests"], **secrets_env
+            )
+            say(f"pytest done in {time.monotonic() - started:.0f}s")
+        if args.long:
+            tests = _long_tests(env, cluster, odoo, service, work, cache, secrets_env, long_args) or tests
+            say(f"long tests done in {time.monotonic() - started:.0f}s")
         lint_failures = 0 if args.no_lint else _lint(env)
         status = 1 if tests or lint_failures else 0
         if tests and not args.reuse:
@@ -389,6 +458,7 @@ def main(argv=None):
     sub.add_parser("run")
     test = sub.add_parser("test")
     test.add_argument("--no-lint", action="store_true")
+    test.add_argument("--long", action="store_true")
     test.add_argument("--reuse", nargs="?", const="default", default=None, metavar="NAME")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     bench = sub.add_parser("bench")

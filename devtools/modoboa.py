@@ -834,7 +834,7 @@ class Modoboa:
 
     def _spawn_server(self) -> subprocess.Popen:
         env = _clean_env(FAYVAD_MODOBOA_REDIS_URL=f"redis://{HOST}:{self.redis_port}/0")
-        with open(self.server_log, "wb") as out:
+        with open(self.server_log, "ab") as out:  # a restart appends: the log tells the whole story
             proc = subprocess.Popen(
                 [
                     str(self.python),

@@ -195,6 +195,23 @@ class Cluster:
     def drop_database(self, name):
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def describe(self):
+        """What the long tests need to connect to, and restart, this cluster."""
+        return {
+            "bindir": str(self.bindir),
+            "data": str(self.data),
+            "socket_dir": str(self.socket_dir),
+            "port": self.port,
+            "user": SUPERUSER,
+            "os_user": self.user,
+            "log": str(self.log),
+        }
+
+    def copy_database(self, source, target):
+        """``target`` as a copy of ``source`` (which nobody may be using)."""
+        self.drop_database(target)
+        self.psql(f'CREATE DATABASE "{target}" TEMPLATE "{source}"')
+
     def odoo_options(self):
         return {
             "db_host": str(self.socket_dir),

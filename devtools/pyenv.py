@@ -189,3 +189,50 @@ class PythonEnv:
     @staticmethod
     def _write_marker(path, data):
         (Path(path) / ".installed").write_text(json.dumps(data))
+
+
+def ensure_tool_venv(venv, requirements, what):
+    """A virtualenv of its own for a test tool whose pins would fight
+    Odoo's (built in a temporary place, moved into position when complete);
+    its python."""
+    venv = Path(venv)
+    requirements = Path(requirements)
+    wanted = {"pins": hashlib.sha256(requirements.read_bytes()).hexdigest()[:16], "python": sys.version}
+    python = venv / "bin" / "python"
+    if PythonEnv._read_marker(venv) == wanted and python.exists():
+        return python
+    say(f"creating the virtualenv of {what} in {venv}")
+    partial = venv.with_name(venv.name + ".partial")
+    rmtree(partial)
+    try:
+        run([sys.executable, "-m", "venv", partial], what="python -m venv")
+        run(
+            [
+                partial / "bin" / "python",
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "-q",
+                "-r",
+                requirements,
+            ],
+            log=venv.parent / "logs" / f"{venv.name}-pip.log",
+            what=f"pip install -r {requirements.name}",
+        )
+        PythonEnv._write_marker(partial, wanted)
+        rmtree(venv)
+        partial.rename(venv)  # a venv's scripts name their interpreter: fix them up
+        for script in (venv / "bin").iterdir():
+            if script.is_file() and not script.is_symlink():
+                try:
+                    text = script.read_text()
+                except UnicodeDecodeError:
+                    continue
+                if str(partial) in text:
+                    script.write_text(text.replace(str(partial), str(venv)))
+        (venv / "pyvenv.cfg").write_text((venv / "pyvenv.cfg").read_text().replace(str(partial), str(venv)))
+    except BaseException:
+        rmtree(partial)
+        raise
+    return python

@@ -1,4 +1,8 @@
+import base64
+import hashlib
 import math
+
+from cryptography.fernet import Fernet, InvalidToken
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
@@ -165,9 +169,18 @@ class FayvadMailAccount(models.Model):
         """What ``password`` breaks in the policy of the organization's mail server."""
         return organization.mail_server_id._password_policy().problems(password)
 
+    def _pending_password_cipher(self):
+        """Pending passwords are stored encrypted with a key derived from the
+        database's secret: the SQL that carries them (and any server log of
+        it, e.g. PostgreSQL's for a failed statement) shows ciphertext only."""
+        secret = self.env["ir.config_parameter"].sudo().get_param("database.secret") or ""
+        digest = hashlib.sha256(f"fayvad_mail.pending_password:{secret}".encode()).digest()
+        return Fernet(base64.urlsafe_b64encode(digest))
+
     def _set_pending_password(self, password):
         """Keep ``password`` until the mail server has it. It must satisfy
-        the server's policy; the query that stores it is never logged."""
+        the server's policy; it is stored encrypted, by a query that is never
+        logged."""
         self.ensure_one()
         problems = self._password_problems(self.organization_id, password)
         if problems:
@@ -176,13 +189,11 @@ class FayvadMailAccount(models.Model):
                     "The password of %(email)s: %(problems)s", email=self.email, problems=" ".join(problems)
                 )
             )
+        token = self._pending_password_cipher().encrypt(password.encode()).decode()
         # Odoo's cursor logs a query with its parameters (at debug level, and
         # whenever it fails): this one goes straight to psycopg2, unlogged.
         query = SQL(
-            "UPDATE %s SET pending_password = %s WHERE id = %s",
-            SQL.identifier(self._table),
-            password,
-            self.id,
+            "UPDATE %s SET pending_password = %s WHERE id = %s", SQL.identifier(self._table), token, self.id
         )
         self.env.cr._obj.execute(query.code, query.params)
 
@@ -192,7 +203,12 @@ class FayvadMailAccount(models.Model):
             SQL("SELECT pending_password FROM %s WHERE id = %s", SQL.identifier(self._table), self.id)
         )
         row = self.env.cr.fetchone()
-        return row[0] if row else None
+        if not row or not row[0]:
+            return None
+        try:
+            return self._pending_password_cipher().decrypt(row[0].encode()).decode()
+        except InvalidToken:
+            return None  # stored before encryption, or under another database secret: one is generated
 
     def _wipe_pending_password(self):
         if self.ids:
@@ -256,8 +272,7 @@ class FayvadMailAccount(models.Model):
             if not jobs:
                 account._queue_provisioning()
                 continue
-            jobs.filtered(lambda j: j.state == "failed").action_retry()
-            jobs.write({"next_attempt_at": False})
+            jobs.filtered(lambda j: j.state == "failed").action_retry()  # pending ones keep their schedule
             account.state = "provisioning"
             account.domain_id.organization_id._resume_provisioning()
         Job._trigger_runner()

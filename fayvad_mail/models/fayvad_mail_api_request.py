@@ -1,6 +1,8 @@
 import hashlib
 import json
 
+import psycopg2
+
 from odoo import api, fields, models
 from odoo.tools import SQL
 
@@ -42,7 +44,12 @@ class FayvadMailApiRequest(models.Model):
 
     @api.model
     def _let_go(self, key):
-        self.env.cr.execute(SQL("SELECT pg_advisory_unlock(%s)", self._lock_id(key)))
+        unlock = SQL("SELECT pg_advisory_unlock(%s)", self._lock_id(key))
+        try:
+            self.env.cr.execute(unlock)
+        except psycopg2.Error:  # the transaction failed: end it, the lock must not outlive the request
+            self.env.cr.rollback()
+            self.env.cr.execute(unlock)
 
     @api.model
     def _claim(self, key, route, raw):

@@ -104,20 +104,24 @@ class FayvadMailOrganization(models.Model):
     )
     primary_domain_id = fields.Many2one("fayvad.mail.domain", compute="_compute_primary_domain_id")
 
-    user_count = fields.Integer(string="Users", compute="_compute_usage", store=True)
-    active_user_count = fields.Integer(string="Active Users", compute="_compute_usage", store=True)
+    # The figures of an organization's mailboxes are aggregated when read (one
+    # query for the records at hand), not stored on the organization: a stored
+    # total would rewrite the organization's row at every change of any of its
+    # mailboxes, and concurrent requests for one organization would then fail
+    # each other's transactions (serialization failures on that hot row).
+    user_count = fields.Integer(string="Users", compute="_compute_usage")
+    active_user_count = fields.Integer(string="Active Users", compute="_compute_usage")
     quota_allocated = ByteSize(
         string="Allocated Quota (bytes)",
         compute="_compute_usage",
-        store=True,
         help="Sum of the quotas of the organization's mailboxes.",
     )
-    storage_used = ByteSize(string="Storage Used (bytes)", compute="_compute_usage", store=True)
+    storage_used = ByteSize(string="Storage Used (bytes)", compute="_compute_usage")
     storage_used_gb = fields.Float(
         string="Storage Used (GB)", compute="_compute_storage_figures", digits=(16, 2)
     )
     storage_percent = fields.Float(
-        string="Storage Used (%)", compute="_compute_usage", store=True, digits=(16, 2), aggregator="avg"
+        string="Storage Used (%)", compute="_compute_usage", search="_search_storage_percent", digits=(16, 2)
     )
     domain_count = fields.Integer(compute="_compute_counts")
     billing_event_count = fields.Integer(compute="_compute_counts")
@@ -145,14 +149,55 @@ class FayvadMailOrganization(models.Model):
     # -- computes ----------------------------------------------------------------------
     @api.depends("account_ids.state", "account_ids.quota", "account_ids.storage_used", "max_storage_gb")
     def _compute_usage(self):
+        stored = [org.id for org in self if isinstance(org.id, int)]
+        figures = {}
+        if stored:
+            self.env["fayvad.mail.account"].flush_model(["organization_id", "state", "quota", "storage_used"])
+            self.env.cr.execute(
+                SQL(
+                    """
+                    SELECT organization_id, count(*), count(*) FILTER (WHERE state = 'active'),
+                           COALESCE(sum(quota), 0), COALESCE(sum(storage_used), 0)
+                      FROM fayvad_mail_account
+                     WHERE organization_id IN %s AND state != 'terminated'
+                  GROUP BY organization_id
+                    """,
+                    tuple(stored),
+                )
+            )
+            figures = {row[0]: row[1:] for row in self.env.cr.fetchall()}
         for org in self:
-            live = org.account_ids.filtered(lambda a: a.state != "terminated")
-            org.user_count = len(live)
-            org.active_user_count = len(live.filtered(lambda a: a.state == "active"))
-            org.quota_allocated = sum(live.mapped("quota"))
-            org.storage_used = sum(live.mapped("storage_used"))
+            if isinstance(org.id, int):
+                count, active, quota, used = figures.get(org.id, (0, 0, 0, 0))
+            else:  # a new record (a form being filled in): its accounts in memory
+                live = org.account_ids.filtered(lambda a: a.state != "terminated")
+                count, active = len(live), len(live.filtered(lambda a: a.state == "active"))
+                quota, used = sum(live.mapped("quota")), sum(live.mapped("storage_used"))
+            org.user_count, org.active_user_count = count, active
+            org.quota_allocated, org.storage_used = quota, used
             limit = org.max_storage_gb * GB
-            org.storage_percent = round(org.storage_used * 100 / limit, 2) if limit else 0.0
+            org.storage_percent = round(used * 100 / limit, 2) if limit else 0.0
+
+    def _search_storage_percent(self, operator, value):
+        if operator not in ("=", "!=", "<", "<=", ">", ">=") or not isinstance(value, int | float):
+            raise UserError(self.env._("Storage used (%%) can be compared with a number only."))
+        self.env["fayvad.mail.account"].flush_model(["organization_id", "state", "storage_used"])
+        self.flush_model(["max_storage_gb"])
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT org.id FROM fayvad_mail_organization org
+                  LEFT JOIN (SELECT organization_id, sum(storage_used) AS used FROM fayvad_mail_account
+                              WHERE state != 'terminated' GROUP BY organization_id) usage
+                         ON usage.organization_id = org.id
+                 WHERE round(COALESCE(usage.used, 0) * 100.0 / (org.max_storage_gb * %s), 2) %s %s
+                """,
+                GB,
+                SQL(operator),
+                value,
+            )
+        )
+        return [("id", "in", [row[0] for row in self.env.cr.fetchall()])]
 
     @api.depends("storage_used")
     def _compute_storage_figures(self):
@@ -383,12 +428,13 @@ class FayvadMailOrganization(models.Model):
 
     def _resume_provisioning(self):
         """Carry on with an organization whose provisioning is pending or
-        failed: failed jobs are retried, waiting ones run now."""
+        failed: failed jobs are retried at once; pending ones keep their
+        schedule (a client resending its request while the mail server is
+        down neither hammers it nor uses up the jobs' attempts)."""
         Job = self.env["fayvad.mail.job"].sudo()  # the API user may not write jobs
         for org in self:
-            jobs = Job.search([("organization_id", "=", org.id), ("state", "in", ("pending", "failed"))])
-            jobs.filtered(lambda j: j.state == "failed").action_retry()
-            jobs.write({"next_attempt_at": False})
+            jobs = Job.search([("organization_id", "=", org.id), ("state", "=", "failed")])
+            jobs.action_retry()
             if org.state == "failed":
                 org.state = "provisioning"
             for domain in org.domain_ids.filtered(lambda d: d.state in ("draft", "failed")):

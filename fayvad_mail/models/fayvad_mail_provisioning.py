@@ -1,3 +1,4 @@
+import contextlib
 import logging
 import time
 
@@ -5,6 +6,7 @@ from psycopg2 import errors as pg_errors
 
 from odoo import api, models
 from odoo.exceptions import ValidationError
+from odoo.tools import SQL
 
 from ..tools.api_errors import ApiError, validation_error
 from ..tools.validation import parse_json_object
@@ -12,6 +14,7 @@ from ..tools.validation import parse_json_object
 _logger = logging.getLogger(__name__)
 
 DEFAULT_BUDGET = 8.0  # seconds an API request waits for the mail server
+LOCK_NAMESPACE = 1718  # advisory locks of fayvad_mail's organizations (first key of the pair)
 DOMAIN_JOBS = ("create_domain", "create_domain_admin")
 
 
@@ -63,19 +66,20 @@ class FayvadMailProvisioning(models.AbstractModel):
         create = "_create_organization" if kind == "organization" else "_create_email_account"
         # a fresh snapshot to look for what exists
         self.env.cr.commit()  # pylint: disable=invalid-commit
-        for attempt in range(2):
-            try:
-                with self.env.cr.savepoint():
-                    record_id = getattr(self, create)(data)
-                break
-            except pg_errors.UniqueViolation:
-                # an identical request created it at the same moment: look again in a new snapshot
-                self.env.cr.commit()  # pylint: disable=invalid-commit
-                self.env.invalidate_all()
-                if attempt:
-                    raise
-        # every worker sees the records now
-        self.env.cr.commit()  # pylint: disable=invalid-commit
+        with self._organization_lock(data.get("organization_id")):
+            for attempt in range(2):
+                try:
+                    with self.env.cr.savepoint():
+                        record_id = getattr(self, create)(data)
+                    break
+                except pg_errors.UniqueViolation:
+                    # an identical request created it at the same moment: look again in a new snapshot
+                    self.env.cr.commit()  # pylint: disable=invalid-commit
+                    self.env.invalidate_all()
+                    if attempt:
+                        raise
+            # every worker sees the records now
+            self.env.cr.commit()  # pylint: disable=invalid-commit
         self._run_jobs(kind, record_id, self._budget())
         self.env.invalidate_all()  # what the jobs (or the cron, meanwhile) changed
         return (
@@ -83,6 +87,31 @@ class FayvadMailProvisioning(models.AbstractModel):
             if kind == "organization"
             else self._describe_account(record_id)
         )
+
+    @contextlib.contextmanager
+    def _organization_lock(self, org_id):
+        """Serialise the requests that add to one organization (its limits are
+        checked against what exists): the lock is taken on this connection
+        before the transaction's snapshot, so a request that waited for
+        another sees what that one created. Nothing to lock for a new
+        organization."""
+        if not org_id:
+            yield
+            return
+        key = SQL("pg_advisory_lock(%s, %s)", LOCK_NAMESPACE, org_id)
+        self.env.cr.execute(SQL("SELECT %s", key))
+        try:
+            # a fresh snapshot, taken now that the lock is ours
+            self.env.cr.commit()  # pylint: disable=invalid-commit
+            self.env.invalidate_all()
+            yield
+        finally:
+            unlock = SQL("SELECT pg_advisory_unlock(%s, %s)", LOCK_NAMESPACE, org_id)
+            try:
+                self.env.cr.execute(unlock)
+            except pg_errors.Error:  # the transaction failed: end it, the lock must not outlive the request
+                self.env.cr.rollback()
+                self.env.cr.execute(unlock)
 
     def _budget(self):
         value = self.env["ir.config_parameter"].sudo().get_param("fayvad_mail.api_time_budget")

@@ -375,6 +375,10 @@ class FayvadMailWebhookDelivery(models.Model):
         try:
             with self.env.cr.savepoint():
                 self.env["fayvad.mail.billing.webhook"]._apply(org, data, self)
+        except TransactionRollbackError:
+            # a concurrent delivery changed the same records: Odoo serves the
+            # whole request again (nothing of this attempt stays, its claim included)
+            raise
         except Exception as exc:
             _logger.exception("billing webhook %s could not be applied", self.reference)
             Identity._release(key)

@@ -1,6 +1,7 @@
 import json
 import logging
 
+import psycopg2
 import werkzeug.exceptions
 import werkzeug.wrappers
 from werkzeug.datastructures import ImmutableMultiDict
@@ -8,6 +9,7 @@ from werkzeug.datastructures import ImmutableMultiDict
 from odoo import http, models
 from odoo.exceptions import AccessDenied, AccessError
 from odoo.http import request
+from odoo.sql_db import PoolError
 
 from ..tools.api_errors import ApiError
 
@@ -36,6 +38,8 @@ def is_api_request(httprequest):
 def json_error_response(error):
     """The JSON response of an ApiError (headers included)."""
     headers = [("Cache-Control", "no-store")]
+    if error.status == 503:
+        headers.append(("Retry-After", "5"))
     if error.status == 401:
         headers.append(("WWW-Authenticate", "Token"))
     if error.status == 405 and error.extra.get("allow"):
@@ -68,7 +72,12 @@ def api_error_of(exception):
         return ApiError(403, "PERMISSION_DENIED", "This API key's user may not do this")
     if isinstance(exception, werkzeug.exceptions.HTTPException) and exception.code and exception.code < 500:
         return ApiError(exception.code, "VALIDATION_ERROR", "The request cannot be served")
+    if isinstance(exception, psycopg2.OperationalError | psycopg2.InterfaceError | PoolError):
+        return UNAVAILABLE  # the database went away (restarted, unreachable): retry
     return ApiError(500, "INTERNAL_ERROR", "Internal error; the request was not applied")
+
+
+UNAVAILABLE = ApiError(503, "SERVICE_UNAVAILABLE", "The service is unavailable; retry later")
 
 
 class ApiAbort(werkzeug.exceptions.HTTPException):
@@ -173,9 +182,14 @@ def _dispatcher_handle_error_json(self, exc):
     if not is_api_request(self.request.httprequest) or isinstance(exc, ApiAbort):
         return self._fayvad_mail_handle_error(exc)
     error = api_error_of(exc)
+    if error.status == 500 or not self.request.db:
+        # here, Odoo could not reach the database (the API's routes only exist in one)
+        _logger.warning(
+            "fayvad_mail API: %s answered 503: %s", self.request.httprequest.path, type(exc).__name__
+        )
+        error = UNAVAILABLE
     headers = [("Cache-Control", "no-store")]
-    if error.status == 500:
-        error = ApiError(503, "SERVICE_UNAVAILABLE", "The service is unavailable; retry later")
+    if error.status == 503:
         headers.append(("Retry-After", "5"))
     return werkzeug.wrappers.Response(
         json.dumps(error.body()), status=error.status, headers=headers, content_type="application/json"

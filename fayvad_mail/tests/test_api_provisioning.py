@@ -310,7 +310,11 @@ class TestProvisioningValidation(ProvisioningCase):
         status, again, _ = self.api("POST", "/provision/organization/", payload)
         self.assertEqual(status, 202, again)  # resumed, not ORGANIZATION_ALREADY_EXISTS
         self.assertEqual(again["organization"]["id"], body["organization"]["id"])
-        self.assertEqual(job.attempts, 2)
+        self.assertEqual(job.attempts, 1, "resent during its backoff: the job keeps its schedule")
+        job.next_attempt_at = "2000-01-01 00:00:00"  # its next try is due
+        status, again, _ = self.api("POST", "/provision/organization/", payload)
+        self.assertEqual((status, again["organization"]["id"]), (202, body["organization"]["id"]))
+        self.assertEqual(job.attempts, 2, "a resent request runs a due job at once")
 
 
 @tagged("post_install", "-at_install")

@@ -118,8 +118,12 @@ class TestJobQueue(FayvadMailCase):
         self.assertEqual(set(org.job_ids.mapped("state")), {"cancelled"})
 
     def pending_password(self, account):
+        """The pending password as the job reads it; the column only ever holds ciphertext."""
         self.env.cr.execute("SELECT pending_password FROM fayvad_mail_account WHERE id = %s", [account.id])
-        return self.env.cr.fetchone()[0]
+        stored = self.env.cr.fetchone()[0]
+        password = account._get_pending_password()
+        self.assertTrue(stored is None or password not in stored, "stored encrypted")
+        return password
 
     def test_pending_password_is_wiped_when_its_job_is_cancelled_or_fails_for_good(self):
         org = self.make_org(domain="wipe.example", state="active")

@@ -18,7 +18,7 @@ from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL
 
 from odoo.addons.fayvad_mail.tests.common import delete_committed
-from odoo.addons.fayvad_mail.tools.validation import validate_organization
+from odoo.addons.fayvad_mail.tools.validation import validate_email_account, validate_organization
 
 CONTEXT = {"tracking_disable": True}
 
@@ -176,3 +176,53 @@ class TestProvisioningTransactions(TransactionCase):
         self.assertEqual(
             replay[1]["organization"]["id"], next(b for s, b in answers if s == 202)["organization"]["id"]
         )
+
+    def test_concurrent_requests_never_exceed_the_organizations_limit(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, CONTEXT)
+            org = env["fayvad.mail.organization"].create(
+                {
+                    "name": "Tx limit",
+                    "partner_id": self.partner_ids[1],
+                    "state": "active",
+                    "max_users": 1,
+                    "mail_server_id": self.server_id,
+                }
+            )
+            domain = env["fayvad.mail.domain"].create(
+                {
+                    "name": f"tx-limit-{uuid.uuid4().hex[:6]}.example",
+                    "organization_id": org.id,
+                    "state": "active",
+                }
+            )
+            org_id, domain_id = org.id, domain.id
+        start = threading.Barrier(2)
+        answers, errors = [], []
+
+        def request(address):
+            raw = json.dumps(
+                {"email_account_data": {"organization_id": org_id, "domain": domain_id, "address": address}}
+            ).encode()
+            try:
+                start.wait(10)
+                with self.registry.cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    answers.append(
+                        env["fayvad.mail.provisioning"]._handle("email_account", raw, validate_email_account)
+                    )
+            except Exception as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=request, args=(address,)) for address in ("first", "second")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        self.assertFalse(errors, errors)
+        self.assertEqual(sorted(status for status, _body in answers), [202, 400], answers)
+        refused = next(body for status, body in answers if status == 400)
+        self.assertIn("limit of 1 users", str(refused["details"]))
+        with self.registry.cursor() as cr:
+            cr.execute(SQL("SELECT count(*) FROM fayvad_mail_account WHERE domain_id = %s", domain_id))
+            self.assertEqual(cr.fetchone()[0], 1, "the limit held with two workers")

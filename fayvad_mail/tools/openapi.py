@@ -37,7 +37,12 @@ def nullable(schema):
 
 
 def obj(properties, required=None, extra=True):
-    schema = {"type": "object", "properties": properties, "required": list(required or properties)}
+    """An object of ``properties``, all of them required unless ``required`` says which."""
+    schema = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties if required is None else required),
+    }
     if not extra:
         schema["additionalProperties"] = False
     return schema
@@ -401,23 +406,40 @@ def _webhook(summary, extra_parameters=()):
     }
 
 
+def or_empty(schema):
+    """A query parameter that may also be sent empty, meaning its default."""
+    return {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
+
+
 def openapi_document():
     query = [
-        {"name": "organization_id", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+        {"name": "organization_id", "in": "query", "schema": or_empty({"type": "integer", "minimum": 1})},
         {
             "name": "start_date",
             "in": "query",
-            "schema": DATE,
-            "description": "inclusive; default: 1st of this month",
+            "schema": or_empty(DATE),
+            "description": "inclusive; default (also when empty): 1st of this month",
         },
-        {"name": "end_date", "in": "query", "schema": DATE, "description": "inclusive; default: today"},
+        {
+            "name": "end_date",
+            "in": "query",
+            "schema": or_empty(DATE),
+            "description": "inclusive; default (also when empty): today",
+        },
         {
             "name": "include_details",
             "in": "query",
-            "schema": {"type": "string", "enum": ["true", "false", "1", "0"]},
+            "schema": or_empty(
+                {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)$"}
+            ),
+            "description": "true, false, 1 or 0, in any case",
         },
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": or_empty({"type": "integer", "minimum": 1, "maximum": 1000}),
+        },
+        {"name": "offset", "in": "query", "schema": or_empty({"type": "integer", "minimum": 0})},
     ]
     return {
         "openapi": "3.1.0",
