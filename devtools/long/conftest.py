@@ -57,7 +57,7 @@ with registry.cursor() as cr:
         name="fixture",
     )
     assert made["state"] == "active", made
-    record(made["key"], secret)
+    record(made["key"], secret, ModoboaApi().token)
     return {**made, "secret": secret}
 
 

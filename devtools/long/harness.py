@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg2
@@ -19,7 +18,7 @@ import requests
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from devtools.common import free_port, stop_process, wait_http  # noqa: E402
+from devtools import serve  # noqa: E402
 from devtools.modoboa import Modoboa  # noqa: E402
 
 ENV = os.environ
@@ -77,110 +76,23 @@ class Database:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=90)
 
 
-class OdooServer:
+class OdooServer(serve.OdooServer):
     """``odoo`` serving the long tests' database with ``--workers``."""
 
     def __init__(self, name, workers=2, extra=()):
-        self.name = name
-        self.workers = workers
-        self.extra = list(extra)
-        self.port = free_port()
-        self.log = LOGS / f"odoo-{name}.log"
-        self.proc = None
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self):
-        LOGS.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            PYTHON,
-            "-m",
-            "odoo",
-            "-c",
-            setting("ODOO_CONF"),
-            "-d",
-            setting("DB"),
-            f"--db-filter=^{setting('DB')}$",
-            f"--http-port={self.port}",
-            f"--workers={self.workers}",
-            "--max-cron-threads=0",
-            "--limit-time-real=300",
-            "--limit-time-cpu=300",
-            f"--logfile={self.log}",
-            "--log-level=info",
-            *self.extra,
-        ]
-        # Odoo drops a connection whose request has not arrived 2 s after it was
-        # accepted; a hundred client threads of one Python process can be slower
-        # than that to send (a buffering proxy in front does that job in production)
-        env = dict(os.environ, ODOO_HTTP_SOCKET_TIMEOUT="30")
-        self.proc = subprocess.Popen(
-            cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env
-        )
-        if not wait_http(f"{self.url}/web/health", 120, proc=self.proc):
-            self.stop()
-            raise RuntimeError(f"Odoo {self.name} did not start; see {self.log}")
-        return self
-
-    def stop(self):
-        stop_process(self.proc, timeout=30)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        super().__init__(PYTHON, setting("ODOO_CONF"), setting("DB"), LOGS, name, workers, extra)
 
 
 def odoo_script(code, name="script"):
-    """Run Python ``code`` with ``env`` (superuser) on the long tests'
-    database in a new Odoo process, commit, and return what it printed
-    last as JSON (``print(json.dumps(...))``)."""
-    LOGS.mkdir(parents=True, exist_ok=True)
-    script = WORK / f"long-{name}-{os.getpid()}-{time.monotonic_ns()}.py"
-    script.write_text(RUNNER_PRELUDE + code)
-    try:
-        proc = subprocess.run(
-            [PYTHON, str(script), setting("ODOO_CONF"), setting("DB"), str(LOGS / f"odoo-{name}.log")],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-    finally:
-        script.unlink(missing_ok=True)
-    if proc.returncode:
-        raise RuntimeError(f"odoo script {name} failed: {proc.stderr[-2000:]}")
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    return json.loads(lines[-1]) if lines else None
+    """Run Python ``code`` (``registry`` and ``environment(cr)`` at hand) on
+    the long tests' database in a new Odoo process; what it printed last,
+    as JSON (``print(json.dumps(...))``)."""
+    return serve.odoo_script(PYTHON, setting("ODOO_CONF"), setting("DB"), LOGS, code, name, WORK, 600)
 
 
 def start_odoo_script(code, name):
     """The same, in the background: the Popen (its output is JSON lines)."""
-    LOGS.mkdir(parents=True, exist_ok=True)
-    script = WORK / f"long-{name}-{os.getpid()}-{time.monotonic_ns()}.py"
-    script.write_text(RUNNER_PRELUDE + code)
-    return subprocess.Popen(
-        [PYTHON, str(script), setting("ODOO_CONF"), setting("DB"), str(LOGS / f"odoo-{name}.log")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
-RUNNER_PRELUDE = """
-import json, sys, time
-import odoo
-from odoo.tools import config
-config.parse_config(["-c", sys.argv[1], "-d", sys.argv[2], "--logfile", sys.argv[3], "--log-level=info"])
-odoo.service.server.load_server_wide_modules()
-registry = odoo.modules.registry.Registry(sys.argv[2])
-def environment(cr):
-    return odoo.api.Environment(cr, odoo.SUPERUSER_ID, {"tracking_disable": True})
-"""
+    return serve.start_odoo_script(PYTHON, setting("ODOO_CONF"), setting("DB"), LOGS, code, name, WORK)
 
 
 def modoboa():

@@ -1,7 +1,7 @@
 -- a copied database must not drive the production mail server:
 -- forget the API tokens and point the servers nowhere
 UPDATE fayvad_mail_server
-   SET token = NULL,
+   SET token_encrypted = NULL,
        url = 'http://neutralized.invalid',
        active = false;
 

@@ -17,6 +17,7 @@ from . import (
     fayvad_mail_subscription,
     fayvad_mail_usage_snapshot,
     fayvad_mail_usage_summary,
+    fayvad_mail_vault,
     fayvad_mail_webhook_delivery,
     fayvad_mail_webhook_identity,
     fayvad_mail_webhook_refusal,

@@ -1,8 +1,4 @@
-import base64
-import hashlib
 import math
-
-from cryptography.fernet import Fernet, InvalidToken
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
@@ -169,14 +165,6 @@ class FayvadMailAccount(models.Model):
         """What ``password`` breaks in the policy of the organization's mail server."""
         return organization.mail_server_id._password_policy().problems(password)
 
-    def _pending_password_cipher(self):
-        """Pending passwords are stored encrypted with a key derived from the
-        database's secret: the SQL that carries them (and any server log of
-        it, e.g. PostgreSQL's for a failed statement) shows ciphertext only."""
-        secret = self.env["ir.config_parameter"].sudo().get_param("database.secret") or ""
-        digest = hashlib.sha256(f"fayvad_mail.pending_password:{secret}".encode()).digest()
-        return Fernet(base64.urlsafe_b64encode(digest))
-
     def _set_pending_password(self, password):
         """Keep ``password`` until the mail server has it. It must satisfy
         the server's policy; it is stored encrypted, by a query that is never
@@ -189,7 +177,7 @@ class FayvadMailAccount(models.Model):
                     "The password of %(email)s: %(problems)s", email=self.email, problems=" ".join(problems)
                 )
             )
-        token = self._pending_password_cipher().encrypt(password.encode()).decode()
+        token = self.env["fayvad.mail.vault"]._encrypt("pending password", password)
         # Odoo's cursor logs a query with its parameters (at debug level, and
         # whenever it fails): this one goes straight to psycopg2, unlogged.
         query = SQL(
@@ -203,12 +191,9 @@ class FayvadMailAccount(models.Model):
             SQL("SELECT pending_password FROM %s WHERE id = %s", SQL.identifier(self._table), self.id)
         )
         row = self.env.cr.fetchone()
-        if not row or not row[0]:
-            return None
-        try:
-            return self._pending_password_cipher().decrypt(row[0].encode()).decode()
-        except InvalidToken:
-            return None  # stored before encryption, or under another database secret: one is generated
+        # None when there is none, or when it cannot be read (stored before it
+        # was encrypted, or under another database secret): one is generated
+        return self.env["fayvad.mail.vault"]._decrypt("pending password", row[0]) if row else None
 
     def _wipe_pending_password(self):
         if self.ids:

@@ -37,8 +37,12 @@ class FayvadMailServer(models.Model):
         string="API Token",
         groups=ADMIN,
         copy=False,
-        help="Sent as 'Authorization: Token <token>'. Readable by mail hosting administrators only.",
+        compute="_compute_token",
+        inverse="_inverse_token",
+        help="Sent as 'Authorization: Token <token>'. Readable by mail hosting administrators only; "
+        "stored encrypted.",
     )
+    token_encrypted = fields.Char(groups="base.group_system", copy=False, readonly=True)
     mail_host = fields.Char(
         string="Mail Host (MX)",
         tracking=True,
@@ -123,6 +127,32 @@ class FayvadMailServer(models.Model):
             digits=self.password_min_digits,
             specials=self.password_min_specials,
         )
+
+    def init(self):
+        # upgrading from the version that kept tokens in clear: encrypt them
+        self.env.cr.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'fayvad_mail_server' AND column_name = 'token'"
+        )
+        if self.env.cr.fetchone():
+            self.env.cr.execute("SELECT id, token FROM fayvad_mail_server WHERE token IS NOT NULL")
+            Vault = self.env["fayvad.mail.vault"]
+            for server_id, token in self.env.cr.fetchall():
+                self.env.cr.execute(
+                    "UPDATE fayvad_mail_server SET token_encrypted = %s WHERE id = %s",
+                    [Vault._encrypt("server token", token), server_id],
+                )
+            self.env.cr.execute("ALTER TABLE fayvad_mail_server DROP COLUMN token")
+
+    @api.depends("token_encrypted")
+    def _compute_token(self):
+        Vault = self.env["fayvad.mail.vault"]
+        for server in self:
+            server.token = Vault._decrypt("server token", server.sudo().token_encrypted)
+
+    def _inverse_token(self):
+        Vault = self.env["fayvad.mail.vault"]
+        for server in self:
+            server.sudo().token_encrypted = Vault._encrypt("server token", server.token)
 
     def _compute_drift_count(self):
         counts = dict(

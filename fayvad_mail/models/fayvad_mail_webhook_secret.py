@@ -27,12 +27,14 @@ class FayvadMailWebhookSecret(models.Model):
         help="Empty: the company's secret, for /erp/webhooks/billing/. Set: that organization's own URL.",
     )
     secret = fields.Char(
-        required=True,
         copy=False,
         groups=ADMIN,
+        compute="_compute_secret",
+        inverse="_inverse_secret",
         default=lambda self: secrets.token_urlsafe(32),
         help=f"HMAC-SHA256 key shared with the billing system (at least {MIN_SECRET_BYTES} bytes).",
     )
+    secret_encrypted = fields.Char(groups="base.group_system", copy=False, readonly=True)
     standard_secret = fields.Char(
         string="Standard Webhooks Secret",
         compute="_compute_standard_secret",
@@ -45,7 +47,34 @@ class FayvadMailWebhookSecret(models.Model):
     )
     is_live = fields.Boolean(string="Live", compute="_compute_is_live")
 
-    @api.constrains("secret")
+    def init(self):
+        # upgrading from the version that kept secrets in clear: encrypt them
+        self.env.cr.execute(
+            "SELECT 1 FROM information_schema.columns "
+            "WHERE table_name = 'fayvad_mail_webhook_secret' AND column_name = 'secret'"
+        )
+        if self.env.cr.fetchone():
+            self.env.cr.execute("SELECT id, secret FROM fayvad_mail_webhook_secret WHERE secret IS NOT NULL")
+            Vault = self.env["fayvad.mail.vault"]
+            for secret_id, value in self.env.cr.fetchall():
+                self.env.cr.execute(
+                    "UPDATE fayvad_mail_webhook_secret SET secret_encrypted = %s WHERE id = %s",
+                    [Vault._encrypt("webhook secret", value), secret_id],
+                )
+            self.env.cr.execute("ALTER TABLE fayvad_mail_webhook_secret DROP COLUMN secret")
+
+    @api.depends("secret_encrypted")
+    def _compute_secret(self):
+        Vault = self.env["fayvad.mail.vault"]
+        for record in self:
+            record.secret = Vault._decrypt("webhook secret", record.sudo().secret_encrypted)
+
+    def _inverse_secret(self):
+        Vault = self.env["fayvad.mail.vault"]
+        for record in self:
+            record.sudo().secret_encrypted = Vault._encrypt("webhook secret", record.secret)
+
+    @api.constrains("secret_encrypted")
     def _check_secret(self):
         for record in self.sudo():
             if len((record.secret or "").encode()) < MIN_SECRET_BYTES:
