@@ -12,7 +12,8 @@ from pathlib import Path
 from .common import free_port, stop_process, wait_http
 
 PRELUDE = """
-import json, sys, time
+import json, os, sys, time
+os.unlink(sys.argv[0])  # read already: nothing is left behind if this process is killed
 import odoo
 from odoo.tools import config
 config.parse_config(["-c", sys.argv[1], "-d", sys.argv[2], "--logfile", sys.argv[3], "--log-level=info"])

@@ -11,7 +11,6 @@
     "data": [
         "security/fayvad_mail_security.xml",
         "security/ir.model.access.csv",
-        "data/ir_sequence.xml",
         "data/product_data.xml",
         "data/ir_cron.xml",
         "data/ir_cron_billing.xml",

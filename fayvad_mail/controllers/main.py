@@ -3,6 +3,9 @@ answer JSON. Routes are served under /fayvad_api/erp/ and /erp/, with and
 without the trailing slash (never a redirect)."""
 
 import functools
+import os
+
+from werkzeug.wsgi import wrap_file
 
 from odoo import fields, http
 from odoo.http import request
@@ -18,6 +21,7 @@ from ..tools.validation import (
 )
 
 PREFIXES = ("/fayvad_api/erp", "/erp")
+STREAM_CHUNK = 64 * 1024  # bytes of a streamed answer sent at a time
 
 
 def api_routes(path):
@@ -62,7 +66,15 @@ class FayvadMailApi(http.Controller):
     @api_endpoint("GET")
     def usage_summary(self, **params):
         query = validate_usage_query(request.httprequest.args, fields.Date.context_today(request.env.user))
-        return request.make_json_response(request.env["fayvad.mail.usage.summary"]._summary(query))
+        answer = request.env["fayvad.mail.usage.summary"]._answer(query)
+        size = answer.seek(0, os.SEEK_END)
+        answer.seek(0)
+        response = request.make_response(
+            wrap_file(request.httprequest.environ, answer, STREAM_CHUNK),
+            headers=[("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(size))],
+        )
+        response.direct_passthrough = True
+        return response
 
     @http.route(api_routes("/provision/organization"), auth="fayvad_api", **ROUTE)
     @api_endpoint("POST")

@@ -45,8 +45,12 @@ class FayvadMailBillingEvent(models.Model):
     organization_id = fields.Many2one(
         "fayvad.mail.organization", required=True, ondelete="restrict", index=True, check_company=True
     )
-    company_id = fields.Many2one(related="organization_id.company_id", store=True, index=True)
-    partner_id = fields.Many2one(related="organization_id.partner_id", store=True)
+    company_id = fields.Many2one(
+        related="organization_id.company_id", store=True, index=True, precompute=True
+    )
+    partner_id = fields.Many2one(
+        related="organization_id.partner_id", store=True, index=True, precompute=True
+    )
     event_type = fields.Selection(EVENT_TYPES, required=True, index=True)
     date = fields.Date(required=True, default=fields.Date.context_today, index=True)
     quantity = fields.Float(default=1.0, digits=(16, 2))
@@ -64,26 +68,35 @@ class FayvadMailBillingEvent(models.Model):
         help="Why this event charges nothing although it carries an amount (e.g. the period's fee "
         "was billed already, or the organization was terminated).",
     )
-    chargeable = fields.Boolean(compute="_compute_chargeable", store=True)
+    chargeable = fields.Boolean(compute="_compute_chargeable", store=True, precompute=True)
     sync_state = fields.Selection(
         [("pending", "To Sync"), ("done", "Synced"), ("failed", "Failed"), ("none", "Nothing to Sync")],
         compute="_compute_sync_state",
         store=True,
+        precompute=True,
         readonly=False,
         tracking=True,
         index=True,
     )
-    odoo_synced = fields.Boolean(string="Synced to Accounting", compute="_compute_odoo_synced", store=True)
+    odoo_synced = fields.Boolean(
+        string="Synced to Accounting", compute="_compute_odoo_synced", store=True, precompute=True
+    )
     sync_attempts = fields.Integer(readonly=True, copy=False)
     next_sync_at = fields.Datetime(string="Next Attempt", readonly=True, copy=False)
     last_error = fields.Text(readonly=True, copy=False)
-    invoice_line_id = fields.Many2one("account.move.line", readonly=True, copy=False, ondelete="set null")
-    invoice_id = fields.Many2one("account.move", readonly=True, copy=False, index=True, ondelete="set null")
-    payment_id = fields.Many2one("account.payment", readonly=True, copy=False, ondelete="set null")
-    webhook_delivery_id = fields.Many2one(
-        "fayvad.mail.webhook.delivery", readonly=True, copy=False, ondelete="set null"
+    invoice_line_id = fields.Many2one(
+        "account.move.line", readonly=True, copy=False, index="btree_not_null", ondelete="set null"
     )
-    subscription_id = fields.Many2one("fayvad.mail.subscription", check_company=True, ondelete="set null")
+    invoice_id = fields.Many2one("account.move", readonly=True, copy=False, index=True, ondelete="set null")
+    payment_id = fields.Many2one(
+        "account.payment", readonly=True, copy=False, index="btree_not_null", ondelete="set null"
+    )
+    webhook_delivery_id = fields.Many2one(
+        "fayvad.mail.webhook.delivery", readonly=True, copy=False, index="btree_not_null", ondelete="set null"
+    )
+    subscription_id = fields.Many2one(
+        "fayvad.mail.subscription", check_company=True, index="btree_not_null", ondelete="set null"
+    )
     needs_review = fields.Boolean(
         readonly=True,
         copy=False,
@@ -135,10 +148,16 @@ class FayvadMailBillingEvent(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        events = super().create(vals_list)
-        if events.filtered(lambda e: e.sync_state == "pending"):
-            self.env.ref("fayvad_mail.fayvad_mail_billing_event_cron_sync").sudo()._trigger()
-        return events
+        # an event is a line of a ledger: its creation is no chatter news
+        events = super(
+            FayvadMailBillingEvent, self.with_context(mail_create_nolog=True, mail_create_nosubscribe=True)
+        ).create(vals_list)
+        if any(event.sync_state == "pending" for event in events):
+            cron = self.env["ir.model.data"]._xmlid_to_res_id(
+                "fayvad_mail.fayvad_mail_billing_event_cron_sync"
+            )
+            self.env["ir.cron"].sudo().browse(cron)._trigger()
+        return events.with_env(self.env)
 
     # -- events raised by account and plan changes ---------------------------------------------
     def _prorated(self, org, unit_price, description, event_type, quantity=1):

@@ -15,16 +15,18 @@ class FayvadMailBillingWebhook(models.AbstractModel):
         """The active currency of an ISO code (the company's when empty)."""
         if not code:
             return org.company_id.currency_id
-        currency = self.env["res.currency"].search([("name", "=", code)], limit=1)
+        Currency = self.env["res.currency"]
+        stored = [name for name, field in Currency._fields.items() if field.store and field.column_type]
+        currency = Currency.search_fetch([("name", "=", code)], stored, limit=1)
         if not currency:
             raise UserError(self.env._("The currency %s is not active in Odoo.", code))
         return currency
 
     @api.model
-    def _apply(self, org, data, delivery):
+    def _apply(self, org, data, delivery, currency=None):
         """Apply one verified, validated event to ``org``; the billing event."""
         org.ensure_one()
-        currency = self._currency(org, data["currency"])
+        currency = currency or self._currency(org, data["currency"])
         event_type = data["event_type"]
         subscription = org.subscription_id
         if not subscription and event_type in ("subscription_created", "subscription_updated"):

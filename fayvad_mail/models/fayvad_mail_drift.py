@@ -35,8 +35,12 @@ class FayvadMailDrift(models.Model):
     organization_id = fields.Many2one(
         "fayvad.mail.organization", readonly=True, ondelete="cascade", index=True
     )
-    domain_id = fields.Many2one("fayvad.mail.domain", readonly=True, ondelete="cascade")
-    account_id = fields.Many2one("fayvad.mail.account", readonly=True, ondelete="cascade")
+    domain_id = fields.Many2one(
+        "fayvad.mail.domain", readonly=True, index="btree_not_null", ondelete="cascade"
+    )
+    account_id = fields.Many2one(
+        "fayvad.mail.account", readonly=True, index="btree_not_null", ondelete="cascade"
+    )
     kind = fields.Selection(KINDS, required=True, readonly=True, index=True)
     odoo_value = fields.Char(string="In Odoo", readonly=True)
     server_value = fields.Char(string="On the Server", readonly=True)

@@ -95,8 +95,10 @@ class FayvadMailJob(models.Model):
     domain_id = fields.Many2one("fayvad.mail.domain", readonly=True, index=True, ondelete="cascade")
     account_id = fields.Many2one("fayvad.mail.account", readonly=True, index=True, ondelete="cascade")
     company_id = fields.Many2one("res.company", readonly=True, index=True)
-    mail_server_id = fields.Many2one("fayvad.mail.server", readonly=True, ondelete="restrict")
-    depends_on_id = fields.Many2one("fayvad.mail.job", string="Waits For", readonly=True, ondelete="set null")
+    mail_server_id = fields.Many2one("fayvad.mail.server", readonly=True, index=True, ondelete="restrict")
+    depends_on_id = fields.Many2one(
+        "fayvad.mail.job", string="Waits For", readonly=True, index="btree_not_null", ondelete="set null"
+    )
     attempts = fields.Integer(readonly=True)
     max_attempts = fields.Integer(readonly=True, default=8)
     next_attempt_at = fields.Datetime(string="Next Try", readonly=True, index=True)

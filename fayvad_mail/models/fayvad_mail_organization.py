@@ -33,10 +33,13 @@ class FayvadMailOrganization(models.Model):
         "res.company", required=True, default=lambda self: self.env.company, index=True
     )
     currency_id = fields.Many2one(related="company_id.currency_id")
-    plan_id = fields.Many2one("fayvad.mail.plan", tracking=True, check_company=True, ondelete="restrict")
+    plan_id = fields.Many2one(
+        "fayvad.mail.plan", tracking=True, check_company=True, index=True, ondelete="restrict"
+    )
     mail_server_id = fields.Many2one(
         "fayvad.mail.server",
         check_company=True,
+        index=True,
         ondelete="restrict",
         default=lambda self: self.env["fayvad.mail.server"]._default_server(),
         help="The server where this organization's domains and mailboxes live.",
@@ -206,9 +209,17 @@ class FayvadMailOrganization(models.Model):
 
     @api.depends("subscription_ids.state", "subscription_ids.date_start")
     def _compute_subscription_id(self):
+        """The latest subscription that is not cancelled, else the latest
+        one; every organization's in one query (fields fetched with it)."""
+        Subscription = self.env["fayvad.mail.subscription"]
+        today = fields.Date.today()
+        subscriptions = Subscription.search_fetch(
+            [("organization_id", "in", self.ids)],
+            [name for name, f in Subscription._fields.items() if f.store and f.column_type],
+        ).grouped("organization_id")
         for org in self:
-            subs = org.subscription_ids.sorted(
-                lambda s: (s.state != "cancelled", s.date_start or fields.Date.today(), s.id), reverse=True
+            subs = subscriptions.get(org, Subscription).sorted(
+                lambda s: (s.state != "cancelled", s.date_start or today, s.id), reverse=True
             )
             org.subscription_id = subs[:1]
 

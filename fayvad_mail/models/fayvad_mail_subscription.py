@@ -22,7 +22,9 @@ class FayvadMailSubscription(models.Model):
     )
     company_id = fields.Many2one(related="organization_id.company_id", store=True, index=True)
     partner_id = fields.Many2one(related="organization_id.partner_id", store=True, index=True)
-    plan_id = fields.Many2one("fayvad.mail.plan", tracking=True, check_company=True, ondelete="restrict")
+    plan_id = fields.Many2one(
+        "fayvad.mail.plan", tracking=True, check_company=True, index=True, ondelete="restrict"
+    )
     amount = fields.Monetary(tracking=True, help="Recurring amount per period.")
     currency_id = fields.Many2one(
         "res.currency", required=True, tracking=True, default=lambda self: self.env.company.currency_id
@@ -327,7 +329,9 @@ class FayvadMailSubscription(models.Model):
             vals["state"] = "active"
         if self.period_end and (not self.paid_until or self.paid_until < self.period_end):
             vals["paid_until"] = self.period_end
-        self.write(vals)
+        changed = {name: value for name, value in vals.items() if self[name] != value}
+        if changed:
+            self.write(changed)
 
     def _on_payment_failed(self):
         self.ensure_one()

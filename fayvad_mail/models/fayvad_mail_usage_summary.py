@@ -1,47 +1,62 @@
+import json
+import tempfile
 from datetime import datetime, time
 
-from odoo import api, models
+from odoo import api, fields, models
+from odoo.tools import SQL
 
 from ..tools.api_errors import ApiError
 from .fayvad_mail_organization import GB
 
-# The fields of the answer, read by the searches themselves (search_fetch):
-# read afterwards, the ORM would fetch them in chunks of 1000 records, one
-# query per chunk (10 queries for the accounts of 1000 organizations).
-ORGANIZATION_FIELDS = ["name", "partner_id", "state", "max_storage_gb"]
-ACCOUNT_FIELDS = ["organization_id", "email", "state", "quota"]
-EVENT_FIELDS = [
-    "organization_id",
-    "event_type",
-    "date",
-    "quantity",
-    "unit_price",
-    "amount",
-    "currency_id",
-    "description",
-    "odoo_synced",
-]
+EVENT_BATCH = 5000  # billing events encoded at a time (a server-side cursor feeds them)
+SPOOL_BYTES = 4 * 1024 * 1024  # an answer larger than this is written to a temporary file
 
 
 def _money(value):
-    return round(value or 0.0, 2)
+    return round(float(value or 0.0), 2)
 
 
 class FayvadMailUsageSummary(models.AbstractModel):
     """The usage summary of GET /erp/usage-summary/ (CONTRACT.md): counts,
     storage as of the period's end, revenue and billing events of the
-    period. Reads in a fixed number of queries whatever the number of
-    organizations (plus one currency rate lookup per foreign currency and
-    day among the period's billing events)."""
+    period.
+
+    Everything is read with SQL aggregates and built from rows (not
+    records), in a fixed number of queries whatever the number of
+    organizations; the organizations in scope come from the ORM's own
+    query, so record rules (companies) apply. The answer is written as JSON
+    while the billing events are read in batches (a server-side cursor), so
+    a summary of every organization does not need the whole answer in
+    memory at once."""
 
     _name = "fayvad.mail.usage.summary"
     _description = "Usage Summary"
 
     @api.model
     def _summary(self, query):
-        start, end = query["start_date"], query["end_date"]
-        end_of_day = datetime.combine(end, time.max)
+        """The answer as a dict (tests, small answers)."""
+        with self._answer(query) as out:
+            return json.loads(out.read())
+
+    @api.model
+    def _answer(self, query):
+        """The answer as JSON in a file-like object, positioned at its start
+        (the caller closes it)."""
+        out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (the caller closes it)
+        try:
+            self._write(query, out)
+        except BaseException:
+            out.close()
+            raise
+        out.seek(0)
+        return out
+
+    # -- what is in scope ----------------------------------------------------------------------
+    def _scope(self, query):
+        """SQL of the ids of the organizations in scope (record rules
+        applied), in id order."""
         Org = self.env["fayvad.mail.organization"]
+        end_of_day = datetime.combine(query["end_date"], time.max)
         domain = [("create_date", "<=", end_of_day)]
         if query["organization_id"]:
             if not Org.search_count([("id", "=", query["organization_id"])]):
@@ -49,115 +64,243 @@ class FayvadMailUsageSummary(models.AbstractModel):
                     404, "ORGANIZATION_NOT_FOUND", f"Organization {query['organization_id']} not found"
                 )
             domain.append(("id", "=", query["organization_id"]))
-        orgs = Org.search_fetch(domain, ORGANIZATION_FIELDS, order="id")
-        accounts = (
-            self.env["fayvad.mail.account"]
-            .with_context(active_test=False)
-            .search_fetch(
-                [
-                    ("organization_id", "in", orgs.ids),
-                    ("create_date", "<=", end_of_day),
-                    ("state", "!=", "terminated"),
-                ],
-                ACCOUNT_FIELDS,
+        return Org._search(domain).subselect()
+
+    def _usage(self, end):
+        """The bytes of account ``a`` as of ``end``: its latest reading on or
+        before that day. The account keeps its latest reading; only a period
+        ending before it looks into the history (one probe of the
+        (account_id, date) index)."""
+        return SQL(
+            """CASE WHEN a.usage_date <= %(end)s THEN a.storage_used
+                    ELSE COALESCE((SELECT s.bytes_used FROM fayvad_mail_usage_snapshot s
+                                    WHERE s.account_id = a.id AND s.date <= %(end)s
+                                 ORDER BY s.date DESC LIMIT 1), 0) END""",
+            end=end,
+        )
+
+    def _live_accounts(self, scope, end):
+        end_of_day = datetime.combine(end, time.max)
+        return SQL(
+            "a.organization_id IN %s AND a.create_date <= %s AND a.state != 'terminated'", scope, end_of_day
+        )
+
+    # -- the answer ----------------------------------------------------------------------------------
+    def _write(self, query, out):
+        start, end = query["start_date"], query["end_date"]
+        lang = self.env.lang or "en_US"
+        self.env.flush_all()
+        scope = self._scope(query)
+        paged = query["limit"] is not None or query["offset"] is not None
+        offset, limit = query["offset"] or 0, query["limit"]
+        cr = self.env.cr
+        cr.execute(
+            SQL(
+                """
+                SELECT o.id, o.name, o.partner_id, o.state, o.max_storage_gb,
+                       COALESCE(acc.total, 0), COALESCE(acc.active, 0), COALESCE(acc.used, 0),
+                       sub.id IS NOT NULL, COALESCE(plan.name->>%(lang)s, plan.name->>'en_US'),
+                       sub.amount, cur.name, sub.state
+                  FROM fayvad_mail_organization o
+                  LEFT JOIN (SELECT a.organization_id, count(*) AS total,
+                                    count(*) FILTER (WHERE a.state = 'active') AS active,
+                                    sum(%(usage)s) AS used
+                               FROM fayvad_mail_account a
+                              WHERE %(live)s
+                           GROUP BY a.organization_id) acc ON acc.organization_id = o.id
+                  LEFT JOIN (SELECT DISTINCT ON (s.organization_id) s.*
+                               FROM fayvad_mail_subscription s
+                              WHERE s.organization_id IN %(scope)s
+                           ORDER BY s.organization_id, (s.state != 'cancelled') DESC,
+                                    COALESCE(s.date_start, %(today)s) DESC, s.id DESC) sub
+                         ON sub.organization_id = o.id
+                  LEFT JOIN fayvad_mail_plan plan ON plan.id = sub.plan_id
+                  LEFT JOIN res_currency cur ON cur.id = sub.currency_id
+                 WHERE o.id IN %(scope)s
+              ORDER BY o.id
+                """,
+                lang=lang,
+                today=fields.Date.context_today(self),
+                usage=self._usage(end),
+                live=self._live_accounts(scope, end),
+                scope=scope,
             )
         )
-        usage = self.env["fayvad.mail.usage.snapshot"]._usage_on(accounts, end)
-        accounts_by_org = accounts.grouped("organization_id")
-        events = self.env["fayvad.mail.billing.event"].search_fetch(
-            [("organization_id", "in", orgs.ids), ("date", ">=", start), ("date", "<=", end)],
-            EVENT_FIELDS,
-            order="date, id",
-        )
-        page = orgs
-        pagination = None
-        if query["limit"] is not None or query["offset"] is not None:
-            offset, limit = query["offset"] or 0, query["limit"]
-            page = orgs[offset : offset + limit if limit else None]
-            pagination = {"total": len(orgs), "offset": offset, "limit": limit, "count": len(page)}
-        body = {
-            "period": {"start_date": start.isoformat(), "end_date": end.isoformat()},
-            "summary": {
-                "total_organizations": len(orgs),
-                "active_organizations": len(orgs.filtered(lambda o: o.state == "active")),
-                "suspended_organizations": len(orgs.filtered(lambda o: o.state == "suspended")),
-                "total_users": len(accounts),
-                "active_users": len(accounts.filtered(lambda a: a.state == "active")),
-                "total_storage_gb": round(sum(usage.values()) / GB, 2),
-                "total_revenue": self._revenue(events),
-                "currency": self.env.company.currency_id.name,
-            },
-            "organizations": [
-                self._organization(
-                    org, accounts_by_org.get(org, accounts.browse()), usage, query["include_details"]
-                )
-                for org in page
-            ],
-            "billing_events": [self._event(event) for event in events],
+        orgs = cr.fetchall()
+        page = orgs[offset : offset + limit if limit else None] if paged else orgs
+        page_ids = tuple(row[0] for row in page) or (0,)
+        summary = {
+            "total_organizations": len(orgs),
+            "active_organizations": sum(1 for row in orgs if row[3] == "active"),
+            "suspended_organizations": sum(1 for row in orgs if row[3] == "suspended"),
+            "total_users": sum(row[5] for row in orgs),
+            "active_users": sum(row[6] for row in orgs),
+            "total_storage_gb": round(sum(row[7] for row in orgs) / GB, 2),
+            "total_revenue": self._revenue(scope, start, end),
+            "currency": self.env.company.currency_id.name,
         }
-        if pagination:
-            body["pagination"] = pagination
-        return body
+        details = self._details(page_ids, end) if query["include_details"] else None
+        head = {"period": {"start_date": start.isoformat(), "end_date": end.isoformat()}, "summary": summary}
+        if paged:
+            head["pagination"] = {"total": len(orgs), "offset": offset, "limit": limit, "count": len(page)}
+        events_scope = SQL("%s", page_ids) if paged else scope
+        events_offset, events_limit = query.get("events_offset") or 0, query.get("events_limit")
+        if events_limit is not None or events_offset:
+            cr.execute(
+                SQL(
+                    "SELECT count(*) FROM fayvad_mail_billing_event e "
+                    "WHERE e.organization_id IN %s AND e.date BETWEEN %s AND %s",
+                    events_scope,
+                    start,
+                    end,
+                )
+            )
+            total = cr.fetchone()[0]
+            count = max(0, total - events_offset)
+            head["events_pagination"] = {
+                "total": total,
+                "offset": events_offset,
+                "limit": events_limit,
+                "count": min(count, events_limit) if events_limit is not None else count,
+            }
+        text = json.dumps(head, ensure_ascii=False)
+        out.write(text[:-1].encode())  # the object stays open for the lists
+        out.write(b', "organizations": [')
+        for i, row in enumerate(page):
+            if i:
+                out.write(b", ")
+            out.write(json.dumps(self._organization(row, details), ensure_ascii=False).encode())
+        out.write(b'], "billing_events": [')
+        self._write_events(out, events_scope, start, end, events_offset, events_limit)
+        out.write(b"]}")
 
-    def _revenue(self, events):
-        """Payments received minus refunds, in the company currency."""
-        company = self.env.company
-        total = 0.0
-        for event in events.filtered(lambda e: e.event_type in ("payment_received", "refund")):
-            amount = event.currency_id._convert(abs(event.amount), company.currency_id, company, event.date)
-            total += amount if event.event_type == "payment_received" else -amount
-        return _money(total)
-
-    def _organization(self, org, accounts, usage, details):
-        used = sum(usage.get(account.id, 0) for account in accounts)
-        limit = org.max_storage_gb * GB
-        active = len(accounts.filtered(lambda a: a.state == "active"))
-        subscription = org.subscription_id
+    def _organization(self, row, details):
+        org_id, name, partner_id, state, max_gb, total, active, used, has_sub = row[:9]
+        limit = max_gb * GB
         entry = {
-            "id": org.id,
-            "name": org.name,
-            "odoo_customer_id": org.partner_id.id,
-            "state": org.state,
-            "users": {"total": len(accounts), "active": active, "inactive": len(accounts) - active},
+            "id": org_id,
+            "name": name,
+            "odoo_customer_id": partner_id,
+            "state": state,
+            "users": {"total": total, "active": active, "inactive": total - active},
             "storage": {
                 "used_gb": round(used / GB, 2),
-                "limit_gb": float(org.max_storage_gb),
+                "limit_gb": float(max_gb),
                 "percentage": round(used * 100 / limit, 2) if limit else 0.0,
             },
             "subscription": {
-                "plan_name": subscription.plan_id.name or None,
-                "amount": _money(subscription.amount),
-                "currency": subscription.currency_id.name,
-                "status": subscription.state,
+                "plan_name": row[9] or None,
+                "amount": _money(row[10]),
+                "currency": row[11],
+                "status": row[12],
             }
-            if subscription
+            if has_sub
             else None,
         }
-        if details:
-            entry["email_accounts"] = [
-                {
-                    "id": account.id,
-                    "email": account.email,
-                    "active": account.state == "active",
-                    "quota": account.quota,
-                    "used": usage.get(account.id, 0),
-                }
-                for account in accounts
-            ]
-            entry["domains"] = [{"id": d.id, "name": d.name, "state": d.state} for d in org.domain_ids]
+        if details is not None:
+            accounts, domains = details
+            entry["email_accounts"] = accounts.get(org_id, [])
+            entry["domains"] = domains.get(org_id, [])
         return entry
 
-    @staticmethod
-    def _event(event):
-        return {
-            "id": event.id,
-            "organization_id": event.organization_id.id,
-            "event_type": event.event_type,
-            "event_date": event.date.isoformat(),
-            "quantity": event.quantity,
-            "unit_price": _money(event.unit_price),
-            "amount": _money(event.amount),
-            "currency": event.currency_id.name,
-            "description": event.description or "",
-            "odoo_synced": event.odoo_synced,
-        }
+    def _details(self, page_ids, end):
+        """({org id: [email account]}, {org id: [domain]}) of the page's organizations."""
+        cr = self.env.cr
+        cr.execute(
+            SQL(
+                """
+                SELECT a.organization_id, a.id, a.email, a.state = 'active', a.quota, %s
+                  FROM fayvad_mail_account a
+                 WHERE %s
+              ORDER BY a.organization_id, a.email
+                """,
+                self._usage(end),
+                self._live_accounts(SQL("%s", page_ids), end),
+            )
+        )
+        accounts = {}
+        for org_id, account_id, email, active, quota, used in cr.fetchall():
+            accounts.setdefault(org_id, []).append(
+                {"id": account_id, "email": email, "active": active, "quota": quota, "used": used}
+            )
+        cr.execute(
+            SQL(
+                "SELECT organization_id, id, name, state FROM fayvad_mail_domain "
+                "WHERE organization_id IN %s ORDER BY organization_id, name",
+                page_ids,
+            )
+        )
+        domains = {}
+        for org_id, domain_id, name, state in cr.fetchall():
+            domains.setdefault(org_id, []).append({"id": domain_id, "name": name, "state": state})
+        return accounts, domains
+
+    def _write_events(self, out, scope, start, end, offset, limit):
+        """The period's billing events, oldest first, read in batches by a
+        server-side cursor and written as they come."""
+        query = SQL(
+            """
+            SELECT e.id, e.organization_id, e.event_type, e.date, e.quantity, e.unit_price, e.amount,
+                   cur.name, COALESCE(e.description, ''), e.odoo_synced
+              FROM fayvad_mail_billing_event e
+              JOIN res_currency cur ON cur.id = e.currency_id
+             WHERE e.organization_id IN %s AND e.date BETWEEN %s AND %s
+          ORDER BY e.date, e.id
+             LIMIT %s OFFSET %s
+            """,
+            scope,
+            start,
+            end,
+            limit,
+            offset,
+        )
+        first = True
+        with self.env.cr._cnx.cursor(name="fayvad_mail_usage_events") as rows:
+            rows.itersize = EVENT_BATCH
+            rows.execute(query.code, query.params)
+            while batch := rows.fetchmany(EVENT_BATCH):
+                chunk = json.dumps(
+                    [
+                        {
+                            "id": event_id,
+                            "organization_id": org_id,
+                            "event_type": kind,
+                            "event_date": day.isoformat(),
+                            "quantity": quantity,
+                            "unit_price": _money(unit_price),
+                            "amount": _money(amount),
+                            "currency": currency,
+                            "description": description,
+                            "odoo_synced": synced,
+                        }
+                        for event_id, org_id, kind, day, quantity, unit_price, amount, currency, description, synced in batch
+                    ],
+                    ensure_ascii=False,
+                )
+                out.write((chunk[1:-1] if first else ", " + chunk[1:-1]).encode())
+                first = False
+
+    def _revenue(self, scope, start, end):
+        """Payments received minus refunds dated in the period, in the
+        company currency: one row per currency, day and kind, converted."""
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT e.currency_id, e.date, e.event_type, sum(abs(e.amount))
+                  FROM fayvad_mail_billing_event e
+                 WHERE e.organization_id IN %s AND e.date BETWEEN %s AND %s
+                   AND e.event_type IN ('payment_received', 'refund')
+              GROUP BY e.currency_id, e.date, e.event_type
+                """,
+                scope,
+                start,
+                end,
+            )
+        )
+        company = self.env.company
+        Currency = self.env["res.currency"]
+        total = 0.0
+        for currency_id, day, kind, amount in self.env.cr.fetchall():
+            value = Currency.browse(currency_id)._convert(float(amount), company.currency_id, company, day)
+            total += value if kind == "payment_received" else -value
+        return _money(total)

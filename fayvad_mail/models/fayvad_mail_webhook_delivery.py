@@ -15,7 +15,7 @@ from ..tools.api_errors import ApiError
 from ..tools.signature import SignatureRefused, verify
 from ..tools.validation import ValidationFailed, parse_json_object, validate_billing_webhook
 from .fayvad_mail_cron_mixin import cron_error_message
-from .fayvad_mail_webhook_identity import LEDGER_DAYS
+from .fayvad_mail_webhook_identity import LEDGER_DAYS, AlreadyClaimed
 
 _logger = logging.getLogger(__name__)
 VERDICT_OF_ERROR = {"INVALID_WEBHOOK_SIGNATURE": "invalid_signature", "WEBHOOK_PROCESSING_FAILED": "failed"}
@@ -28,6 +28,9 @@ TOKEN = re.compile(r"[0-9a-f]{32}")  # organizations' webhook URL tokens (secret
 REFUSED_BODY_PREFIX = 1024
 REFUSED_HEADERS_MAX = 2048
 REFUSED_VERDICTS = ("invalid_signature", "no_secret", "unknown_url")
+REFERENCE_SEQUENCE = "fayvad_mail_webhook_delivery_reference_seq"
+# what applying an event reads of its organization: fetched with the search
+ORGANIZATION_FIELDS = ["name", "company_id", "partner_id", "plan_id", "state", "suspension_reason"]
 
 VERDICTS = [
     ("processed", "Processed"),
@@ -119,12 +122,33 @@ class FayvadMailWebhookDelivery(models.Model):
     def init(self):
         # exactly-once moved to the identity ledger (fayvad.mail.webhook.identity)
         self.env.cr.execute("DROP INDEX IF EXISTS fayvad_mail_webhook_delivery_dedup_uniq")
+        # references (webhook_000123) count on from those an ir.sequence gave before
+        self.env.cr.execute(
+            SQL(
+                """
+                DO $$ BEGIN
+                    CREATE SEQUENCE %(seq)s;
+                    PERFORM setval('%(seq)s', GREATEST(1, (
+                        SELECT max(substring(reference FROM '^webhook_([0-9]{1,18})$')::bigint)
+                          FROM fayvad_mail_webhook_delivery)), true);
+                EXCEPTION WHEN duplicate_table THEN NULL;
+                END $$
+                """,
+                seq=SQL(REFERENCE_SEQUENCE),
+            )
+        )
         self.env.cr.execute(
             "CREATE UNIQUE INDEX IF NOT EXISTS fayvad_mail_webhook_delivery_aggregate_uniq "
             "ON fayvad_mail_webhook_delivery (aggregate_key) WHERE aggregate_key IS NOT NULL"
         )
 
     # -- receiving -----------------------------------------------------------------------
+    @api.model
+    def _new_reference(self):
+        """The next delivery's webhook_id (one query, no lock)."""
+        self.env.cr.execute(SQL("SELECT nextval(%s)", REFERENCE_SEQUENCE))
+        return f"webhook_{self.env.cr.fetchone()[0]:06d}"
+
     @api.model
     def _receive(self, raw, headers, remote_addr, token=None):
         """Verify, store and apply one billing webhook delivery (on the
@@ -155,21 +179,34 @@ class FayvadMailWebhookDelivery(models.Model):
             self._count_refused(verdict, route, url_org, raw, headers, remote_addr, status, body)
             return status, body
         company = candidates[secret]
-        delivery = self.create(
-            {
-                "reference": self.env["ir.sequence"].next_by_code("fayvad.mail.webhook.delivery")
-                or "webhook",
-                "company_id": company.id,
-                "organization_id": url_org.id,
-                "route": route,
-                "remote_addr": remote_addr,
-                "headers": json.dumps(stored_headers(headers), indent=1),
-                "body": storable_text(raw),
-                "signature_valid": True,
-            }
-        )
+        vals = {
+            "reference": self._new_reference(),
+            "company_id": company.id,
+            "organization_id": url_org.id,
+            "route": route,
+            "remote_addr": remote_addr,
+            "headers": json.dumps(stored_headers(headers), indent=1),
+            "body": storable_text(raw),
+            "signature_valid": True,
+        }
         try:
-            status, body = delivery._validate_and_apply(raw, headers, url_org, company)
+            org, data, currency = self._validated(raw, headers, url_org, company, vals)
+        except ApiError as exc:
+            status, body = exc.status, {**exc.body(), "processed": False}
+            self.create(
+                vals
+                | {
+                    "verdict": VERDICT_OF_ERROR.get(exc.code, "invalid"),
+                    "error": exc.message,
+                    "http_status": status,
+                    "response": json.dumps(body, indent=1),
+                    "duration_ms": int((time.monotonic() - started) * 1000),
+                }
+            )
+            return status, body
+        delivery = self.create(vals)
+        try:
+            status, body = delivery._apply_once(org, data, currency)
         except ApiError as exc:
             status, body = exc.status, {**exc.body(), "processed": False}
             delivery.write(
@@ -248,7 +285,7 @@ class FayvadMailWebhookDelivery(models.Model):
 
     @api.model
     def _insert_refused(self, key, verdict, route, org, raw, headers, remote_addr, status, body):
-        reference = self.env["ir.sequence"].next_by_code("fayvad.mail.webhook.delivery") or "webhook"
+        reference = self._new_reference()
         now = fields.Datetime.now()
         self.env.cr.execute(
             SQL(
@@ -284,9 +321,11 @@ class FayvadMailWebhookDelivery(models.Model):
             log_exceptions=False,
         )
 
-    def _validate_and_apply(self, raw, headers, url_org, company):
-        """A delivery whose signature is valid: its payload, then the event."""
-        self.ensure_one()
+    @api.model
+    def _validated(self, raw, headers, url_org, company, vals):
+        """The payload of a delivery whose signature is valid: (organization,
+        data, currency), or ApiError. What it learns goes into the
+        delivery's ``vals`` (event type, organization, identity)."""
         Org = self.env["fayvad.mail.organization"]
         try:
             data = validate_billing_webhook(parse_json_object(raw))
@@ -294,8 +333,10 @@ class FayvadMailWebhookDelivery(models.Model):
             raise ApiError(
                 400, "VALIDATION_ERROR", "Request data validation failed", details=exc.details
             ) from None
-        self.event_type = data["event_type"]
-        org = Org.search([("id", "=", data["organization_id"]), ("company_id", "=", company.id)])
+        vals["event_type"] = data["event_type"]
+        org = Org.search_fetch(
+            [("id", "=", data["organization_id"]), ("company_id", "=", company.id)], ORGANIZATION_FIELDS
+        )
         if not org:
             raise ApiError(404, "ORGANIZATION_NOT_FOUND", f"Organization {data['organization_id']} not found")
         if url_org and org != url_org:
@@ -305,9 +346,9 @@ class FayvadMailWebhookDelivery(models.Model):
                 "Request data validation failed",
                 details={"organization_id": ["Does not match the organization of this webhook URL."]},
             )
-        self.write({"organization_id": org.id, "company_id": company.id})
+        vals["organization_id"] = org.id
         try:
-            self.env["fayvad.mail.billing.webhook"]._currency(org, data["currency"])
+            currency = self.env["fayvad.mail.billing.webhook"]._currency(org, data["currency"])
         except UserError as exc:
             raise ApiError(
                 400,
@@ -315,7 +356,24 @@ class FayvadMailWebhookDelivery(models.Model):
                 "Request data validation failed",
                 details={"billing_data.currency": [exc.args[0]]},
             ) from None
-        return self._apply_once(org, data, raw, headers)
+        stamp = data["timestamp"]
+        if (
+            stamp is not None
+            and stamp.replace(tzinfo=None) < self.env["fayvad.mail.webhook.identity"]._cutoff()
+        ):
+            raise ApiError(
+                400,
+                "VALIDATION_ERROR",
+                "Request data validation failed",
+                details={
+                    "timestamp": [
+                        f"Older than {LEDGER_DAYS} days: an event this old is refused (it may have been "
+                        "applied before)."
+                    ]
+                },
+            )
+        vals["dedup_key"] = self._identity(org, data, raw, headers)
+        return org, data, currency
 
     def _candidate_secrets(self, url_org):
         """{live secret: company} for this route."""
@@ -325,7 +383,10 @@ class FayvadMailWebhookDelivery(models.Model):
             domain += [("organization_id", "=", url_org.id)]
         else:
             domain += [("organization_id", "=", False)]
-        return {secret.secret: secret.company_id for secret in Secret.search(domain)}
+        return {
+            secret.secret: secret.company_id
+            for secret in Secret.search_fetch(domain, ["secret_encrypted", "company_id"])
+        }
 
     def _identity(self, org, data, raw, headers):
         """The event's identity (CONTRACT.md, amendments): the sender's
@@ -349,39 +410,25 @@ class FayvadMailWebhookDelivery(models.Model):
             return f"{org.id}:{data['event_type']}:{data['invoice_id']}:{stamp}"
         return f"{org.company_id.id}:body:{hashlib.sha256(raw).hexdigest()}"
 
-    def _apply_once(self, org, data, raw, headers):
+    def _apply_once(self, org, data, currency):
         """Apply the event unless it was applied already: the identity
         ledger's unique key decides, also under concurrency."""
         Identity = self.env["fayvad.mail.webhook.identity"]
-        stamp = data["timestamp"]
-        if stamp is not None and stamp.replace(tzinfo=None) < Identity._cutoff():
-            raise ApiError(
-                400,
-                "VALIDATION_ERROR",
-                "Request data validation failed",
-                details={
-                    "timestamp": [
-                        f"Older than {LEDGER_DAYS} days: an event this old is refused (it may have been "
-                        "applied before)."
-                    ]
-                },
-            )
-        key = self._identity(org, data, raw, headers)
-        self.write({"dedup_key": key})
-        self.flush_recordset()
-        # a concurrent identical delivery makes this wait for its commit, then fail
-        if not Identity._claim(key, self, stamp and stamp.replace(tzinfo=None)):
-            return self._answer_duplicate(key, data)
+        key, stamp = self.dedup_key, data["timestamp"]
         try:
+            # one savepoint for the claim and the event: either both stay or neither
             with self.env.cr.savepoint():
-                self.env["fayvad.mail.billing.webhook"]._apply(org, data, self)
+                # a concurrent identical delivery makes this wait for its commit, then fail
+                Identity._claim(key, self, stamp and stamp.replace(tzinfo=None))
+                self.env["fayvad.mail.billing.webhook"]._apply(org, data, self, currency)
+        except AlreadyClaimed:
+            return self._answer_duplicate(key, data)
         except TransactionRollbackError:
             # a concurrent delivery changed the same records: Odoo serves the
             # whole request again (nothing of this attempt stays, its claim included)
             raise
         except Exception as exc:
             _logger.exception("billing webhook %s could not be applied", self.reference)
-            Identity._release(key)
             error = ApiError(
                 500,
                 "WEBHOOK_PROCESSING_FAILED",

@@ -13,6 +13,10 @@ _logger = logging.getLogger(__name__)
 LEDGER_DAYS = 400
 
 
+class AlreadyClaimed(Exception):
+    """The event was applied by another delivery."""
+
+
 class FayvadMailWebhookIdentity(models.Model):
     """The ledger of billing webhook events applied: one row per event
     identity, kept longer than the delivery log (which is pruned), so that a
@@ -69,35 +73,28 @@ class FayvadMailWebhookIdentity(models.Model):
     @api.model
     def _claim(self, key, delivery, event_timestamp):
         """Record that ``delivery`` applies the event ``key``, in the
-        caller's transaction. Returns True when claimed; False when the
+        caller's transaction, which must run this in a savepoint: the
         event was applied already (by a delivery committed before, or by a
-        concurrent one, which this waits for)."""
+        concurrent one, which this waits for) when it raises AlreadyClaimed."""
         try:
-            with self.env.cr.savepoint(flush=False):
-                self.env.cr.execute(
-                    SQL(
-                        """
-                        INSERT INTO fayvad_mail_webhook_identity
-                               (key, company_id, organization_id, delivery_reference, applied_at, event_timestamp)
-                        VALUES (%s, %s, %s, %s, %s, %s)
-                        """,
-                        key,
-                        delivery.company_id.id,
-                        delivery.organization_id.id or None,
-                        delivery.reference,
-                        fields.Datetime.now(),
-                        event_timestamp,
-                    ),
-                    log_exceptions=False,
-                )
+            self.env.cr.execute(
+                SQL(
+                    """
+                    INSERT INTO fayvad_mail_webhook_identity
+                           (key, company_id, organization_id, delivery_reference, applied_at, event_timestamp)
+                    VALUES (%s, %s, %s, %s, %s, %s)
+                    """,
+                    key,
+                    delivery.company_id.id,
+                    delivery.organization_id.id or None,
+                    delivery.reference,
+                    fields.Datetime.now(),
+                    event_timestamp,
+                ),
+                log_exceptions=False,
+            )
         except pg_errors.UniqueViolation:
-            return False
-        return True
-
-    @api.model
-    def _release(self, key):
-        """Forget a claim whose event could not be applied (in the claiming transaction)."""
-        self.env.cr.execute(SQL("DELETE FROM fayvad_mail_webhook_identity WHERE key = %s", key))
+            raise AlreadyClaimed(key) from None
 
     @api.model
     def _first(self, key):

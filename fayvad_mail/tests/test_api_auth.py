@@ -110,11 +110,12 @@ class TestApiAuthentication(ApiCase):
     def test_unexpected_error_is_json_without_traceback(self):
         Summary = type(self.env["fayvad.mail.usage.summary"])
 
-        def explode(self, query):
+        def explode(self, query, out):
+            out.write(b'{"half an answer": ')
             raise RuntimeError("SELECT secret FROM somewhere; boom")
 
         with (
-            patch.object(Summary, "_summary", explode),
+            patch.object(Summary, "_write", explode),
             mute_logger("odoo.addons.fayvad_mail.models.ir_http"),
         ):
             status, body, response = self.api("GET", "/usage-summary/")

@@ -178,8 +178,38 @@ class TestUsageSummary(ApiCase):
         self.assertEqual(page["pagination"], {"total": 3, "offset": 1, "limit": 2, "count": 2})
         self.assertEqual([o["name"] for o in page["organizations"]], ["Beta", "Gamma"])
         self.assertEqual(page["summary"]["total_organizations"], 3)
+        self.assertEqual(page["summary"]["total_revenue"], 179.99, "the summary covers every organization")
+        self.assertEqual(
+            [(e["organization_id"], e["event_date"]) for e in page["billing_events"]],
+            [(self.beta.id, "2025-07-15"), (self.beta.id, "2025-07-31")],
+            "a page lists its own organizations' events (Gamma has none in July)",
+        )
         for flag in ("false", "0", "False"):
             self.assertNotIn("email_accounts", self.summary(include_details=flag)[1]["organizations"][0])
+
+    def test_billing_events_in_pages(self):
+        period = {"start_date": "2025-07-01", "end_date": "2025-07-31"}
+        everything = self.summary(**period)[1]["billing_events"]
+        self.assertEqual(len(everything), 5)
+        self.assertNotIn("events_pagination", self.summary(**period)[1])
+        pages, offset = [], 0
+        while True:
+            status, body, _ = self.summary(**period, events_limit=2, events_offset=offset)
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["events_pagination"]["total"], 5)
+            self.assertEqual(body["events_pagination"]["count"], len(body["billing_events"]))
+            if not body["billing_events"]:
+                break
+            pages.append([e["id"] for e in body["billing_events"]])
+            offset += 2
+        self.assertEqual([len(page) for page in pages], [2, 2, 1])
+        self.assertEqual(
+            [i for page in pages for i in page], [e["id"] for e in everything], "the pages, in order"
+        )
+        self.assertEqual(len(self.summary(**period, events_limit=2)[1]["organizations"]), 3)
+        for params in ({"events_limit": "0"}, {"events_limit": "10001"}, {"events_offset": "-1"}):
+            with self.subTest(params=params):
+                self.assertApiError(self.summary(**params), 400, "VALIDATION_ERROR", *params)
 
     @freeze_time("2025-07-20 12:00:00")
     def test_default_period_is_this_month_to_today(self):

@@ -255,7 +255,7 @@ class TestBillingWebhook(ApiCase):
         Apply = type(self.env["fayvad.mail.billing.webhook"])
         original = Apply._apply
 
-        def broken(model, org, data, delivery):
+        def broken(model, org, data, delivery, currency=None):
             raise RuntimeError("the accounting is closed")
 
         with (

@@ -962,6 +962,8 @@ def test_usage_defaults():
         "include_details": False,
         "limit": None,
         "offset": None,
+        "events_limit": None,
+        "events_offset": None,
     }
 
 

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the ERP integration routes, served at
 /fayvad_api/erp/openapi.json. Tests check real answers against it."""
 
-from .validation import EVENT_TYPES
+from .validation import EVENT_TYPES, EVENTS_PAGE_MAX
 
 ERROR_CODES = [
     "AUTHENTICATION_FAILED",
@@ -126,6 +126,7 @@ SCHEMAS = {
             "organizations": {"type": "array", "items": ref("OrganizationUsage")},
             "billing_events": {"type": "array", "items": ref("BillingEvent")},
             "pagination": obj({"total": INT, "offset": INT, "limit": nullable(INT), "count": INT}),
+            "events_pagination": obj({"total": INT, "offset": INT, "limit": nullable(INT), "count": INT}),
         },
         required=["period", "summary", "organizations", "billing_events"],
     ),
@@ -438,8 +439,17 @@ def openapi_document():
             "name": "limit",
             "in": "query",
             "schema": or_empty({"type": "integer", "minimum": 1, "maximum": 1000}),
+            "description": "a page of organizations (answer: pagination); billing_events then lists "
+            "the events of the page's organizations only; summary still counts every organization",
         },
         {"name": "offset", "in": "query", "schema": or_empty({"type": "integer", "minimum": 0})},
+        {
+            "name": "events_limit",
+            "in": "query",
+            "schema": or_empty({"type": "integer", "minimum": 1, "maximum": EVENTS_PAGE_MAX}),
+            "description": "a page of billing_events, oldest first (answer: events_pagination)",
+        },
+        {"name": "events_offset", "in": "query", "schema": or_empty({"type": "integer", "minimum": 0})},
     ]
     return {
         "openapi": "3.1.0",

@@ -16,6 +16,7 @@ from decimal import Decimal
 from . import names
 
 INT32_MAX = 2**31 - 1  # ids and counts are PostgreSQL integers
+EVENTS_PAGE_MAX = 10000  # billing events per page of the usage summary
 INT64_MAX = 2**63 - 1
 MIB = 1024 * 1024
 EVENT_TYPES = (
@@ -375,6 +376,8 @@ def validate_usage_query(args: Mapping[str, str], today: date) -> dict:
         "include_details": bool(include_details),
         "limit": _query_int(args, "limit", errors, 1, 1000),
         "offset": _query_int(args, "offset", errors, 0),
+        "events_limit": _query_int(args, "events_limit", errors, 1, EVENTS_PAGE_MAX),
+        "events_offset": _query_int(args, "events_offset", errors, 0),
     }
     if "end_date" not in errors and "start_date" not in errors:
         clean["end_date"] = end = end or today
