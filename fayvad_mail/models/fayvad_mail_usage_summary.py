@@ -94,6 +94,15 @@ class FayvadMailUsageSummary(models.AbstractModel):
         paged = query["limit"] is not None or query["offset"] is not None
         offset, limit = query["offset"] or 0, query["limit"]
         cr = self.env.cr
+        summary = self._totals(scope, start, end)
+        rows_scope = scope
+        if paged:
+            rows_scope = SQL(
+                "(SELECT id FROM fayvad_mail_organization WHERE id IN %s ORDER BY id LIMIT %s OFFSET %s)",
+                scope,
+                limit,
+                offset,
+            )
         cr.execute(
             SQL(
                 """
@@ -122,27 +131,17 @@ class FayvadMailUsageSummary(models.AbstractModel):
                 lang=lang,
                 today=fields.Date.context_today(self),
                 usage=self._usage(end),
-                live=self._live_accounts(scope, end),
-                scope=scope,
+                live=self._live_accounts(rows_scope, end),
+                scope=rows_scope,
             )
         )
-        orgs = cr.fetchall()
-        page = orgs[offset : offset + limit if limit else None] if paged else orgs
+        page = cr.fetchall()
         page_ids = tuple(row[0] for row in page) or (0,)
-        summary = {
-            "total_organizations": len(orgs),
-            "active_organizations": sum(1 for row in orgs if row[3] == "active"),
-            "suspended_organizations": sum(1 for row in orgs if row[3] == "suspended"),
-            "total_users": sum(row[5] for row in orgs),
-            "active_users": sum(row[6] for row in orgs),
-            "total_storage_gb": round(sum(row[7] for row in orgs) / GB, 2),
-            "total_revenue": self._revenue(scope, start, end),
-            "currency": self.env.company.currency_id.name,
-        }
+        total = summary["total_organizations"]
         details = self._details(page_ids, end) if query["include_details"] else None
         head = {"period": {"start_date": start.isoformat(), "end_date": end.isoformat()}, "summary": summary}
         if paged:
-            head["pagination"] = {"total": len(orgs), "offset": offset, "limit": limit, "count": len(page)}
+            head["pagination"] = {"total": total, "offset": offset, "limit": limit, "count": len(page)}
         events_scope = SQL("%s", page_ids) if paged else scope
         events_offset, events_limit = query.get("events_offset") or 0, query.get("events_limit")
         if events_limit is not None or events_offset:
@@ -173,6 +172,38 @@ class FayvadMailUsageSummary(models.AbstractModel):
         out.write(b'], "billing_events": [')
         self._write_events(out, events_scope, start, end, events_offset, events_limit)
         out.write(b"]}")
+
+    def _totals(self, scope, start, end):
+        """The ``summary`` part: every organization in scope, in one query
+        (and the revenue's)."""
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT orgs.total, orgs.active, orgs.suspended,
+                       count(a.id), count(a.id) FILTER (WHERE a.state = 'active'), COALESCE(sum(%(usage)s), 0)
+                  FROM (SELECT count(*) AS total,
+                               count(*) FILTER (WHERE o.state = 'active') AS active,
+                               count(*) FILTER (WHERE o.state = 'suspended') AS suspended
+                          FROM fayvad_mail_organization o WHERE o.id IN %(scope)s) orgs
+                  LEFT JOIN fayvad_mail_account a ON %(live)s
+              GROUP BY orgs.total, orgs.active, orgs.suspended
+                """,
+                usage=self._usage(end),
+                live=self._live_accounts(scope, end),
+                scope=scope,
+            )
+        )
+        orgs, active, suspended, users, active_users, used = self.env.cr.fetchone()
+        return {
+            "total_organizations": orgs,
+            "active_organizations": active,
+            "suspended_organizations": suspended,
+            "total_users": users,
+            "active_users": active_users,
+            "total_storage_gb": round(used / GB, 2),
+            "total_revenue": self._revenue(scope, start, end),
+            "currency": self.env.company.currency_id.name,
+        }
 
     def _organization(self, row, details):
         org_id, name, partner_id, state, max_gb, total, active, used, has_sub = row[:9]
@@ -236,12 +267,17 @@ class FayvadMailUsageSummary(models.AbstractModel):
         return accounts, domains
 
     def _write_events(self, out, scope, start, end, offset, limit):
-        """The period's billing events, oldest first, read in batches by a
-        server-side cursor and written as they come."""
+        """The period's billing events, oldest first: PostgreSQL writes each
+        entry as JSON, a server-side cursor hands them over in batches, and
+        they are written as they come (no Python object per event)."""
         query = SQL(
             """
-            SELECT e.id, e.organization_id, e.event_type, e.date, e.quantity, e.unit_price, e.amount,
-                   cur.name, COALESCE(e.description, ''), e.odoo_synced
+            SELECT json_build_object(
+                       'id', e.id, 'organization_id', e.organization_id, 'event_type', e.event_type,
+                       'event_date', e.date, 'quantity', round(COALESCE(e.quantity, 0), 2),
+                       'unit_price', round(COALESCE(e.unit_price, 0), 2), 'amount', round(COALESCE(e.amount, 0), 2),
+                       'currency', cur.name, 'description', COALESCE(e.description, ''),
+                       'odoo_synced', COALESCE(e.odoo_synced, false))::text
               FROM fayvad_mail_billing_event e
               JOIN res_currency cur ON cur.id = e.currency_id
              WHERE e.organization_id IN %s AND e.date BETWEEN %s AND %s
@@ -254,31 +290,15 @@ class FayvadMailUsageSummary(models.AbstractModel):
             limit,
             offset,
         )
-        first = True
+        # a cursor is planned for its first rows by default: plan it for all of them
+        self.env.cr.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+        separator = b""
         with self.env.cr._cnx.cursor(name="fayvad_mail_usage_events") as rows:
             rows.itersize = EVENT_BATCH
             rows.execute(query.code, query.params)
             while batch := rows.fetchmany(EVENT_BATCH):
-                chunk = json.dumps(
-                    [
-                        {
-                            "id": event_id,
-                            "organization_id": org_id,
-                            "event_type": kind,
-                            "event_date": day.isoformat(),
-                            "quantity": quantity,
-                            "unit_price": _money(unit_price),
-                            "amount": _money(amount),
-                            "currency": currency,
-                            "description": description,
-                            "odoo_synced": synced,
-                        }
-                        for event_id, org_id, kind, day, quantity, unit_price, amount, currency, description, synced in batch
-                    ],
-                    ensure_ascii=False,
-                )
-                out.write((chunk[1:-1] if first else ", " + chunk[1:-1]).encode())
-                first = False
+                out.write(separator + ", ".join(row[0] for row in batch).encode())
+                separator = b", "
 
     def _revenue(self, scope, start, end):
         """Payments received minus refunds dated in the period, in the

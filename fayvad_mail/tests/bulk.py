@@ -4,8 +4,6 @@ domain, mailboxes, subscription, billing events and daily usage snapshots.
 Used by the query-count tests and by ``./dev bench --scale``; far faster
 than the ORM, which would take hours for a million events."""
 
-from datetime import timedelta
-
 from odoo.tools import SQL
 
 GIB = 1024**3
@@ -13,18 +11,17 @@ EVENT_TYPES = ("payment_received", "user_added", "subscription_updated", "paymen
 
 
 def bulk_organizations(
-    env, company, plan, count, accounts=10, events=100, snapshot_days=30, end=None, tag="bulk"
+    env, company, plan, count, accounts=10, events=100, snapshot_days=30, event_days=365, end=None, tag="bulk"
 ):
     """Create ``count`` organizations of ``company`` on ``plan``; each has a
     customer, one domain, ``accounts`` mailboxes with ``snapshot_days``
     daily usage snapshots up to ``end`` (the latest kept on the mailbox),
     an active subscription and ``events`` billing events spread over the
-    ``snapshot_days`` days before ``end``. One organization in ten is
+    ``event_days`` days up to ``end``. One organization in ten is
     suspended for non-payment. Returns the new organizations' ids."""
     cr = env.cr
     env.flush_all()
     end = end or env.cr.now().date()
-    first = end - timedelta(days=max(snapshot_days, 1) - 1)
     currency = (plan.currency_id or company.currency_id).id
     params = {
         "count": count,
@@ -37,8 +34,8 @@ def bulk_organizations(
         "accounts": accounts,
         "events": events,
         "days": snapshot_days,
+        "event_days": max(event_days, 1),
         "end": end,
-        "first": first,
         "gib": GIB,
         "types": list(EVENT_TYPES),
     }
@@ -116,7 +113,7 @@ def bulk_organizations(
                 chargeable, sync_attempts, create_uid, write_uid, create_date, write_date)
         SELECT o.id, o.company_id, o.partner_id, s.id, %(currency)s,
                (%(types)s::varchar[])[1 + mod(k, 5)],
-               %(first)s::date + mod(k * 7 + o.id, %(days)s), 1, %(price)s, %(price)s,
+               %(end)s::date - mod(k * 7 + o.id, %(event_days)s), 1, %(price)s, %(price)s,
                'Bulk event ' || k, 'INV-' || o.id || '-' || k, 'done', true,
                (%(types)s::varchar[])[1 + mod(k, 5)] IN ('user_added', 'subscription_updated'), 0,
                %(uid)s, %(uid)s, now(), now()

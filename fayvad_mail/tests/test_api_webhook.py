@@ -6,7 +6,7 @@ from freezegun import freeze_time
 
 from odoo import fields
 from odoo.tests import tagged
-from odoo.tools import mute_logger
+from odoo.tools import config, mute_logger
 
 from odoo.addons.fayvad_mail.tests.common_api import ApiCase
 from odoo.addons.fayvad_mail.tools.signature import sign
@@ -179,6 +179,29 @@ class TestBillingWebhook(ApiCase):
         unknown = {**self.event(), "organization_id": 10**8}
         self.assertApiError(self.post(unknown), 404, "ORGANIZATION_NOT_FOUND")
         self.assertEqual(self.deliveries()[-1].verdict, "invalid")
+
+    def test_sender_address_trusts_forwarded_headers_only_in_proxy_mode(self):
+        """Behind nginx (proxy_mode, which Odoo applies when the proxy sets
+        X-Forwarded-Host) the log keeps the client's address; without
+        proxy_mode a forged X-Forwarded-For changes nothing."""
+        forwarded = {
+            "X-Forwarded-For": "203.0.113.9",
+            "X-Forwarded-Host": "mail.example",
+            "X-Forwarded-Proto": "https",
+        }
+
+        def deliver(invoice):
+            payload = self.event(invoice_id=invoice)
+            raw = json.dumps(payload).encode()
+            headers = {"X-Webhook-Signature": sign(COMPANY_SECRET, raw), **forwarded}
+            status, body, _ = self.api("POST", "/webhooks/billing/", raw=raw, key=False, headers=headers)
+            self.assertEqual(status, 200, body)
+            return self.deliveries()[-1].remote_addr
+
+        with patch.dict(config.options, {"proxy_mode": False}):
+            self.assertEqual(deliver("PROXY-1"), "127.0.0.1")
+        with patch.dict(config.options, {"proxy_mode": True}):
+            self.assertEqual(deliver("PROXY-2"), "203.0.113.9")
 
     def test_stored_delivery_keeps_no_signature_nor_credentials(self):
         raw = json.dumps(self.event()).encode()

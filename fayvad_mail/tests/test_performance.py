@@ -88,7 +88,7 @@ class TestSummaryQueries(TransactionCase):
     def queries(self, **params):
         """(query count, answer) of one summary as the API user sees it."""
         today = fields.Date.today()
-        query = validate_usage_query({"start_date": str(today.replace(day=1)), **params}, today)
+        query = validate_usage_query({"start_date": str(today - timedelta(days=5)), **params}, today)
         Summary = self.env["fayvad.mail.usage.summary"].with_user(self.user).with_company(self.company)
         self.env.invalidate_all()
         before = self.env.cr.sql_log_count
@@ -102,13 +102,17 @@ class TestSummaryQueries(TransactionCase):
             {"limit": "100", "include_details": "true"},
             {"limit": "1"},
         ]
-        bulk_organizations(self.env, self.company, self.plan, 100, accounts=3, events=5, snapshot_days=3)
+        bulk_organizations(
+            self.env, self.company, self.plan, 100, accounts=3, events=5, snapshot_days=3, event_days=3
+        )
         for shape in shapes:
             self.queries(**shape)  # caches (record rules, company, currency) warm as on a running server
         small = [self.queries(**shape) for shape in shapes]
         self.assertEqual(small[0][1]["summary"]["total_organizations"], 100)
         self.assertEqual(small[0][1]["summary"]["total_users"], 300)
-        bulk_organizations(self.env, self.company, self.plan, 1900, accounts=3, events=5, snapshot_days=3)
+        bulk_organizations(
+            self.env, self.company, self.plan, 1900, accounts=3, events=5, snapshot_days=3, event_days=3
+        )
         large = [self.queries(**shape) for shape in shapes]
         self.assertEqual(large[0][1]["summary"]["total_organizations"], 2000)
         self.assertEqual(len(large[0][1]["organizations"]), 2000)
@@ -123,4 +127,4 @@ class TestSummaryQueries(TransactionCase):
         )
         for shape, (count_small, _), (count_large, _) in zip(shapes, small, large, strict=True):
             self.assertEqual(count_small, count_large, f"queries for {shape} grow with the data")
-            self.assertLessEqual(count_large, 8, f"queries for {shape}")
+            self.assertLessEqual(count_large, 10, f"queries for {shape}")
