@@ -166,7 +166,9 @@ class FayvadMailBillingEvent(models.Model):
             cron = self.env["ir.model.data"]._xmlid_to_res_id(
                 "fayvad_mail.fayvad_mail_billing_event_cron_sync"
             )
-            self.env["ir.cron"].sudo().browse(cron)._trigger()
+            # a trigger a second ahead: Odoo then does not NOTIFY the cron workers at
+            # commit, which takes a second database connection (they look within a minute)
+            self.env["ir.cron"].sudo().browse(cron)._trigger(fields.Datetime.now() + timedelta(seconds=1))
         return events.with_env(self.env)
 
     # -- events raised by account and plan changes ---------------------------------------------
