@@ -163,13 +163,26 @@ class FayvadMailBillingEvent(models.Model):
             FayvadMailBillingEvent, self.with_context(mail_create_nolog=True, mail_create_nosubscribe=True)
         ).create(vals_list)
         if any(event.sync_state == "pending" for event in events):
-            cron = self.env["ir.model.data"]._xmlid_to_res_id(
-                "fayvad_mail.fayvad_mail_billing_event_cron_sync"
-            )
-            # a trigger a second ahead: Odoo then does not NOTIFY the cron workers at
-            # commit, which takes a second database connection (they look within a minute)
-            self.env["ir.cron"].sudo().browse(cron)._trigger(fields.Datetime.now() + timedelta(seconds=1))
+            self._trigger_sync()
         return events.with_env(self.env)
+
+    @api.model
+    def _trigger_sync(self):
+        """Have the sync cron run within a minute, unless it is due to already
+        (a burst of webhooks asks once). The trigger is a second ahead: Odoo
+        then does not NOTIFY the cron workers at commit, which would take a
+        second database connection (they look for due triggers every minute)."""
+        cron = self.env["ir.model.data"]._xmlid_to_res_id("fayvad_mail.fayvad_mail_billing_event_cron_sync")
+        now = fields.Datetime.now()
+        self.env.cr.execute(
+            SQL(
+                "SELECT 1 FROM ir_cron_trigger WHERE cron_id = %s AND call_at <= %s LIMIT 1",
+                cron,
+                now + timedelta(minutes=1),
+            )
+        )
+        if not self.env.cr.fetchone():
+            self.env["ir.cron"].sudo().browse(cron)._trigger(now + timedelta(seconds=1))
 
     # -- events raised by account and plan changes ---------------------------------------------
     def _prorated(self, org, unit_price, description, event_type, quantity=1):
