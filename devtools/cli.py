@@ -51,7 +51,7 @@ commands:
                       prints a table and writes it as JSON to the cache's logs/bench-*.json
   bench --scale       the same at hosting-company scale: 10,000 organizations, 100,000 mailboxes,
                       1M billing events, 3M usage snapshots (SQL bulk inserts), Odoo with
-                      --workers 2; each request next to its floor in the same run (~15 min)
+                      --workers 2; each request next to its floor in the same run (~8 min)
   api-key LOGIN       print a new API key (fayvad_mail scope) for that user of database "fayvad"
   webhook-secret [ORG_ID]
                       print the company webhook secret (created if none), or an organization's
