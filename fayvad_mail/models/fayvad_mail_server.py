@@ -129,19 +129,10 @@ class FayvadMailServer(models.Model):
         )
 
     def init(self):
-        # upgrading from the version that kept tokens in clear: encrypt them
-        self.env.cr.execute(
-            "SELECT 1 FROM information_schema.columns WHERE table_name = 'fayvad_mail_server' AND column_name = 'token'"
+        # upgrading from the version that kept tokens in clear
+        self.env["fayvad.mail.vault"]._encrypt_clear_column(
+            self._table, "token", "token_encrypted", "server token"
         )
-        if self.env.cr.fetchone():
-            self.env.cr.execute("SELECT id, token FROM fayvad_mail_server WHERE token IS NOT NULL")
-            Vault = self.env["fayvad.mail.vault"]
-            for server_id, token in self.env.cr.fetchall():
-                self.env.cr.execute(
-                    "UPDATE fayvad_mail_server SET token_encrypted = %s WHERE id = %s",
-                    [Vault._encrypt("server token", token), server_id],
-                )
-            self.env.cr.execute("ALTER TABLE fayvad_mail_server DROP COLUMN token")
 
     @api.depends("token_encrypted")
     def _compute_token(self):

@@ -5,6 +5,7 @@ import logging
 from cryptography.fernet import Fernet, InvalidToken
 
 from odoo import api, models
+from odoo.tools import SQL
 
 _logger = logging.getLogger(__name__)
 
@@ -31,6 +32,35 @@ class FayvadMailVault(models.AbstractModel):
         if not value:
             return None
         return self._cipher(purpose).encrypt(value.encode()).decode()
+
+    @api.model
+    def _encrypt_clear_column(self, table, clear, encrypted, purpose):
+        """Upgrading from a version that kept ``table.clear`` in clear: move
+        every value, encrypted, to ``table.encrypted`` and drop the column."""
+        cr = self.env.cr
+        cr.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = %s AND column_name = %s",
+            [table, clear],
+        )
+        if not cr.fetchone():
+            return
+        cr.execute(
+            SQL(
+                "SELECT id, %s FROM %s WHERE %s IS NOT NULL",
+                *[SQL.identifier(n) for n in (clear, table, clear)],
+            )
+        )
+        for record_id, value in cr.fetchall():
+            cr.execute(
+                SQL(
+                    "UPDATE %s SET %s = %s WHERE id = %s",
+                    SQL.identifier(table),
+                    SQL.identifier(encrypted),
+                    self._encrypt(purpose, value),
+                    record_id,
+                )
+            )
+        cr.execute(SQL("ALTER TABLE %s DROP COLUMN %s", SQL.identifier(table), SQL.identifier(clear)))
 
     @api.model
     def _decrypt(self, purpose, token):

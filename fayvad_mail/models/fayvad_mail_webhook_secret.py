@@ -48,20 +48,10 @@ class FayvadMailWebhookSecret(models.Model):
     is_live = fields.Boolean(string="Live", compute="_compute_is_live")
 
     def init(self):
-        # upgrading from the version that kept secrets in clear: encrypt them
-        self.env.cr.execute(
-            "SELECT 1 FROM information_schema.columns "
-            "WHERE table_name = 'fayvad_mail_webhook_secret' AND column_name = 'secret'"
+        # upgrading from the version that kept secrets in clear
+        self.env["fayvad.mail.vault"]._encrypt_clear_column(
+            self._table, "secret", "secret_encrypted", "webhook secret"
         )
-        if self.env.cr.fetchone():
-            self.env.cr.execute("SELECT id, secret FROM fayvad_mail_webhook_secret WHERE secret IS NOT NULL")
-            Vault = self.env["fayvad.mail.vault"]
-            for secret_id, value in self.env.cr.fetchall():
-                self.env.cr.execute(
-                    "UPDATE fayvad_mail_webhook_secret SET secret_encrypted = %s WHERE id = %s",
-                    [Vault._encrypt("webhook secret", value), secret_id],
-                )
-            self.env.cr.execute("ALTER TABLE fayvad_mail_webhook_secret DROP COLUMN secret")
 
     @api.depends("secret_encrypted")
     def _compute_secret(self):

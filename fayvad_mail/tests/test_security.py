@@ -112,3 +112,37 @@ class TestMultiCompany(FayvadMailCase):
         )
         with self.assertRaises(AccessError), mute_logger("odoo.addons.base.models.ir_rule"):
             self.org_b.with_user(self.user_a).read(["name"])
+
+
+@tagged("post_install", "-at_install")
+class TestSecretsAtRest(FayvadMailCase):
+    def test_secrets_are_ciphertext_in_the_database_and_clear_columns_are_migrated(self):
+        server = self.env["fayvad.mail.server"].create(
+            {
+                "name": "Vault test",
+                "url": "http://127.0.0.1:9",
+                "token": "t" * 40,
+                "mail_host": "mx.vault.example",
+            }
+        )
+        self.env.flush_all()
+        self.env.cr.execute("SELECT token_encrypted FROM fayvad_mail_server WHERE id = %s", [server.id])
+        stored = self.env.cr.fetchone()[0]
+        self.assertNotIn("t" * 40, stored)
+        self.assertEqual(server.token, "t" * 40)
+        # a database of the version that kept the token in clear
+        self.env.cr.execute("ALTER TABLE fayvad_mail_server ADD COLUMN token varchar")
+        self.env.cr.execute(
+            "UPDATE fayvad_mail_server SET token = 'old-clear-token-0123456789', token_encrypted = NULL WHERE id = %s",
+            [server.id],
+        )
+        self.env["fayvad.mail.server"].init()
+        self.env.cr.execute(
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_name = 'fayvad_mail_server' AND column_name = 'token'"
+        )
+        self.assertEqual(self.env.cr.fetchone()[0], 0, "the clear column is dropped")
+        self.env.invalidate_all()
+        self.assertEqual(server.token, "old-clear-token-0123456789", "its value moved, encrypted")
+        self.env.cr.execute("SELECT token_encrypted FROM fayvad_mail_server WHERE id = %s", [server.id])
+        self.assertNotIn("old-clear-token", self.env.cr.fetchone()[0])
