@@ -89,7 +89,8 @@ class FayvadMailApi(http.Controller):
     def _provision(self, kind, validate):
         raw = request.httprequest.get_data(cache=True)
         key = request.httprequest.headers.get("Idempotency-Key")
-        status, body = request.env["fayvad.mail.provisioning"]._handle(kind, raw, validate, key)
+        Provisioning = request.env["fayvad.mail.provisioning"].with_context(fayvad_mail_api=True)
+        status, body = Provisioning._handle(kind, raw, validate, key)
         return request.make_json_response(body, status=status)
 
     @http.route(api_routes("/webhooks/billing"), auth="public", **ROUTE)
@@ -107,6 +108,7 @@ class FayvadMailApi(http.Controller):
         status, body = (
             request.env["fayvad.mail.webhook.delivery"]
             .sudo()
+            .with_context(fayvad_mail_api=True)
             ._receive(
                 raw=httprequest.get_data(cache=True),
                 headers=dict(httprequest.headers),

@@ -1,11 +1,10 @@
 import contextlib
 import logging
 import time
-from datetime import timedelta
 
 from psycopg2 import errors as pg_errors
 
-from odoo import api, fields, models
+from odoo import api, models
 from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 
@@ -383,6 +382,4 @@ class FayvadMailProvisioning(models.AbstractModel):
             job._run(deadline=deadline)
             # the job's outcome, and its lock released
             self.env.cr.commit()  # pylint: disable=invalid-commit
-        # what is left is the cron's, within a minute (a trigger due now would NOTIFY the
-        # cron workers at commit, on a second database connection)
-        Job._trigger_runner_at(fields.Datetime.now() + timedelta(seconds=1))
+        Job._trigger_runner()  # what is left is the cron's

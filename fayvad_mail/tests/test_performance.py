@@ -128,3 +128,23 @@ class TestSummaryQueries(TransactionCase):
         for shape, (count_small, _), (count_large, _) in zip(shapes, small, large, strict=True):
             self.assertEqual(count_small, count_large, f"queries for {shape} grow with the data")
             self.assertLessEqual(count_large, 12, f"queries for {shape}")
+
+
+@tagged("post_install", "-at_install")
+class TestOneConnection(TransactionCase):
+    def test_api_requests_do_not_wake_the_cron_workers_on_a_second_connection(self):
+        """Odoo NOTIFYs the cron workers at commit, on a connection of its
+        own, for a trigger due now: an API request (which must never need a
+        second connection) leaves a trigger due a second later instead."""
+
+        def notifies():
+            return any(getattr(func, "__name__", "") == "_notifydb" for func in self.env.cr.postcommit._funcs)
+
+        Job = self.env["fayvad.mail.job"]
+        Job.with_context(fayvad_mail_api=True)._trigger_runner()
+        self.env["fayvad.mail.billing.event"]._trigger_sync()
+        self.assertFalse(notifies())
+        crons = self.env["ir.cron.trigger"].search([], order="id desc", limit=2).cron_id
+        self.assertEqual(len(crons), 2, "both crons will run (within a minute)")
+        Job._trigger_runner()  # the UI: at once
+        self.assertTrue(notifies())
