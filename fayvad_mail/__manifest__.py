@@ -7,10 +7,11 @@
     "author": "Fayvad",
     "website": "https://mail.fayvad.com",
     "license": "LGPL-3",
-    "depends": ["mail", "account"],
+    "depends": ["mail", "account", "portal"],
     "data": [
         "security/fayvad_mail_security.xml",
         "security/ir.model.access.csv",
+        "security/fayvad_mail_portal_security.xml",
         "data/product_data.xml",
         "data/ir_cron.xml",
         "data/ir_cron_billing.xml",
@@ -27,8 +28,10 @@
         "views/res_config_settings_views.xml",
         "views/account_move_views.xml",
         "views/menus.xml",
+        "views/portal_templates.xml",
     ],
     "assets": {
+        "web.assets_frontend": ["fayvad_mail/static/src/js/portal.js"],
         "web.assets_tests": ["fayvad_mail/static/src/tours/**/*"],
     },
     "demo": ["demo/fayvad_mail_demo.xml"],

@@ -11,6 +11,7 @@ from . import (
     fayvad_mail_dunning,
     fayvad_mail_job,
     fayvad_mail_organization,
+    fayvad_mail_organization_portal,
     fayvad_mail_plan,
     fayvad_mail_provisioning,
     fayvad_mail_server,

@@ -96,9 +96,10 @@ class FayvadMailOrganization(models.Model):
         readonly=True,
         index=True,
         default=lambda self: secrets.token_hex(16),
+        groups="fayvad_mail.fayvad_mail_group_user",
         help="Identifies this organization's own billing webhook URL (not a secret: deliveries are signed).",
     )
-    webhook_url = fields.Char(compute="_compute_webhook_url")
+    webhook_url = fields.Char(compute="_compute_webhook_url", groups="fayvad_mail.fayvad_mail_group_user")
     webhook_secret_ids = fields.One2many(
         "fayvad.mail.webhook.secret",
         "organization_id",

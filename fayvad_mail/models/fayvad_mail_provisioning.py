@@ -62,7 +62,11 @@ class FayvadMailProvisioning(models.AbstractModel):
             Requests._let_go(idempotency_key)
 
     def _provision(self, kind, raw, validate):
-        data = validate(parse_json_object(raw))
+        return self._provision_valid(kind, validate(parse_json_object(raw)))
+
+    def _provision_valid(self, kind, data):
+        """Create what ``data`` (validated) describes and run its jobs: the
+        API's path, and the customer portal's."""
         create = "_create_organization" if kind == "organization" else "_create_email_account"
         # a fresh snapshot to look for what exists
         self.env.cr.commit()  # pylint: disable=invalid-commit
@@ -354,6 +358,13 @@ class FayvadMailProvisioning(models.AbstractModel):
             return 201, body
         body.update(provisioned=False, provisioning_status="pending")
         return 202, body
+
+    def _run_account_jobs(self, account_id):
+        """After a change to a mailbox (the portal's): commit it, then run its
+        jobs at once within the request's budget, as the API does."""
+        self.env.cr.commit()  # pylint: disable=invalid-commit
+        self._run_jobs("email_account", account_id, self._budget())
+        self.env.invalidate_all()
 
     def _run_jobs(self, kind, record_id, budget):
         """Run the record's due jobs now, one transaction each, until done

@@ -1,0 +1,209 @@
+"""The customer's side, in Odoo's portal: ``/my/mail`` shows the customer's
+organization, its mailboxes, domains and DNS records, and lets it add,
+change and delete mailboxes within its plan.
+
+Every page checks the record with the portal user's own rights (the record
+rules of security/fayvad_mail_portal_security.xml) before it reads or
+changes it as superuser, as Odoo's own portal pages do; the changes go
+through the model methods the HTTP API and the back office use."""
+
+from odoo import http
+from odoo.exceptions import AccessError, MissingError, UserError, ValidationError
+from odoo.http import request
+
+from odoo.addons.account.controllers.portal import PortalAccount
+
+from ..models.fayvad_mail_organization import MB
+from ..tools.api_errors import ApiError
+from ..tools.validation import ValidationFailed, validate_email_account
+
+# what the page says after a change that succeeded (?done=...)
+DONE = {
+    "quota": "The quota is changed; the mail server follows within a minute.",
+    "deactivated": "The mailbox is deactivated: nobody can log in to it.",
+    "activated": "The mailbox is active again.",
+    "deleted": "The mailbox is deleted, with its mail.",
+}
+ROUTE = {"type": "http", "auth": "user", "website": True}
+NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+
+class MailHostingPortal(PortalAccount):
+    # -- /my ---------------------------------------------------------------------------------
+    def _prepare_home_portal_values(self, counters):
+        values = super()._prepare_home_portal_values(counters)
+        if "mail_mailbox_count" in counters:
+            Account = request.env["fayvad.mail.account"]
+            values["mail_mailbox_count"] = Account.search_count([]) if Account.has_access("read") else 0
+        return values
+
+    def _get_account_searchbar_filters(self):
+        filters = super()._get_account_searchbar_filters()
+        filters["mail_hosting"] = {
+            "label": request.env._("Mail hosting"),
+            "domain": [("fayvad_organization_id", "!=", False)],
+        }
+        return filters
+
+    # -- pages -------------------------------------------------------------------------------
+    @http.route("/my/mail", methods=["GET"], **ROUTE)
+    def portal_my_mail(self, **kw):
+        Org = request.env["fayvad.mail.organization"]
+        orgs = Org.search([]) if Org.has_access("read") else Org
+        if len(orgs) == 1:
+            return self._render_organization(orgs.sudo())
+        values = self._prepare_portal_layout_values()
+        values.update(page_name="mail_hosting", organizations=orgs.sudo())
+        return request.render("fayvad_mail.portal_my_mail_list", values)
+
+    @http.route("/my/mail/<int:org_id>", methods=["GET"], **ROUTE)
+    def portal_my_mail_organization(self, org_id, done=None, **kw):
+        org = self._checked("fayvad.mail.organization", org_id)
+        return self._render_organization(org, message=DONE.get(done))
+
+    # -- mailbox actions ---------------------------------------------------------------------
+    @http.route("/my/mail/<int:org_id>/mailboxes", methods=["POST"], **ROUTE)
+    def portal_mail_add_mailbox(self, org_id, local_part="", first_name="", last_name="", quota_mb="", **kw):
+        org = self._checked("fayvad.mail.organization", org_id)
+        form = {
+            "local_part": local_part,
+            "first_name": first_name,
+            "last_name": last_name,
+            "quota_mb": quota_mb,
+        }
+        domain_id = _to_int(kw.get("domain_id")) or org.primary_domain_id.id
+        password = org.mail_server_id._password_policy().generate()
+        body = {
+            "email_account_data": {
+                "organization_id": org.id,
+                "address": local_part,
+                "domain": domain_id,
+                "user_info": {"first_name": first_name, "last_name": last_name, "password": password},
+            }
+        }
+        if quota_mb.strip():
+            quota = _to_int(quota_mb)
+            body["email_account_data"]["quota"] = quota * MB if quota is not None else quota_mb
+        try:
+            data = validate_email_account(body)
+            status, answer = (
+                request.env["fayvad.mail.provisioning"].sudo()._provision_valid("email_account", data)
+            )
+        except ValidationFailed as exc:
+            return self._render_organization(org, form=form, errors=_form_errors(exc.details), status=400)
+        except ApiError as exc:
+            return self._render_organization(
+                org, form=form, errors=_form_errors(exc.details or {"": [exc.message]}), status=exc.status
+            )
+        except UserError as exc:
+            return self._render_organization(org, form=form, errors={"": [exc.args[0]]}, status=400)
+        account = request.env["fayvad.mail.account"].sudo().browse(answer["email_account"]["id"])
+        return self._render_password(account, password=password, created=True, status=status)
+
+    @http.route("/my/mail/mailbox/<int:account_id>/quota", methods=["POST"], **ROUTE)
+    def portal_mail_mailbox_quota(self, account_id, quota_mb="", **kw):
+        account = self._checked("fayvad.mail.account", account_id)
+        quota = _to_int(quota_mb)
+        if quota is None or quota < 1:
+            return self._render_organization(
+                account.organization_id,
+                errors={"quota": ["The quota is a whole number of MB, 1 at least."]},
+                status=400,
+            )
+        return self._change(account, "quota", lambda: account.write({"quota": quota * MB}))
+
+    @http.route("/my/mail/mailbox/<int:account_id>/password", methods=["POST"], **ROUTE)
+    def portal_mail_mailbox_password(self, account_id, **kw):
+        account = self._checked("fayvad.mail.account", account_id)
+        try:
+            with request.env.cr.savepoint():
+                password = account._reset_password()
+        except UserError as exc:
+            return self._render_organization(account.organization_id, errors={"": [exc.args[0]]}, status=400)
+        request.env["fayvad.mail.provisioning"].sudo()._run_account_jobs(account.id)
+        return self._render_password(account, password=password)
+
+    @http.route("/my/mail/mailbox/<int:account_id>/deactivate", methods=["POST"], **ROUTE)
+    def portal_mail_mailbox_deactivate(self, account_id, **kw):
+        account = self._checked("fayvad.mail.account", account_id)
+        return self._change(account, "deactivated", account.action_suspend)
+
+    @http.route("/my/mail/mailbox/<int:account_id>/activate", methods=["POST"], **ROUTE)
+    def portal_mail_mailbox_activate(self, account_id, **kw):
+        account = self._checked("fayvad.mail.account", account_id)
+        return self._change(account, "activated", account.action_unsuspend)
+
+    @http.route("/my/mail/mailbox/<int:account_id>/delete", methods=["POST"], **ROUTE)
+    def portal_mail_mailbox_delete(self, account_id, **kw):
+        account = self._checked("fayvad.mail.account", account_id)
+        return self._change(account, "deleted", account.action_terminate)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _checked(self, model, record_id):
+        """The record as superuser, once the portal user may read it; 404
+        otherwise (whether it exists or not)."""
+        try:
+            record = self._document_check_access(model, record_id)
+        except (AccessError, MissingError):
+            raise request.not_found() from None
+        if model == "fayvad.mail.account" and record.state == "terminated":
+            raise request.not_found()
+        return record
+
+    def _change(self, account, done, action):
+        """Apply ``action`` to the mailbox, or nothing of it; run its jobs now."""
+        try:
+            with request.env.cr.savepoint():
+                account._check_customer_may_change()
+                action()
+        except (UserError, ValidationError) as exc:
+            return self._render_organization(account.organization_id, errors={"": [exc.args[0]]}, status=400)
+        request.env["fayvad.mail.provisioning"].sudo()._run_account_jobs(account.id)
+        return request.redirect(f"/my/mail/{account.organization_id.id}?done={done}")
+
+    def _render_organization(self, org, form=None, errors=None, message=None, status=200):
+        values = self._prepare_portal_layout_values()
+        values.update(org._portal_values())
+        values.update(
+            page_name="mail_hosting_organization",
+            form=form or {},
+            errors=errors or {},
+            message=message,
+        )
+        return request.render("fayvad_mail.portal_my_mail", values, status=status)
+
+    def _render_password(self, account, password, created=False, status=200):
+        """The page that shows a new password, once: never cached, never
+        shown again."""
+        values = self._prepare_portal_layout_values()
+        values.update(
+            page_name="mail_hosting_password",
+            organization=account.organization_id,
+            account=account,
+            password=password,
+            created=created,
+            pending=status == 202 or account.state == "provisioning",
+            failed=status >= 500,
+        )
+        return request.render("fayvad_mail.portal_my_mail_password", values, status=200, headers=NO_STORE)
+
+
+def _to_int(value):
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def _form_errors(details):
+    """The API's field paths as the form's field names."""
+    names = {
+        "email_account_data.address": "local_part",
+        "email_account_data.quota": "quota",
+        "email_account_data.user_info.first_name": "first_name",
+        "email_account_data.user_info.last_name": "last_name",
+    }
+    errors = {}
+    for path, messages in details.items():
+        errors.setdefault(names.get(path, ""), []).extend(messages)
+    return errors
