@@ -19,6 +19,7 @@
         "views/fayvad_mail_plan_views.xml",
         "views/fayvad_mail_domain_views.xml",
         "views/fayvad_mail_account_views.xml",
+        "views/fayvad_mail_alias_views.xml",
         "views/fayvad_mail_billing_event_views.xml",
         "views/fayvad_mail_usage_snapshot_views.xml",
         "views/fayvad_mail_webhook_views.xml",

@@ -1,5 +1,6 @@
 from . import (
     account_move,
+    fayvad_mail_alias,
     fayvad_mail_account,
     fayvad_mail_api_request,
     fayvad_mail_billing_event,
@@ -10,6 +11,7 @@ from . import (
     fayvad_mail_drift,
     fayvad_mail_dunning,
     fayvad_mail_job,
+    fayvad_mail_job_alias,
     fayvad_mail_organization,
     fayvad_mail_organization_portal,
     fayvad_mail_plan,

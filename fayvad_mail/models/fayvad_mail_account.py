@@ -108,6 +108,16 @@ class FayvadMailAccount(models.Model):
                     )
                 )
 
+    @api.constrains("email")
+    def _check_not_an_alias(self):
+        Alias = self.env["fayvad.mail.alias"].sudo().with_context(active_test=False)
+        for account in self:
+            taken = Alias.search_count(
+                [("address", "=", account.email), ("kind", "!=", "forward"), ("state", "!=", "terminated")], limit=1
+            )
+            if taken:
+                raise ValidationError(self.env._("%s is an alias's address.", account.email))
+
     # -- CRUD ----------------------------------------------------------------------------
     @api.model_create_multi
     def create(self, vals_list):
@@ -236,6 +246,7 @@ class FayvadMailAccount(models.Model):
             on_server = account.state not in ("draft", "failed") or account.remote_id
             account.write({"state": "terminated", "active": False})
             account._wipe_pending_password()
+            self.env["fayvad.mail.alias"].search([("account_id", "=", account.id)]).action_delete()
             if on_server:
                 self.env["fayvad.mail.job"]._enqueue("delete_mailbox", account=account)
             self.env["fayvad.mail.billing.event"]._on_user_removed(account)

@@ -30,6 +30,9 @@ JOB_TYPES = [
     ("unsuspend_organization", "Unsuspend organization"),
     ("terminate_organization", "Terminate organization"),
     ("update_domain_quota", "Update domain (quotas, enabled)"),
+    ("create_alias", "Create alias"),
+    ("update_alias", "Update alias"),
+    ("delete_alias", "Delete alias"),
 ]
 BACKOFF_BASE = 30  # seconds before the first retry
 BACKOFF_MAX = 3600  # never wait more than an hour between attempts
@@ -94,6 +97,7 @@ class FayvadMailJob(models.Model):
     )
     domain_id = fields.Many2one("fayvad.mail.domain", readonly=True, index=True, ondelete="cascade")
     account_id = fields.Many2one("fayvad.mail.account", readonly=True, index=True, ondelete="cascade")
+    alias_id = fields.Many2one("fayvad.mail.alias", readonly=True, index="btree_not_null", ondelete="cascade")
     company_id = fields.Many2one("res.company", readonly=True, index=True)
     mail_server_id = fields.Many2one("fayvad.mail.server", readonly=True, index=True, ondelete="restrict")
     depends_on_id = fields.Many2one(
@@ -109,24 +113,27 @@ class FayvadMailJob(models.Model):
     date_done = fields.Datetime(readonly=True)
     duration_ms = fields.Integer(string="Last Duration (ms)", readonly=True)
 
-    @api.depends("job_type", "account_id.email", "domain_id.name", "organization_id.name")
+    @api.depends("job_type", "alias_id.address", "account_id.email", "domain_id.name", "organization_id.name")
     def _compute_name(self):
         labels = dict(JOB_TYPES)
         for job in self:
-            target = job.account_id.email or job.domain_id.name or job.organization_id.name or ""
+            target = (
+                job.alias_id.address or job.account_id.email or job.domain_id.name or job.organization_id.name or ""
+            )
             job.name = f"{labels.get(job.job_type, job.job_type)}: {target}"
 
     # -- queueing ----------------------------------------------------------------------
     @api.model
-    def _enqueue(self, job_type, organization=None, domain=None, account=None, depends_on=None):
+    def _enqueue(self, job_type, organization=None, domain=None, account=None, depends_on=None, alias=None):
         """Queue a step, unless the same step waits already and no worker
         runs it right now (then that job is returned: steps read Odoo's
         values when they run, so one job covers both requests). The runner
         is woken up so that the work starts at once."""
+        alias = alias or self.env["fayvad.mail.alias"]
         account = account or self.env["fayvad.mail.account"]
-        domain = domain or account.domain_id
+        domain = domain or alias.domain_id or account.domain_id
         organization = organization or domain.organization_id
-        existing = self._waiting_job(job_type, organization, domain, account)
+        existing = self._waiting_job(job_type, organization, domain, account, alias)
         if existing:
             return existing
         server = organization.mail_server_id
@@ -135,6 +142,7 @@ class FayvadMailJob(models.Model):
             "organization_id": organization.id,
             "domain_id": domain.id,
             "account_id": account.id,
+            "alias_id": alias.id,
             "company_id": organization.company_id.id,
             "mail_server_id": server.id,
             "max_attempts": server.max_attempts or 8,
@@ -161,7 +169,7 @@ class FayvadMailJob(models.Model):
         return job
 
     @api.model
-    def _waiting_job(self, job_type, organization, domain, account):
+    def _waiting_job(self, job_type, organization, domain, account, alias):
         """The same pending job, locked so no worker starts it before this
         transaction ends; none when a worker runs it now (its transaction
         may not see the change that is being queued)."""
@@ -172,6 +180,7 @@ class FayvadMailJob(models.Model):
                AND organization_id IS NOT DISTINCT FROM %s
                AND domain_id IS NOT DISTINCT FROM %s
                AND account_id IS NOT DISTINCT FROM %s
+               AND alias_id IS NOT DISTINCT FROM %s
              ORDER BY id DESC
              LIMIT 1
                FOR NO KEY UPDATE SKIP LOCKED
@@ -180,6 +189,7 @@ class FayvadMailJob(models.Model):
             organization.id or None,
             domain.id or None,
             account.id or None,
+            alias.id or None,
         )
         self.flush_model()
         try:
@@ -465,6 +475,8 @@ class FayvadMailJob(models.Model):
         """Reflect a provisioning failure (or retry) on what the job creates."""
         if self.job_type == "create_mailbox" and self.account_id.state in ("provisioning", "failed"):
             self.account_id.state = state
+        elif self.job_type == "create_alias" and self.alias_id.state in ("provisioning", "failed"):
+            self.alias_id.state = state
         elif self.job_type in ("create_domain", "create_domain_admin") and self.domain_id.state in (
             "provisioning",
             "failed",
@@ -530,6 +542,7 @@ class FayvadMailJob(models.Model):
             wanted = self._desired_active(account)
             if mailbox and mailbox.active != wanted:
                 client.update_mailbox(mailbox.id, active=wanted)
+        self._sync_org_aliases(client)
 
     # -- steps (each idempotent on the mail server) ---------------------------------------------
     def _step_create_domain(self, client):
@@ -624,6 +637,7 @@ class FayvadMailJob(models.Model):
         remote = self._remote_mailbox(client)
         if remote and remote.active != self._desired_active(account):
             client.update_mailbox(remote.id, active=self._desired_active(account))
+            self._sync_org_aliases(client)
 
     _step_unsuspend_account = _step_suspend_account
 
@@ -653,13 +667,15 @@ class FayvadMailJob(models.Model):
         self._sync_org_active(client)
 
     def _step_terminate_organization(self, client):
-        """Every account of the organization's domains first (Modoboa keeps
-        a deleted domain's accounts otherwise), its administrator logins,
-        then the domains."""
+        """Every alias and account of the organization's domains first
+        (Modoboa keeps a deleted domain's accounts otherwise), its
+        administrator logins, then the domains."""
         org = self.organization_id
         for domain in org.domain_ids:
             remote = client.find_domain(domain.name)
             if remote:
+                for alias in client.list_aliases(domain.name):
+                    client.delete_alias(alias.id)
                 for mailbox in client.list_mailboxes(remote.id):
                     client.delete_mailbox(mailbox.id)
                 for admin_id, username in client.list_domain_admins(remote.id):
@@ -670,6 +686,8 @@ class FayvadMailJob(models.Model):
         accounts = org.with_context(active_test=False).account_ids
         accounts.write({"state": "terminated", "active": False, "remote_id": False})
         accounts._wipe_pending_password()
+        aliases = self.env["fayvad.mail.alias"].with_context(active_test=False).search([("organization_id", "=", org.id)])
+        aliases.write({"state": "terminated", "active": False, "remote_id": False})
 
     def _step_update_domain_quota(self, client):
         org = self.organization_id

@@ -45,6 +45,9 @@ class FayvadMailOrganization(models.Model):
         help="The server where this organization's domains and mailboxes live.",
     )
     max_users = fields.Integer(default=10, tracking=True)
+    max_aliases = fields.Integer(
+        default=20, tracking=True, help="Aliases and catch-alls allowed (forwards of mailboxes do not count)."
+    )
     max_storage_gb = fields.Integer(string="Max Storage (GB)", default=50, tracking=True)
     default_mailbox_quota_mb = fields.Integer(
         string="Default Mailbox Quota (MB)", default=1024, tracking=True
@@ -83,6 +86,7 @@ class FayvadMailOrganization(models.Model):
     )
     domain_ids = fields.One2many("fayvad.mail.domain", "organization_id", string="Domains")
     account_ids = fields.One2many("fayvad.mail.account", "organization_id", string="Email Accounts")
+    alias_ids = fields.One2many("fayvad.mail.alias", "organization_id", string="Aliases")
     subscription_ids = fields.One2many("fayvad.mail.subscription", "organization_id", string="Subscriptions")
     subscription_id = fields.Many2one(
         "fayvad.mail.subscription", compute="_compute_subscription_id", string="Current Subscription"
@@ -138,6 +142,7 @@ class FayvadMailOrganization(models.Model):
         ("partner_unique", "UNIQUE(partner_id)", "This customer already has a mail hosting organization."),
         ("webhook_token_unique", "UNIQUE(webhook_token)", "Webhook tokens must be unique."),
         ("max_users_positive", "CHECK(max_users >= 1)", "An organization must allow at least one user."),
+        ("max_aliases_positive", "CHECK(max_aliases >= 0)", "The number of aliases cannot be negative."),
         (
             "max_storage_positive",
             "CHECK(max_storage_gb >= 1)",
@@ -343,6 +348,7 @@ class FayvadMailOrganization(models.Model):
     def _onchange_plan_id(self):
         if self.plan_id:
             self.max_users = self.plan_id.max_users
+            self.max_aliases = self.plan_id.max_aliases
             self.max_storage_gb = self.plan_id.max_storage_gb
             self.default_mailbox_quota_mb = self.plan_id.default_mailbox_quota_mb
 

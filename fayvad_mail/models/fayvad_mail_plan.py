@@ -27,6 +27,12 @@ class FayvadMailPlan(models.Model):
     )
     max_users = fields.Integer(string="Default Max Users", default=10, tracking=True)
     max_storage_gb = fields.Integer(string="Default Max Storage (GB)", default=50, tracking=True)
+    max_aliases = fields.Integer(
+        string="Default Max Aliases",
+        default=20,
+        tracking=True,
+        help="Aliases and catch-alls an organization may have (forwards of its mailboxes do not count).",
+    )
     default_mailbox_quota_mb = fields.Integer(
         string="Default Mailbox Quota (MB)",
         default=1024,
@@ -53,6 +59,7 @@ class FayvadMailPlan(models.Model):
         ),
         ("included_users_positive", "CHECK(included_users >= 0)", "Included users cannot be negative."),
         ("max_users_positive", "CHECK(max_users >= 1)", "A plan must allow at least one user."),
+        ("max_aliases_positive", "CHECK(max_aliases >= 0)", "A plan's number of aliases cannot be negative."),
         ("max_storage_positive", "CHECK(max_storage_gb >= 1)", "A plan must allow at least 1 GB of storage."),
         (
             "default_quota_positive",

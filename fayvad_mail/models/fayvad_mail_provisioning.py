@@ -164,6 +164,7 @@ class FayvadMailProvisioning(models.AbstractModel):
         }
         if plan:
             vals["default_mailbox_quota_mb"] = plan.default_mailbox_quota_mb
+            vals["max_aliases"] = plan.max_aliases
         try:
             org = Org.create(vals)
             self.env["fayvad.mail.domain"].create({"name": data["domain"], "organization_id": org.id})

@@ -87,3 +87,18 @@ def check_not_reserved(local):
     if local in RESERVED_LOCAL_PARTS:
         raise InvalidName("is reserved for the domain's administrator login")
     return local
+
+
+def normalize_email(value):
+    """Return ``local@domain`` with both parts normalised (the domain in
+    punycode); raise InvalidName when it is not such an address."""
+    if not isinstance(value, str):
+        raise InvalidName("must be a string")
+    text = value.strip()
+    local, _at, domain = text.rpartition("@")
+    if not local or "@" in local or any(char.isspace() for char in text):
+        raise InvalidName("is not an e-mail address like name@example.com")
+    address = f"{normalize_local_part(local)}@{normalize_domain(domain)}"
+    if len(address) > 254:
+        raise InvalidName("is longer than 254 characters")
+    return address

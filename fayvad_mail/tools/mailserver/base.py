@@ -78,6 +78,20 @@ class RemoteMailbox:
     created: bool = False  # True when ensure_mailbox() created it in this call
 
 
+@dataclass
+class RemoteAlias:
+    """An alias of the mail server: ``name@domain`` (``@domain`` for a
+    catch-all) delivering to ``recipients``."""
+
+    id: int
+    address: str
+    enabled: bool
+    recipients: tuple = ()
+    description: str = ""
+    expire_at: str | None = None
+    created: bool = False  # True when ensure_alias() created it in this call
+
+
 def redact(value):
     """A copy of a JSON-like value with every secret-looking field masked."""
     if isinstance(value, dict):
@@ -269,4 +283,25 @@ class MailServerClient:
     def list_mailboxes(self, domain_id):
         """The mailboxes of a domain (by the server's domain id), with
         used_bytes when the server tells: list of RemoteMailbox."""
+        raise NotImplementedError
+
+    def find_alias(self, address):
+        """RemoteAlias whose address is exactly ``address``, or None."""
+        raise NotImplementedError
+
+    def list_aliases(self, domain_name):
+        """The aliases of a domain (catch-all and forwards included): list of RemoteAlias."""
+        raise NotImplementedError
+
+    def ensure_alias(self, address, recipients, enabled=True, description="", expire_at=None):
+        """Create the alias unless it exists; RemoteAlias (``created`` tells
+        whether this call created it, else it is as found)."""
+        raise NotImplementedError
+
+    def update_alias(self, alias_id, address, recipients, enabled=True, description="", expire_at=None):
+        """Set every field of the alias."""
+        raise NotImplementedError
+
+    def delete_alias(self, alias_id):
+        """Delete the alias; no error if already gone."""
         raise NotImplementedError

@@ -21,7 +21,7 @@ import html
 import re
 
 from . import register
-from .base import MailServerClient, NotFound, Refused, RemoteDomain, RemoteMailbox
+from .base import MailServerClient, NotFound, Refused, RemoteAlias, RemoteDomain, RemoteMailbox
 
 PAGE_SIZE = 100
 MAX_PAGES = 1000  # 100,000 objects: a guard against a server that never ends its list
@@ -268,3 +268,59 @@ class ModoboaClient(MailServerClient):
     def list_mailboxes(self, domain_id):
         params = {"domain": domain_id, "ordering": "username"}
         return [self._mailbox(d) for d in self._pages(f"{API}/accounts/", params) if d.get("mailbox")]
+
+    # -- aliases (catch-alls and forwards are aliases) -------------------------------------------------
+    @staticmethod
+    def _alias(data, created=False):
+        return RemoteAlias(
+            id=data["pk"],
+            address=(data.get("address") or "").lower(),
+            enabled=bool(data.get("enabled")),
+            recipients=tuple(sorted(r.lower() for r in data.get("recipients") or ())),
+            description=data.get("description") or "",
+            expire_at=(data.get("expire_at") or None) and data["expire_at"][:10],
+            created=created,
+        )
+
+    @staticmethod
+    def _alias_payload(address, recipients, enabled, description, expire_at):
+        return {
+            "address": address,
+            "recipients": list(recipients),
+            "enabled": bool(enabled),
+            "description": description or "",
+            "expire_at": f"{expire_at}T23:59:59Z" if expire_at else None,
+        }
+
+    def find_alias(self, address):
+        address = address.lower()
+        for data in self._pages(f"{API}/aliases/", {"search": address}):
+            if (data.get("address") or "").lower() == address:
+                return self._alias(data)
+        return None
+
+    def list_aliases(self, domain_name):
+        return [self._alias(d) for d in self._pages(f"{API}/aliases/", {"domain": domain_name})]
+
+    def ensure_alias(self, address, recipients, enabled=True, description="", expire_at=None):
+        existing = self.find_alias(address)
+        if existing is not None:
+            return existing
+        payload = self._alias_payload(address.lower(), recipients, enabled, description, expire_at)
+        try:
+            return self._alias(self._request("POST", f"{API}/aliases/", payload), created=True)
+        except Refused:
+            existing = self.find_alias(address)  # an earlier attempt created it
+            if existing is None:
+                raise
+            return existing
+
+    def update_alias(self, alias_id, address, recipients, enabled=True, description="", expire_at=None):
+        payload = self._alias_payload(address.lower(), recipients, enabled, description, expire_at)
+        self._request("PUT", f"{API}/aliases/{alias_id}/", payload)
+
+    def delete_alias(self, alias_id):
+        try:
+            self._request("DELETE", f"{API}/aliases/{alias_id}/")
+        except NotFound:
+            return

@@ -1,0 +1,64 @@
+from odoo import models
+
+
+class FayvadMailJob(models.Model):
+    """The steps of aliases, catch-alls and forwards on the mail server,
+    idempotent like the others: each looks the alias up by its exact
+    address and makes it what Odoo says now."""
+
+    _inherit = "fayvad.mail.job"
+
+    @staticmethod
+    def _alias_fields(alias):
+        """What the server should hold. Suspension keeps aliases delivering
+        (soft suspension: mail is still received)."""
+        return {
+            "address": alias.address,
+            "recipients": sorted(alias._recipient_list()),
+            "enabled": bool(alias.enabled),
+            "description": alias.description or "",
+            "expire_at": alias.expire_at.isoformat() if alias.expire_at else None,
+        }
+
+    def _step_create_alias(self, client):
+        alias = self.alias_id
+        if "terminated" in (alias.state, alias.organization_id.state):
+            return
+        wanted = self._alias_fields(alias)
+        remote = client.ensure_alias(**wanted)
+        have = {
+            "address": remote.address,
+            "recipients": sorted(remote.recipients),
+            "enabled": remote.enabled,
+            "description": remote.description,
+            "expire_at": remote.expire_at,
+        }
+        if have != wanted:
+            client.update_alias(remote.id, **wanted)
+        vals = {"remote_id": remote.id}
+        if alias.state in ("draft", "provisioning", "failed"):
+            vals["state"] = "active"
+        alias.write(vals)
+
+    _step_update_alias = _step_create_alias
+
+    def _step_delete_alias(self, client):
+        alias = self.alias_id
+        remote = client.find_alias(alias.address)
+        if remote:
+            client.delete_alias(remote.id)
+        alias.remote_id = False
+
+    def _sync_org_aliases(self, client):
+        """Give the organization's aliases back the state Odoo says:
+        disabling a login makes Modoboa disable the aliases whose only
+        recipient it is, and enabling it again does not restore them."""
+        aliases = self.env["fayvad.mail.alias"].search(
+            [("organization_id", "=", self.organization_id.id), ("state", "=", "active")]
+        )
+        for domain in aliases.domain_id:
+            remote = {alias.address: alias for alias in client.list_aliases(domain.name)}
+            for alias in aliases.filtered(lambda a, d=domain: a.domain_id == d):
+                have = remote.get(alias.address)
+                if have and have.enabled != alias.enabled:
+                    client.update_alias(have.id, **self._alias_fields(alias))

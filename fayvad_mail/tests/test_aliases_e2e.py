@@ -1,0 +1,140 @@
+"""Aliases, catch-alls and forwards end to end against the real Modoboa that
+``./dev test`` starts: Odoo's jobs run, and Modoboa's own API is asked what
+exists."""
+
+from odoo.tests import tagged
+
+from odoo.addons.fayvad_mail.tests.common import ModoboaCase, unique_domain
+
+
+@tagged("post_install", "-at_install")
+class TestAliasesE2E(ModoboaCase):
+    def provisioned_org(self):
+        name = unique_domain("alias")
+        org = self.make_org(
+            name=name,
+            domain=name,
+            mail_server_id=self.modoboa.id,
+            max_users=5,
+            max_storage_gb=2,
+            default_mailbox_quota_mb=100,
+        )
+        self.make_account(org, "alice", quota_mb=100)
+        org.action_provision()
+        self.run_jobs()
+        self.assertEqual(org.state, "active")
+        return org
+
+    def remote_aliases(self, domain_name):
+        """{address: alias} as Modoboa lists them for the domain."""
+        results = self.api("GET", f"/api/v2/aliases/?domain={domain_name}&page_size=1000")["results"]
+        return {a["address"]: a for a in results}
+
+    def assertJobsDone(self, records):
+        jobs = self.env["fayvad.mail.job"].search([("alias_id", "in", records.ids)])
+        self.assertTrue(jobs)
+        self.assertEqual(set(jobs.mapped("state")), {"done"}, jobs.mapped(lambda j: (j.name, j.last_error)))
+
+    def test_alias_catchall_and_forward_through_their_life(self):
+        org = self.provisioned_org()
+        domain = org.domain_ids
+        name = domain.name
+        alice = org.account_ids
+        Alias = self.env["fayvad.mail.alias"]
+        sales = Alias.create(
+            {
+                "local_part": "Sales",
+                "domain_id": domain.id,
+                "recipients": "alice@" + name + ", Boss@Example.COM",
+                "description": "the sales desk",
+            }
+        )
+        catchall = Alias.create({"kind": "catchall", "domain_id": domain.id, "recipients": f"alice@{name}"})
+        forward = Alias.create(
+            {"kind": "forward", "account_id": alice.id, "recipients": "alice.home@example.net"}
+        )
+        self.assertEqual(sales.address, f"sales@{name}")
+        self.assertEqual(catchall.address, f"@{name}")
+        self.assertEqual(forward.address, f"alice@{name}")
+        (sales | catchall | forward).action_provision()
+        self.run_jobs()
+        self.assertJobsDone(sales | catchall | forward)
+        self.assertEqual(set((sales | catchall | forward).mapped("state")), {"active"})
+
+        remote = self.remote_aliases(name)
+        self.assertEqual(sorted(remote[f"sales@{name}"]["recipients"]), ["alice@" + name, "boss@example.com"])
+        self.assertEqual(remote[f"sales@{name}"]["description"], "the sales desk")
+        self.assertTrue(remote[f"sales@{name}"]["enabled"])
+        self.assertEqual(remote[f"@{name}"]["recipients"], [f"alice@{name}"])
+        # the forward keeps the mailbox's copy: the mailbox is one of its recipients
+        self.assertEqual(sorted(remote[f"alice@{name}"]["recipients"]), sorted([f"alice@{name}", "alice.home@example.net"]))
+        self.assertEqual(sales.remote_id, remote[f"sales@{name}"]["pk"])
+
+        # changed and disabled in Odoo: the same on Modoboa
+        sales.write({"recipients": "carol@example.org", "enabled": False})
+        self.run_jobs()
+        self.assertJobsDone(sales)
+        remote = self.remote_aliases(name)
+        self.assertEqual(remote[f"sales@{name}"]["recipients"], ["carol@example.org"])
+        self.assertFalse(remote[f"sales@{name}"]["enabled"])
+
+        # soft suspension: aliases stay enabled (Modoboa disables those whose
+        # only recipient is a disabled login; the job enables them again)
+        org.action_suspend()
+        self.run_jobs()
+        remote = self.remote_aliases(name)
+        self.assertTrue(remote[f"@{name}"]["enabled"])
+        self.assertTrue(remote[f"alice@{name}"]["enabled"])
+        self.assertFalse(remote[f"sales@{name}"]["enabled"], "disabled in Odoo, it stays so")
+        org.action_unsuspend()
+        self.run_jobs()
+        self.assertTrue(self.remote_aliases(name)[f"@{name}"]["enabled"])
+        alice.action_suspend()  # one login
+        self.run_jobs()
+        self.assertTrue(self.remote_aliases(name)[f"@{name}"]["enabled"])
+        alice.action_unsuspend()
+        self.run_jobs()
+
+        # one alias deleted
+        catchall.action_delete()
+        self.run_jobs()
+        self.assertNotIn(f"@{name}", self.remote_aliases(name))
+        self.assertEqual((catchall.state, catchall.active), ("terminated", False))
+
+        # deleting the mailbox deletes its forward first
+        alice.action_terminate()
+        self.run_jobs()
+        self.assertNotIn(f"alice@{name}", self.remote_aliases(name))
+        self.assertEqual(forward.state, "terminated")
+
+        # termination removes the aliases, then the domain
+        org.action_terminate()
+        self.run_jobs()
+        self.assertIsNone(self.api_domain(name))
+        results = self.api("GET", f"/api/v2/aliases/?search={name}&page_size=1000")["results"]
+        self.assertEqual([a["address"] for a in results if a["address"].endswith(name)], [])
+        self.assertEqual(sales.state, "terminated")
+
+    def test_an_alias_already_on_the_server_is_adopted_and_corrected(self):
+        """Look up by exact address first: a retried or hand-made alias is
+        taken over and made what Odoo says, never created twice."""
+        org = self.provisioned_org()
+        name = org.domain_ids.name
+        made = self.api(
+            "POST",
+            "/api/v2/aliases/",
+            {"address": f"info@{name}", "recipients": ["old@example.com"], "enabled": False},
+            expect=201,
+        )
+        info = self.env["fayvad.mail.alias"].create(
+            {"local_part": "info", "domain_id": org.domain_ids.id, "recipients": "new@example.com"}
+        )
+        info.action_provision()
+        self.run_jobs()
+        self.assertJobsDone(info)
+        remote = self.remote_aliases(name)
+        self.assertEqual(len([a for a in remote if a == f"info@{name}"]), 1)
+        self.assertEqual(remote[f"info@{name}"]["pk"], made["pk"])
+        self.assertEqual(remote[f"info@{name}"]["recipients"], ["new@example.com"])
+        self.assertTrue(remote[f"info@{name}"]["enabled"])
+        self.assertEqual(info.remote_id, made["pk"])
