@@ -4,7 +4,7 @@ SCHEMATHESIS_HOOKS, in the fuzzer's own virtualenv).
 - Most webhook bodies are signed with the live company secret (the
   generated signature header is replaced), so that the fuzzer reaches the
   payload validation and the processing code, not only the signature check.
-- Most email-account requests point at a real organization and domain, and
+- Most email-account and alias requests point at a real organization and domain, and
   most webhooks at a real organization, so that those routes get past the
   lookups.
 - Every answer is written down (operation, status, error code, content
@@ -54,8 +54,13 @@ def before_call(context, case, kwargs):
     body = case.body
     positive = _positive(case)
     SEEN[id(case)] = {"generated_as": "positive" if positive else "negative"}
-    if positive and path.startswith("/provision/email-account") and isinstance(body, dict):
-        data = body.get("email_account_data")
+    if (
+        positive
+        and path.startswith("/provision/")
+        and path != "/provision/organization/"
+        and isinstance(body, dict)
+    ):
+        data = body.get("email_account_data", body.get("alias_data"))
         if isinstance(data, dict) and RANDOM.random() < 0.7:
             data["organization_id"] = ORG_ID
             if RANDOM.random() < 0.8:

@@ -15,6 +15,7 @@ from ..tools.api_errors import ApiError, validation_error
 from ..tools.openapi import openapi_document
 from ..tools.validation import (
     ValidationFailed,
+    validate_alias,
     validate_email_account,
     validate_organization,
     validate_usage_query,
@@ -85,6 +86,11 @@ class FayvadMailApi(http.Controller):
     @api_endpoint("POST")
     def provision_email_account(self, **params):
         return self._provision("email_account", validate_email_account)
+
+    @http.route(api_routes("/provision/alias"), auth="fayvad_api", **ROUTE)
+    @api_endpoint("POST")
+    def provision_alias(self, **params):
+        return self._provision("alias", validate_alias)
 
     def _provision(self, kind, validate):
         raw = request.httprequest.get_data(cache=True)

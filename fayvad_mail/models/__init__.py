@@ -1,7 +1,7 @@
 from . import (
     account_move,
-    fayvad_mail_alias,
     fayvad_mail_account,
+    fayvad_mail_alias,
     fayvad_mail_api_request,
     fayvad_mail_billing_event,
     fayvad_mail_billing_webhook,

@@ -113,7 +113,8 @@ class FayvadMailAccount(models.Model):
         Alias = self.env["fayvad.mail.alias"].sudo().with_context(active_test=False)
         for account in self:
             taken = Alias.search_count(
-                [("address", "=", account.email), ("kind", "!=", "forward"), ("state", "!=", "terminated")], limit=1
+                [("address", "=", account.email), ("kind", "!=", "forward"), ("state", "!=", "terminated")],
+                limit=1,
             )
             if taken:
                 raise ValidationError(self.env._("%s is an alias's address.", account.email))

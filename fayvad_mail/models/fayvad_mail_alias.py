@@ -47,9 +47,12 @@ class FayvadMailAlias(models.Model):
     state = fields.Selection(PROVISIONING_STATES, default="draft", required=True, tracking=True, copy=False)
     remote_id = fields.Integer(string="Mail Server ID", copy=False, readonly=True)
 
-    _sql_constraints = [
-        ("address_unique", "UNIQUE(address)", "This address is already an alias, a catch-all or a forward."),
-    ]
+    def init(self):
+        # one live alias per address; a deleted one leaves its address free
+        self.env.cr.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS fayvad_mail_alias_address_live_uniq "
+            "ON fayvad_mail_alias (address) WHERE state != 'terminated'"
+        )
 
     @api.depends("kind", "local_part", "domain_id.name", "account_id.email")
     def _compute_address(self):
@@ -67,7 +70,7 @@ class FayvadMailAlias(models.Model):
         vals = dict(vals)
         if vals.get("kind") == "catchall":
             vals["local_part"] = False
-        elif "local_part" in vals and vals["local_part"]:
+        elif vals.get("local_part"):
             try:
                 vals["local_part"] = check_not_reserved(normalize_local_part(vals["local_part"]))
             except InvalidName as exc:
@@ -152,7 +155,9 @@ class FayvadMailAlias(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         vals_list = [self._normalize_vals(vals) for vals in vals_list]
-        domains = self.env["fayvad.mail.domain"].browse([v["domain_id"] for v in vals_list if v.get("domain_id")])
+        domains = self.env["fayvad.mail.domain"].browse(
+            [v["domain_id"] for v in vals_list if v.get("domain_id")]
+        )
         domains.organization_id._lock_for_update()
         for domain in domains:
             if domain.organization_id.state == "terminated" or domain.state == "terminated":
@@ -163,7 +168,9 @@ class FayvadMailAlias(models.Model):
         if {"kind", "local_part", "domain_id", "account_id"} & set(vals) and self.filtered(
             lambda a: a.state != "draft"
         ):
-            raise ValidationError(self.env._("An alias cannot change its address once it is on the mail server."))
+            raise ValidationError(
+                self.env._("An alias cannot change its address once it is on the mail server.")
+            )
         vals = self._normalize_vals(vals)
         res = super().write(vals)
         if {"recipients", "enabled", "expire_at", "description"} & set(vals):
@@ -189,6 +196,24 @@ class FayvadMailAlias(models.Model):
                 self.env["fayvad.mail.job"]._enqueue("delete_alias", alias=alias)
         self.env["fayvad.mail.job"]._trigger_runner()
         return True
+
+    def _resume_provisioning(self):
+        """Carry on with an alias whose creation is pending or failed."""
+        Job = self.env["fayvad.mail.job"].sudo()
+        for alias in self:
+            jobs = Job.search(
+                [
+                    ("alias_id", "=", alias.id),
+                    ("job_type", "=", "create_alias"),
+                    ("state", "in", ("pending", "failed")),
+                ]
+            )
+            if not jobs:
+                alias._queue_provisioning()
+                continue
+            jobs.filtered(lambda j: j.state == "failed").action_retry()
+            alias.state = "provisioning"
+        Job._trigger_runner()
 
     def _queue_provisioning(self):
         """A create job, after what it needs on the server (its domain, or

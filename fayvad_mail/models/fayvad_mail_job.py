@@ -118,7 +118,11 @@ class FayvadMailJob(models.Model):
         labels = dict(JOB_TYPES)
         for job in self:
             target = (
-                job.alias_id.address or job.account_id.email or job.domain_id.name or job.organization_id.name or ""
+                job.alias_id.address
+                or job.account_id.email
+                or job.domain_id.name
+                or job.organization_id.name
+                or ""
             )
             job.name = f"{labels.get(job.job_type, job.job_type)}: {target}"
 
@@ -686,7 +690,11 @@ class FayvadMailJob(models.Model):
         accounts = org.with_context(active_test=False).account_ids
         accounts.write({"state": "terminated", "active": False, "remote_id": False})
         accounts._wipe_pending_password()
-        aliases = self.env["fayvad.mail.alias"].with_context(active_test=False).search([("organization_id", "=", org.id)])
+        aliases = (
+            self.env["fayvad.mail.alias"]
+            .with_context(active_test=False)
+            .search([("organization_id", "=", org.id)])
+        )
         aliases.write({"state": "terminated", "active": False, "remote_id": False})
 
     def _step_update_domain_quota(self, client):

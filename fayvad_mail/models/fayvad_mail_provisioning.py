@@ -16,6 +16,11 @@ _logger = logging.getLogger(__name__)
 DEFAULT_BUDGET = 8.0  # seconds an API request waits for the mail server
 LOCK_NAMESPACE = 1718  # advisory locks of fayvad_mail's organizations (first key of the pair)
 DOMAIN_JOBS = ("create_domain", "create_domain_admin")
+KINDS = {  # what a provisioning route creates: (create method, describe method)
+    "organization": ("_create_organization", "_describe_organization"),
+    "email_account": ("_create_email_account", "_describe_account"),
+    "alias": ("_create_alias", "_describe_alias"),
+}
 
 
 def _iso(value):
@@ -67,7 +72,7 @@ class FayvadMailProvisioning(models.AbstractModel):
     def _provision_valid(self, kind, data):
         """Create what ``data`` (validated) describes and run its jobs: the
         API's path, and the customer portal's."""
-        create = "_create_organization" if kind == "organization" else "_create_email_account"
+        create, describe = KINDS[kind]
         # a fresh snapshot to look for what exists
         self.env.cr.commit()  # pylint: disable=invalid-commit
         with self._organization_lock(data.get("organization_id")):
@@ -86,11 +91,7 @@ class FayvadMailProvisioning(models.AbstractModel):
             self.env.cr.commit()  # pylint: disable=invalid-commit
         self._run_jobs(kind, record_id, self._budget())
         self.env.invalidate_all()  # what the jobs (or the cron, meanwhile) changed
-        return (
-            self._describe_organization(record_id)
-            if kind == "organization"
-            else self._describe_account(record_id)
-        )
+        return getattr(self, describe)(record_id)
 
     @contextlib.contextmanager
     def _organization_lock(self, org_id):
@@ -311,15 +312,7 @@ class FayvadMailProvisioning(models.AbstractModel):
 
     def _describe_account(self, account_id):
         account = self.env["fayvad.mail.account"].with_context(active_test=False).browse(account_id)
-        jobs = self.env["fayvad.mail.job"].search(
-            [
-                "|",
-                ("account_id", "=", account.id),
-                "&",
-                ("domain_id", "=", account.domain_id.id),
-                ("job_type", "in", DOMAIN_JOBS),
-            ]
-        )
+        jobs = self.env["fayvad.mail.job"].search(self._jobs_of("email_account", account.id))
         created = bool(account.remote_id) and account.state in ("active", "suspended")
         body = {
             "provisioned": created,
@@ -337,6 +330,81 @@ class FayvadMailProvisioning(models.AbstractModel):
                 "mailbox_created": created,
                 "user_profile_created": created,
                 "quota_set": created,
+            },
+        }
+        return self._outcome(body, jobs)
+
+    # -- aliases and catch-alls ---------------------------------------------------------------------
+    def _create_alias(self, data):
+        org = self.env["fayvad.mail.organization"].search([("id", "=", data["organization_id"])])
+        if not org:
+            raise ApiError(404, "ORGANIZATION_NOT_FOUND", f"Organization {data['organization_id']} not found")
+        domain = org.domain_ids.filtered(lambda d: d.id == data["domain_id"])
+        if not domain:
+            raise ApiError(
+                404,
+                "DOMAIN_NOT_FOUND",
+                f"Domain {data['domain_id']} is not a domain of organization {org.id}",
+            )
+        address = f"{data['address']}@{domain.name}"
+        Alias = self.env["fayvad.mail.alias"].sudo().with_context(active_test=False)
+        existing = Alias.search([("address", "=", address), ("state", "!=", "terminated")], limit=1)
+        if existing:
+            same = existing.organization_id == org and existing._recipient_list() == data["recipients"]
+            if same and existing.state in ("draft", "provisioning", "failed"):  # a retried request
+                existing._resume_provisioning()
+                return existing.id
+            raise ApiError(400, "ALIAS_ALREADY_EXISTS", f"The address {address} is already an alias")
+        mailbox = self.env["fayvad.mail.account"].sudo().search_count([("email", "=", address)], limit=1)
+        if mailbox:
+            raise ApiError(400, "ALIAS_ALREADY_EXISTS", f"The address {address} is a mailbox")
+        org._lock_for_update()
+        if org.state in ("suspended", "terminated"):
+            raise validation_error(
+                {
+                    "alias_data.organization_id": [
+                        f"The organization is {org.state}: it accepts no new aliases."
+                    ]
+                }
+            )
+        if org.alias_count >= org.max_aliases:
+            raise validation_error(
+                {
+                    "alias_data.organization_id": [
+                        f"The organization's limit of {org.max_aliases} aliases is reached."
+                    ]
+                }
+            )
+        try:
+            alias = self.env["fayvad.mail.alias"].create(
+                {
+                    "kind": "alias" if data["address"] else "catchall",
+                    "local_part": data["address"] or False,
+                    "domain_id": domain.id,
+                    "recipients": "\n".join(data["recipients"]),
+                    "description": data["description"] or False,
+                }
+            )
+        except ValidationError as exc:
+            _logger.info("alias request refused by a constraint: %s", exc.args[0])
+            raise validation_error(
+                {"alias_data": ["The alias breaks one of the organization's rules; nothing was created."]}
+            ) from None
+        alias._queue_provisioning()
+        return alias.id
+
+    def _describe_alias(self, alias_id):
+        alias = self.env["fayvad.mail.alias"].with_context(active_test=False).browse(alias_id)
+        jobs = self.env["fayvad.mail.job"].search(self._jobs_of("alias", alias.id))
+        body = {
+            "provisioned": bool(alias.remote_id) and alias.state == "active",
+            "alias": {
+                "id": alias.id,
+                "email": alias.address,
+                "recipients": alias._recipient_list(),
+                "organization_id": alias.organization_id.id,
+                "domain_id": alias.domain_id.id,
+                "state": alias.state,
             },
         }
         return self._outcome(body, jobs)
@@ -367,6 +435,25 @@ class FayvadMailProvisioning(models.AbstractModel):
         self._run_jobs("email_account", account_id, self._budget())
         self.env.invalidate_all()
 
+    def _jobs_of(self, kind, record_id):
+        """The domain of the jobs a request waits for: the record's own,
+        and those of its domain on the mail server."""
+        if kind == "organization":
+            return [("organization_id", "=", record_id)]
+        field, model = (
+            ("account_id", "fayvad.mail.account")
+            if kind == "email_account"
+            else ("alias_id", "fayvad.mail.alias")
+        )
+        record = self.env[model].sudo().with_context(active_test=False).browse(record_id)
+        return [
+            "|",
+            (field, "=", record_id),
+            "&",
+            ("domain_id", "=", record.domain_id.id),
+            ("job_type", "in", DOMAIN_JOBS),
+        ]
+
     def _run_jobs(self, kind, record_id, budget):
         """Run the record's due jobs now, one transaction each, until done
         or the budget is spent; the cron finishes what is left."""
@@ -374,20 +461,7 @@ class FayvadMailProvisioning(models.AbstractModel):
         Job = self.env(su=True)["fayvad.mail.job"]
         while deadline - time.monotonic() > 0.2:
             self.env.invalidate_all()  # jobs other workers changed since the last commit
-            if kind == "organization":
-                candidates = Job.search([("organization_id", "=", record_id), ("state", "=", "pending")])
-            else:
-                account = Job.env["fayvad.mail.account"].with_context(active_test=False).browse(record_id)
-                candidates = Job.search(
-                    [
-                        ("state", "=", "pending"),
-                        "|",
-                        ("account_id", "=", record_id),
-                        "&",
-                        ("domain_id", "=", account.domain_id.id),
-                        ("job_type", "in", DOMAIN_JOBS),
-                    ]
-                )
+            candidates = Job.search([("state", "=", "pending"), *self._jobs_of(kind, record_id)])
             job = Job._acquire(job_ids=candidates.ids) if candidates else Job
             if not job:
                 break

@@ -42,9 +42,11 @@ class TestAliases(FayvadMailCase):
             ("ok", "a@b@example.com", "not an e-mail address"),
             ("ok", "a@-bad-.example", "invalid label"),
         ):
-            with self.subTest(local=local, recipients=recipients):
-                with self.assertRefused(ValidationError, message):
-                    self.alias(local, recipients)
+            with (
+                self.subTest(local=local, recipients=recipients),
+                self.assertRefused(ValidationError, message),
+            ):
+                self.alias(local, recipients)
         self.assertFalse(self.env["fayvad.mail.alias"].search([("domain_id", "=", self.domain.id)]))
 
     def test_no_address_is_taken_twice(self):
@@ -80,9 +82,13 @@ class TestAliases(FayvadMailCase):
         self.assertEqual(alias.state, "provisioning")
         alias.state = "active"
         alias.write({"recipients": "other@example.com", "enabled": False})
-        self.assertEqual(Job.search([("alias_id", "=", alias.id), ("job_type", "=", "update_alias")]).state, "pending")
+        self.assertEqual(
+            Job.search([("alias_id", "=", alias.id), ("job_type", "=", "update_alias")]).state, "pending"
+        )
         alias.write({"description": "again"})  # the pending job covers it
-        self.assertEqual(Job.search_count([("alias_id", "=", alias.id), ("job_type", "=", "update_alias")]), 1)
+        self.assertEqual(
+            Job.search_count([("alias_id", "=", alias.id), ("job_type", "=", "update_alias")]), 1
+        )
         with self.assertRefused(ValidationError, "cannot change its address"):
             alias.local_part = "renamed"
         alias.action_delete()

@@ -67,7 +67,9 @@ class TestAliasesE2E(ModoboaCase):
         self.assertTrue(remote[f"sales@{name}"]["enabled"])
         self.assertEqual(remote[f"@{name}"]["recipients"], [f"alice@{name}"])
         # the forward keeps the mailbox's copy: the mailbox is one of its recipients
-        self.assertEqual(sorted(remote[f"alice@{name}"]["recipients"]), sorted([f"alice@{name}", "alice.home@example.net"]))
+        self.assertEqual(
+            sorted(remote[f"alice@{name}"]["recipients"]), sorted([f"alice@{name}", "alice.home@example.net"])
+        )
         self.assertEqual(sales.remote_id, remote[f"sales@{name}"]["pk"])
 
         # changed and disabled in Odoo: the same on Modoboa

@@ -62,6 +62,7 @@ class TestOpenApi(ProvisioningCase):
                 "/usage-summary/",
                 "/provision/organization/",
                 "/provision/email-account/",
+                "/provision/alias/",
                 "/webhooks/billing/",
                 "/webhooks/billing/{token}/",
             },
@@ -144,6 +145,44 @@ class TestOpenApi(ProvisioningCase):
             "post",
             self.api("POST", path, self.account_payload(org.id, domain.id, address="k2"), headers=headers),
         )
+        self.check(path, "post", self.api("POST", path, raw=b" " * (1024 * 1024 + 1)))  # 413
+        self.assertAllDocumentedStatusesSeen(path, "post")
+
+    def test_alias_answers(self):
+        path = "/provision/alias/"
+        status, org_body, _ = self.api("POST", "/provision/organization/", self.org_payload())
+        self.assertEqual(status, 201, org_body)
+        org = self.env["fayvad.mail.organization"].browse(org_body["organization"]["id"])
+        domain = org.domain_ids
+
+        def payload(address="sales", org_id=org.id, **fields):
+            data = {
+                "organization_id": org_id,
+                "domain": domain.id,
+                "address": address,
+                "recipients": ["someone@example.com"],
+            }
+            return {"alias_data": {**data, **fields}}
+
+        done = self.check(path, "post", self.api("POST", path, payload()))
+        self.assertTrue(done["provisioned"])
+        self.check(path, "post", self.api("POST", path, payload()))  # 400 ALIAS_ALREADY_EXISTS
+        proxy = FaultProxy(MODOBOA_URL).start()
+        self.addCleanup(proxy.stop)
+        self.server.url = proxy.url
+        proxy.mode = "refuse"
+        with mute_logger("odoo.addons.fayvad_mail.models.fayvad_mail_job"):
+            self.check(path, "post", self.api("POST", path, payload("refused")))
+        proxy.mode = "error"
+        self.check(path, "post", self.api("POST", path, payload("pending")))
+        self.check(path, "post", self.api("POST", path, payload(recipients=[])))
+        self.check(path, "post", self.api("POST", path, payload(org_id=10**8)))
+        self.check(path, "post", self.api("POST", path, payload(), key=False))
+        self.check(path, "post", self.api("POST", path, payload(), key=self.outsider_key))
+        self.check(path, "post", self.api("GET", path))
+        headers = {"Idempotency-Key": "openapi-3"}
+        self.check(path, "post", self.api("POST", path, payload("k1"), headers=headers))
+        self.check(path, "post", self.api("POST", path, payload("k2"), headers=headers))
         self.check(path, "post", self.api("POST", path, raw=b" " * (1024 * 1024 + 1)))  # 413
         self.assertAllDocumentedStatusesSeen(path, "post")
 

@@ -14,6 +14,7 @@ ERROR_CODES = [
     "ORGANIZATION_ALREADY_EXISTS",
     "ODOO_CUSTOMER_ID_EXISTS",
     "EMAIL_ACCOUNT_ALREADY_EXISTS",
+    "ALIAS_ALREADY_EXISTS",
     "CONFLICT",
     "PROVISIONING_FAILED",
     "INVALID_WEBHOOK_SIGNATURE",
@@ -270,6 +271,52 @@ SCHEMAS = {
         },
         required=["provisioned", "email_account", "provisioning_details"],
     ),
+    "AliasRequest": obj(
+        {
+            "alias_data": obj(
+                {
+                    "organization_id": {"type": "integer", "minimum": 1},
+                    "domain": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "description": "id of a domain of the organization",
+                    },
+                    "address": {
+                        "type": "string",
+                        "maxLength": 64,
+                        "description": 'local part ("sales"); "" makes the domain\'s catch-all',
+                    },
+                    "recipients": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 100,
+                        "items": {"type": "string", "format": "email"},
+                    },
+                    "description": {"type": "string", "maxLength": 200},
+                },
+                required=["organization_id", "domain", "address", "recipients"],
+            )
+        }
+    ),
+    "AliasResult": obj(
+        {
+            "provisioned": BOOL,
+            "provisioning_status": {"type": "string", "enum": ["pending", "failed"]},
+            "alias": obj(
+                {
+                    "id": INT,
+                    "email": STR,
+                    "recipients": {"type": "array", "items": STR},
+                    "organization_id": INT,
+                    "domain_id": INT,
+                    "state": STR,
+                }
+            ),
+            "error": STR,
+            "error_code": STR,
+        },
+        required=["provisioned", "alias"],
+    ),
     "BillingWebhook": obj(
         {
             "event_type": {"type": "string", "enum": list(EVENT_TYPES)},
@@ -498,6 +545,13 @@ def openapi_document():
                 "EmailAccountRequest",
                 "EmailAccountResult",
                 ["EMAIL_ACCOUNT_ALREADY_EXISTS"],
+                ["ORGANIZATION_NOT_FOUND", "DOMAIN_NOT_FOUND"],
+            ),
+            "/provision/alias/": _provision(
+                "Provision an alias or a catch-all",
+                "AliasRequest",
+                "AliasResult",
+                ["ALIAS_ALREADY_EXISTS"],
                 ["ORGANIZATION_NOT_FOUND", "DOMAIN_NOT_FOUND"],
             ),
             "/webhooks/billing/": _webhook("Billing webhook (company secret)"),

@@ -192,6 +192,32 @@ class _Fields:
             return None
         return address
 
+    def email_list(self, key, required=False, max_items=100):
+        """A non-empty list of e-mail addresses, normalised, without repeats."""
+        value = self.value(key, required)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not value:
+            self.error(key, "Must be a non-empty list of e-mail addresses.")
+            return None
+        if len(value) > max_items:
+            self.error(key, f"At most {max_items} addresses.")
+            return None
+        clean, valid = [], True
+        for i, item in enumerate(value):
+            problem = "Must be a string." if not isinstance(item, str) else text_problem(item)
+            if problem is None:
+                try:
+                    address = names.normalize_email(item)
+                except names.InvalidName as exc:
+                    problem = f"The address {exc}."
+            if problem:
+                self.error(key, f"Item {i}: {problem}")
+                valid = False
+            elif address not in clean:
+                clean.append(address)
+        return clean if valid else None
+
     def choice(self, key, allowed):
         text = self.string(key, required=True, strip=False)
         if text is None or text in allowed:
@@ -306,6 +332,26 @@ def validate_email_account(body: dict) -> dict:
         "first_name": user.string("first_name", max_length=30) or "",
         "last_name": user.string("last_name", max_length=30) or "",
         "password": user.string("password", min_length=8, max_length=128, strip=False),
+    }
+    _raise_if(errors)
+    return clean
+
+
+def _alias_local_part(value):
+    """The local part of an alias; empty for the domain's catch-all."""
+    return "" if value == "" else names.check_not_reserved(names.normalize_local_part(value))
+
+
+def validate_alias(body: dict) -> dict:
+    """POST /erp/provision/alias/"""
+    errors = {}
+    data = _wrapped(body, "alias_data", errors)
+    clean = {
+        "organization_id": data.integer("organization_id", required=True),
+        "domain_id": data.integer("domain", required=True),
+        "address": data.name("address", _alias_local_part, "address", required=True),
+        "recipients": data.email_list("recipients", required=True),
+        "description": data.string("description", max_length=200) or "",
     }
     _raise_if(errors)
     return clean

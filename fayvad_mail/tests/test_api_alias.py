@@ -1,0 +1,124 @@
+"""POST /erp/provision/alias/ through Odoo's HTTP stack, against the real
+Modoboa of ./dev test."""
+
+import requests
+
+from odoo.tests import tagged
+
+from odoo.addons.fayvad_mail.tests.test_api_provisioning import MODOBOA_URL, ProvisioningCase, require_modoboa
+
+PATH = "/provision/alias/"
+
+
+@tagged("post_install", "-at_install")
+class TestAliasApi(ProvisioningCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        require_modoboa(cls)
+
+    def setUp(self):
+        super().setUp()
+        status, body, _ = self.api("POST", "/provision/organization/", self.org_payload())
+        self.assertEqual(status, 201, body)
+        self.org = self.env["fayvad.mail.organization"].browse(body["organization"]["id"])
+        self.domain = self.org.domain_ids
+
+    def payload(self, address="sales", **fields):
+        data = {
+            "organization_id": self.org.id,
+            "domain": self.domain.id,
+            "address": address,
+            "recipients": ["Team@Example.com", "boss@example.com"],
+            "description": "sales desk",
+        }
+        return {"alias_data": {**data, **fields}}
+
+    def remote(self, address):
+        answer = requests.get(
+            f"{MODOBOA_URL}/api/v2/aliases/",
+            params={"search": address, "page_size": 1000},
+            headers={"Authorization": f"Token {self.server.token}"},
+            timeout=30,
+        ).json()["results"]
+        found = [a for a in answer if a["address"] == address]
+        return found[0] if found else None
+
+    def test_alias_and_catchall_are_provisioned_on_modoboa(self):
+        status, body, _ = self.api("POST", PATH, self.payload())
+        self.assertEqual(status, 201, body)
+        email = f"sales@{self.domain.name}"
+        self.assertEqual(body["alias"]["email"], email)
+        self.assertEqual(body["alias"]["recipients"], ["team@example.com", "boss@example.com"])
+        self.assertEqual(body["alias"]["organization_id"], self.org.id)
+        remote = self.remote(email)
+        self.assertEqual(sorted(remote["recipients"]), ["boss@example.com", "team@example.com"])
+        self.assertEqual(remote["description"], "sales desk")
+
+        status, body, _ = self.api("POST", PATH, self.payload(address=""))
+        self.assertEqual(status, 201, body)
+        self.assertEqual(body["alias"]["email"], f"@{self.domain.name}")
+        self.assertIsNotNone(self.remote(f"@{self.domain.name}"))
+        alias = self.env["fayvad.mail.alias"].browse(body["alias"]["id"])
+        self.assertEqual((alias.kind, alias.state), ("catchall", "active"))
+
+    def test_taken_addresses_and_bad_input_change_nothing(self):
+        self.api("POST", PATH, self.payload())
+        self.assertApiError(self.api("POST", PATH, self.payload()), 400, "ALIAS_ALREADY_EXISTS")
+        status, body, _ = self.api(
+            "POST", "/provision/email-account/", self.account_payload(self.org.id, self.domain.id)
+        )
+        self.assertEqual(status, 201, body)
+        self.assertApiError(
+            self.api("POST", PATH, self.payload(address="john.doe")), 400, "ALIAS_ALREADY_EXISTS"
+        )
+        for fields, path in (
+            ({"recipients": []}, "alias_data.recipients"),
+            ({"recipients": ["not an address"]}, "alias_data.recipients"),
+            ({"recipients": "a@example.com"}, "alias_data.recipients"),
+            ({"address": "domainadmin"}, "alias_data.address"),
+            ({"address": "two words"}, "alias_data.address"),
+            ({"address": None}, "alias_data.address"),
+            ({"description": "x" * 201}, "alias_data.description"),
+        ):
+            with self.subTest(fields=fields):
+                self.assertApiError(
+                    self.api("POST", PATH, self.payload(**fields)), 400, "VALIDATION_ERROR", path
+                )
+        self.assertApiError(
+            self.api("POST", PATH, self.payload(organization_id=10**8)), 404, "ORGANIZATION_NOT_FOUND"
+        )
+        self.assertApiError(self.api("POST", PATH, self.payload(domain=10**8)), 404, "DOMAIN_NOT_FOUND")
+        aliases = self.env["fayvad.mail.alias"].search([("organization_id", "=", self.org.id)])
+        self.assertEqual(aliases.mapped("local_part"), ["sales"])
+
+    def test_limit_and_suspension_are_clear_errors(self):
+        self.org.max_aliases = 1
+        self.assertEqual(self.api("POST", PATH, self.payload())[0], 201)
+        body = self.assertApiError(
+            self.api("POST", PATH, self.payload(address="more")),
+            400,
+            "VALIDATION_ERROR",
+            "alias_data.organization_id",
+        )
+        self.assertIn("limit of 1 aliases", body["details"]["alias_data.organization_id"][0])
+        self.org.max_aliases = 5
+        self.org._suspend("manual")
+        self.assertApiError(
+            self.api("POST", PATH, self.payload(address="more")),
+            400,
+            "VALIDATION_ERROR",
+            "alias_data.organization_id",
+        )
+        self.assertEqual(
+            self.env["fayvad.mail.alias"].search_count([("organization_id", "=", self.org.id)]), 1
+        )
+
+    def test_idempotency_key_replays_the_answer(self):
+        headers = {"Idempotency-Key": "alias-once"}
+        first = self.api("POST", PATH, self.payload(), headers=headers)
+        again = self.api("POST", PATH, self.payload(), headers=headers)
+        self.assertEqual((first[0], first[1]), (again[0], again[1]))
+        self.assertEqual(
+            self.env["fayvad.mail.alias"].search_count([("organization_id", "=", self.org.id)]), 1
+        )
