@@ -60,7 +60,7 @@ def before_call(context, case, kwargs):
         and path != "/provision/organization/"
         and isinstance(body, dict)
     ):
-        data = body.get("email_account_data", body.get("alias_data"))
+        data = body.get("email_account_data", body.get("alias_data", body.get("domain_alias_data")))
         if isinstance(data, dict) and RANDOM.random() < 0.7:
             data["organization_id"] = ORG_ID
             if RANDOM.random() < 0.8:

@@ -116,7 +116,7 @@ def test_fuzzing_from_the_contract(server, data, target, tmp_path):
         ),
     )
     (LOGS / "fuzz-answers.jsonl").write_text(log.read_text())
-    assert len(per_operation) == (1 if os.environ.get("FUZZ_OPERATION") else 6), per_operation
+    assert len(per_operation) == (1 if os.environ.get("FUZZ_OPERATION") else 7), per_operation
     for operation, count in per_operation.items():
         assert count >= REQUESTS_PER_OPERATION, f"{operation}: only {count} requests"
     server_errors = [a for a in answers if a["status"] >= 500 and a["error_code"] not in DOCUMENTED_5XX]

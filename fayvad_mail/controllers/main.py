@@ -16,6 +16,7 @@ from ..tools.openapi import openapi_document
 from ..tools.validation import (
     ValidationFailed,
     validate_alias,
+    validate_domain_alias,
     validate_email_account,
     validate_organization,
     validate_usage_query,
@@ -91,6 +92,11 @@ class FayvadMailApi(http.Controller):
     @api_endpoint("POST")
     def provision_alias(self, **params):
         return self._provision("alias", validate_alias)
+
+    @http.route(api_routes("/provision/domain-alias"), auth="fayvad_api", **ROUTE)
+    @api_endpoint("POST")
+    def provision_domain_alias(self, **params):
+        return self._provision("domain_alias", validate_domain_alias)
 
     def _provision(self, kind, validate):
         raw = request.httprequest.get_data(cache=True)

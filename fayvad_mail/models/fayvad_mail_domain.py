@@ -50,6 +50,13 @@ class FayvadMailDomain(models.Model):
         ("name_unique", "UNIQUE(name)", "This domain already belongs to an organization."),
     ]
 
+    @api.constrains("name")
+    def _check_not_a_domain_alias(self):
+        DomainAlias = self.env["fayvad.mail.domain.alias"].sudo()
+        for domain in self:
+            if DomainAlias.search_count([("name", "=", domain.name), ("state", "!=", "terminated")], limit=1):
+                raise ValidationError(self.env._("%s is already a domain alias.", domain.name))
+
     def _compute_account_count(self):
         counts = dict(
             self.env["fayvad.mail.account"]._read_group(

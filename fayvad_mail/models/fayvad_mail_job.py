@@ -33,6 +33,9 @@ JOB_TYPES = [
     ("create_alias", "Create alias"),
     ("update_alias", "Update alias"),
     ("delete_alias", "Delete alias"),
+    ("create_domain_alias", "Create domain alias"),
+    ("update_domain_alias", "Update domain alias"),
+    ("delete_domain_alias", "Delete domain alias"),
 ]
 BACKOFF_BASE = 30  # seconds before the first retry
 BACKOFF_MAX = 3600  # never wait more than an hour between attempts
@@ -98,6 +101,9 @@ class FayvadMailJob(models.Model):
     domain_id = fields.Many2one("fayvad.mail.domain", readonly=True, index=True, ondelete="cascade")
     account_id = fields.Many2one("fayvad.mail.account", readonly=True, index=True, ondelete="cascade")
     alias_id = fields.Many2one("fayvad.mail.alias", readonly=True, index="btree_not_null", ondelete="cascade")
+    domain_alias_id = fields.Many2one(
+        "fayvad.mail.domain.alias", readonly=True, index="btree_not_null", ondelete="cascade"
+    )
     company_id = fields.Many2one("res.company", readonly=True, index=True)
     mail_server_id = fields.Many2one("fayvad.mail.server", readonly=True, index=True, ondelete="restrict")
     depends_on_id = fields.Many2one(
@@ -113,12 +119,20 @@ class FayvadMailJob(models.Model):
     date_done = fields.Datetime(readonly=True)
     duration_ms = fields.Integer(string="Last Duration (ms)", readonly=True)
 
-    @api.depends("job_type", "alias_id.address", "account_id.email", "domain_id.name", "organization_id.name")
+    @api.depends(
+        "job_type",
+        "alias_id.address",
+        "domain_alias_id.name",
+        "account_id.email",
+        "domain_id.name",
+        "organization_id.name",
+    )
     def _compute_name(self):
         labels = dict(JOB_TYPES)
         for job in self:
             target = (
                 job.alias_id.address
+                or job.domain_alias_id.name
                 or job.account_id.email
                 or job.domain_id.name
                 or job.organization_id.name
@@ -128,16 +142,26 @@ class FayvadMailJob(models.Model):
 
     # -- queueing ----------------------------------------------------------------------
     @api.model
-    def _enqueue(self, job_type, organization=None, domain=None, account=None, depends_on=None, alias=None):
+    def _enqueue(
+        self,
+        job_type,
+        organization=None,
+        domain=None,
+        account=None,
+        depends_on=None,
+        alias=None,
+        domain_alias=None,
+    ):
         """Queue a step, unless the same step waits already and no worker
         runs it right now (then that job is returned: steps read Odoo's
         values when they run, so one job covers both requests). The runner
         is woken up so that the work starts at once."""
         alias = alias or self.env["fayvad.mail.alias"]
+        domain_alias = domain_alias or self.env["fayvad.mail.domain.alias"]
         account = account or self.env["fayvad.mail.account"]
-        domain = domain or alias.domain_id or account.domain_id
+        domain = domain or alias.domain_id or domain_alias.domain_id or account.domain_id
         organization = organization or domain.organization_id
-        existing = self._waiting_job(job_type, organization, domain, account, alias)
+        existing = self._waiting_job(job_type, organization, domain, account, alias, domain_alias)
         if existing:
             return existing
         server = organization.mail_server_id
@@ -147,6 +171,7 @@ class FayvadMailJob(models.Model):
             "domain_id": domain.id,
             "account_id": account.id,
             "alias_id": alias.id,
+            "domain_alias_id": domain_alias.id,
             "company_id": organization.company_id.id,
             "mail_server_id": server.id,
             "max_attempts": server.max_attempts or 8,
@@ -173,7 +198,7 @@ class FayvadMailJob(models.Model):
         return job
 
     @api.model
-    def _waiting_job(self, job_type, organization, domain, account, alias):
+    def _waiting_job(self, job_type, organization, domain, account, alias, domain_alias):
         """The same pending job, locked so no worker starts it before this
         transaction ends; none when a worker runs it now (its transaction
         may not see the change that is being queued)."""
@@ -185,6 +210,7 @@ class FayvadMailJob(models.Model):
                AND domain_id IS NOT DISTINCT FROM %s
                AND account_id IS NOT DISTINCT FROM %s
                AND alias_id IS NOT DISTINCT FROM %s
+               AND domain_alias_id IS NOT DISTINCT FROM %s
              ORDER BY id DESC
              LIMIT 1
                FOR NO KEY UPDATE SKIP LOCKED
@@ -194,6 +220,7 @@ class FayvadMailJob(models.Model):
             domain.id or None,
             account.id or None,
             alias.id or None,
+            domain_alias.id or None,
         )
         self.flush_model()
         try:
@@ -481,6 +508,11 @@ class FayvadMailJob(models.Model):
             self.account_id.state = state
         elif self.job_type == "create_alias" and self.alias_id.state in ("provisioning", "failed"):
             self.alias_id.state = state
+        elif self.job_type == "create_domain_alias" and self.domain_alias_id.state in (
+            "provisioning",
+            "failed",
+        ):
+            self.domain_alias_id.state = state
         elif self.job_type in ("create_domain", "create_domain_admin") and self.domain_id.state in (
             "provisioning",
             "failed",
@@ -680,6 +712,8 @@ class FayvadMailJob(models.Model):
             if remote:
                 for alias in client.list_aliases(domain.name):
                     client.delete_alias(alias.id)
+                for domain_alias in client.list_domain_aliases(domain.name):
+                    client.delete_domain_alias(domain_alias.id)
                 for mailbox in client.list_mailboxes(remote.id):
                     client.delete_mailbox(mailbox.id)
                 for admin_id, username in client.list_domain_admins(remote.id):
@@ -696,6 +730,12 @@ class FayvadMailJob(models.Model):
             .search([("organization_id", "=", org.id)])
         )
         aliases.write({"state": "terminated", "active": False, "remote_id": False})
+        domain_aliases = (
+            self.env["fayvad.mail.domain.alias"]
+            .with_context(active_test=False)
+            .search([("organization_id", "=", org.id)])
+        )
+        domain_aliases.write({"state": "terminated", "active": False, "remote_id": False})
 
     def _step_update_domain_quota(self, client):
         org = self.organization_id

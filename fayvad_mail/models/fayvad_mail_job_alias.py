@@ -1,10 +1,12 @@
 from odoo import models
 
+from ..tools.mailserver import Unavailable
+
 
 class FayvadMailJob(models.Model):
-    """The steps of aliases, catch-alls and forwards on the mail server,
-    idempotent like the others: each looks the alias up by its exact
-    address and makes it what Odoo says now."""
+    """The steps of aliases, catch-alls, forwards and domain aliases on the
+    mail server, idempotent like the others: each looks the alias up by its
+    exact address (or name) and makes it what Odoo says now."""
 
     _inherit = "fayvad.mail.job"
 
@@ -62,3 +64,28 @@ class FayvadMailJob(models.Model):
                 have = remote.get(alias.address)
                 if have and have.enabled != alias.enabled:
                     client.update_alias(have.id, **self._alias_fields(alias))
+
+    # -- domain aliases ------------------------------------------------------------------------------
+    def _step_create_domain_alias(self, client):
+        alias = self.domain_alias_id
+        if "terminated" in (alias.state, alias.organization_id.state):
+            return
+        target = client.find_domain(alias.domain_id.name)
+        if target is None:
+            raise Unavailable(self.env._("%s is not on the mail server yet.", alias.domain_id.name))
+        remote = client.ensure_domain_alias(alias.name, target.id, enabled=alias.enabled)
+        if (remote.target_id, remote.enabled) != (target.id, alias.enabled):
+            client.update_domain_alias(remote.id, alias.name, target.id, enabled=alias.enabled)
+        vals = {"remote_id": remote.id}
+        if alias.state in ("draft", "provisioning", "failed"):
+            vals["state"] = "active"
+        alias.write(vals)
+
+    _step_update_domain_alias = _step_create_domain_alias
+
+    def _step_delete_domain_alias(self, client):
+        alias = self.domain_alias_id
+        remote = client.find_domain_alias(alias.name)
+        if remote:
+            client.delete_domain_alias(remote.id)
+        alias.remote_id = False

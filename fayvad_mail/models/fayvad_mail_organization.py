@@ -48,6 +48,7 @@ class FayvadMailOrganization(models.Model):
     max_aliases = fields.Integer(
         default=20, tracking=True, help="Aliases and catch-alls allowed (forwards of mailboxes do not count)."
     )
+    max_domain_aliases = fields.Integer(default=2, tracking=True, help="Other domain names for its domains.")
     max_storage_gb = fields.Integer(string="Max Storage (GB)", default=50, tracking=True)
     default_mailbox_quota_mb = fields.Integer(
         string="Default Mailbox Quota (MB)", default=1024, tracking=True
@@ -87,6 +88,7 @@ class FayvadMailOrganization(models.Model):
     domain_ids = fields.One2many("fayvad.mail.domain", "organization_id", string="Domains")
     account_ids = fields.One2many("fayvad.mail.account", "organization_id", string="Email Accounts")
     alias_ids = fields.One2many("fayvad.mail.alias", "organization_id", string="Aliases")
+    domain_alias_ids = fields.One2many("fayvad.mail.domain.alias", "organization_id", string="Domain Aliases")
     subscription_ids = fields.One2many("fayvad.mail.subscription", "organization_id", string="Subscriptions")
     subscription_id = fields.Many2one(
         "fayvad.mail.subscription", compute="_compute_subscription_id", string="Current Subscription"
@@ -144,6 +146,11 @@ class FayvadMailOrganization(models.Model):
         ("webhook_token_unique", "UNIQUE(webhook_token)", "Webhook tokens must be unique."),
         ("max_users_positive", "CHECK(max_users >= 1)", "An organization must allow at least one user."),
         ("max_aliases_positive", "CHECK(max_aliases >= 0)", "The number of aliases cannot be negative."),
+        (
+            "max_domain_aliases_positive",
+            "CHECK(max_domain_aliases >= 0)",
+            "The number of domain aliases cannot be negative.",
+        ),
         (
             "max_storage_positive",
             "CHECK(max_storage_gb >= 1)",
@@ -355,6 +362,7 @@ class FayvadMailOrganization(models.Model):
         if self.plan_id:
             self.max_users = self.plan_id.max_users
             self.max_aliases = self.plan_id.max_aliases
+            self.max_domain_aliases = self.plan_id.max_domain_aliases
             self.max_storage_gb = self.plan_id.max_storage_gb
             self.default_mailbox_quota_mb = self.plan_id.default_mailbox_quota_mb
 

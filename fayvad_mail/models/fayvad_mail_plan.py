@@ -33,6 +33,7 @@ class FayvadMailPlan(models.Model):
         tracking=True,
         help="Aliases and catch-alls an organization may have (forwards of its mailboxes do not count).",
     )
+    max_domain_aliases = fields.Integer(string="Default Max Domain Aliases", default=2, tracking=True)
     default_mailbox_quota_mb = fields.Integer(
         string="Default Mailbox Quota (MB)",
         default=1024,
@@ -60,6 +61,11 @@ class FayvadMailPlan(models.Model):
         ("included_users_positive", "CHECK(included_users >= 0)", "Included users cannot be negative."),
         ("max_users_positive", "CHECK(max_users >= 1)", "A plan must allow at least one user."),
         ("max_aliases_positive", "CHECK(max_aliases >= 0)", "A plan's number of aliases cannot be negative."),
+        (
+            "max_domain_aliases_positive",
+            "CHECK(max_domain_aliases >= 0)",
+            "A plan's number of domain aliases cannot be negative.",
+        ),
         ("max_storage_positive", "CHECK(max_storage_gb >= 1)", "A plan must allow at least 1 GB of storage."),
         (
             "default_quota_positive",

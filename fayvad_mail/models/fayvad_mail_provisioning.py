@@ -20,6 +20,7 @@ KINDS = {  # what a provisioning route creates: (create method, describe method)
     "organization": ("_create_organization", "_describe_organization"),
     "email_account": ("_create_email_account", "_describe_account"),
     "alias": ("_create_alias", "_describe_alias"),
+    "domain_alias": ("_create_domain_alias", "_describe_domain_alias"),
 }
 
 
@@ -149,6 +150,16 @@ class FayvadMailProvisioning(models.AbstractModel):
                 "ORGANIZATION_ALREADY_EXISTS",
                 f"An organization with the domain {data['domain']} already exists",
             )
+        if (
+            self.env["fayvad.mail.domain.alias"]
+            .sudo()
+            .search_count([("name", "=", data["domain"]), ("state", "!=", "terminated")], limit=1)
+        ):
+            raise ApiError(
+                400,
+                "ORGANIZATION_ALREADY_EXISTS",
+                f"The domain {data['domain']} is already a domain alias of an organization",
+            )
         if Org.sudo().with_context(active_test=False).search_count([("partner_id", "=", partner.id)]):
             raise ApiError(
                 400,
@@ -166,6 +177,7 @@ class FayvadMailProvisioning(models.AbstractModel):
         if plan:
             vals["default_mailbox_quota_mb"] = plan.default_mailbox_quota_mb
             vals["max_aliases"] = plan.max_aliases
+            vals["max_domain_aliases"] = plan.max_domain_aliases
         try:
             org = Org.create(vals)
             self.env["fayvad.mail.domain"].create({"name": data["domain"], "organization_id": org.id})
@@ -393,6 +405,74 @@ class FayvadMailProvisioning(models.AbstractModel):
         alias._queue_provisioning()
         return alias.id
 
+    # -- domain aliases ---------------------------------------------------------------------------
+    def _create_domain_alias(self, data):
+        org = self.env["fayvad.mail.organization"].search([("id", "=", data["organization_id"])])
+        if not org:
+            raise ApiError(404, "ORGANIZATION_NOT_FOUND", f"Organization {data['organization_id']} not found")
+        domain = org.domain_ids.filtered(lambda d: d.id == data["domain_id"])
+        if not domain:
+            raise ApiError(
+                404,
+                "DOMAIN_NOT_FOUND",
+                f"Domain {data['domain_id']} is not a domain of organization {org.id}",
+            )
+        name = data["name"]
+        if self.env["fayvad.mail.domain"].sudo().search_count([("name", "=", name)], limit=1):
+            raise ApiError(
+                400, "ORGANIZATION_ALREADY_EXISTS", f"The domain {name} is already an organization's domain"
+            )
+        DomainAlias = self.env["fayvad.mail.domain.alias"].sudo().with_context(active_test=False)
+        existing = DomainAlias.search([("name", "=", name), ("state", "!=", "terminated")], limit=1)
+        if existing:
+            if existing.domain_id == domain and existing.state in ("draft", "provisioning", "failed"):
+                existing._resume_provisioning()  # a retried request
+                return existing.id
+            raise ApiError(400, "ORGANIZATION_ALREADY_EXISTS", f"The domain {name} is already a domain alias")
+        org._lock_for_update()
+        if org.state in ("suspended", "terminated"):
+            raise validation_error(
+                {
+                    "domain_alias_data.organization_id": [
+                        f"The organization is {org.state}: it accepts no new domain aliases."
+                    ]
+                }
+            )
+        live = DomainAlias.search_count([("organization_id", "=", org.id), ("state", "!=", "terminated")])
+        if live >= org.max_domain_aliases:
+            raise validation_error(
+                {
+                    "domain_alias_data.organization_id": [
+                        f"The organization's limit of {org.max_domain_aliases} domain aliases is reached."
+                    ]
+                }
+            )
+        try:
+            alias = self.env["fayvad.mail.domain.alias"].create({"name": name, "domain_id": domain.id})
+        except ValidationError as exc:
+            _logger.info("domain alias request refused by a constraint: %s", exc.args[0])
+            raise validation_error(
+                {"domain_alias_data": ["The domain alias breaks one of Odoo's rules; nothing was created."]}
+            ) from None
+        alias._queue_provisioning()
+        return alias.id
+
+    def _describe_domain_alias(self, alias_id):
+        alias = self.env["fayvad.mail.domain.alias"].with_context(active_test=False).browse(alias_id)
+        jobs = self.env["fayvad.mail.job"].search(self._jobs_of("domain_alias", alias.id))
+        body = {
+            "provisioned": bool(alias.remote_id) and alias.state == "active",
+            "domain_alias": {
+                "id": alias.id,
+                "name": alias.name,
+                "domain_id": alias.domain_id.id,
+                "organization_id": alias.organization_id.id,
+                "state": alias.state,
+                "dns_records": (alias.dns_zone or "").splitlines(),
+            },
+        }
+        return self._outcome(body, jobs)
+
     def _describe_alias(self, alias_id):
         alias = self.env["fayvad.mail.alias"].with_context(active_test=False).browse(alias_id)
         jobs = self.env["fayvad.mail.job"].search(self._jobs_of("alias", alias.id))
@@ -440,11 +520,11 @@ class FayvadMailProvisioning(models.AbstractModel):
         and those of its domain on the mail server."""
         if kind == "organization":
             return [("organization_id", "=", record_id)]
-        field, model = (
-            ("account_id", "fayvad.mail.account")
-            if kind == "email_account"
-            else ("alias_id", "fayvad.mail.alias")
-        )
+        field, model = {
+            "email_account": ("account_id", "fayvad.mail.account"),
+            "alias": ("alias_id", "fayvad.mail.alias"),
+            "domain_alias": ("domain_alias_id", "fayvad.mail.domain.alias"),
+        }[kind]
         record = self.env[model].sudo().with_context(active_test=False).browse(record_id)
         return [
             "|",

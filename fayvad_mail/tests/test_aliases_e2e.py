@@ -2,6 +2,7 @@
 ``./dev test`` starts: Odoo's jobs run, and Modoboa's own API is asked what
 exists."""
 
+from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 
 from odoo.addons.fayvad_mail.tests.common import ModoboaCase, unique_domain
@@ -140,3 +141,55 @@ class TestAliasesE2E(ModoboaCase):
         self.assertEqual(remote[f"info@{name}"]["recipients"], ["new@example.com"])
         self.assertTrue(remote[f"info@{name}"]["enabled"])
         self.assertEqual(info.remote_id, made["pk"])
+
+    def remote_domain_aliases(self, domain_name):
+        results = self.api("GET", f"/api/v2/domainaliases/?domain={domain_name}&page_size=1000")
+        results = results["results"] if isinstance(results, dict) else results
+        return {a["name"]: a for a in results}
+
+    def test_domain_alias_through_its_life(self):
+        org = self.provisioned_org()
+        domain = org.domain_ids
+        other = domain.name.replace(".example", "-other.example")
+        DomainAlias = self.env["fayvad.mail.domain.alias"]
+        alias = DomainAlias.create({"name": other.upper(), "domain_id": domain.id})
+        self.assertEqual(alias.name, other)
+        self.assertIn(f"{other}. IN MX 10 mx.e2e.example.", alias.dns_zone)
+        alias.action_provision()
+        self.run_jobs()
+        self.assertEqual(alias.state, "active")
+        remote = self.remote_domain_aliases(domain.name)
+        self.assertIn(other, remote)
+        self.assertTrue(remote[other]["enabled"])
+        self.assertEqual(alias.remote_id, remote[other]["pk"])
+        target = remote[other]["target"]
+        self.assertEqual(target["pk"] if isinstance(target, dict) else target, domain.remote_id)
+
+        alias.enabled = False
+        self.run_jobs()
+        self.assertFalse(self.remote_domain_aliases(domain.name)[other]["enabled"])
+
+        with self.assertRaises(ValidationError):  # a domain alias is no one's domain
+            self.env["fayvad.mail.domain"].create({"name": other, "organization_id": org.id})
+
+        # termination removes it before the domain
+        org.action_terminate()
+        self.run_jobs()
+        self.assertIsNone(self.api_domain(domain.name))
+        everything = self.api("GET", "/api/v2/domainaliases/?page_size=1000")
+        everything = everything["results"] if isinstance(everything, dict) else everything
+        self.assertNotIn(other, [a["name"] for a in everything])
+        self.assertEqual(alias.state, "terminated")
+
+    def test_a_deleted_domain_alias_is_gone_from_the_server(self):
+        org = self.provisioned_org()
+        other = org.domain_ids.name.replace(".example", "-gone.example")
+        alias = self.env["fayvad.mail.domain.alias"].create({"name": other, "domain_id": org.domain_ids.id})
+        alias.action_provision()
+        self.run_jobs()
+        self.assertIn(other, self.remote_domain_aliases(org.domain_ids.name))
+        alias.action_delete()
+        self.run_jobs()
+        self.assertNotIn(other, self.remote_domain_aliases(org.domain_ids.name))
+        again = self.env["fayvad.mail.domain.alias"].create({"name": other, "domain_id": org.domain_ids.id})
+        self.assertTrue(again, "a deleted domain alias leaves its name free")

@@ -10,8 +10,9 @@ from odoo.addons.fayvad_mail.tests.test_api_provisioning import MODOBOA_URL, Pro
 PATH = "/provision/alias/"
 
 
-@tagged("post_install", "-at_install")
-class TestAliasApi(ProvisioningCase):
+class AliasApiCase(ProvisioningCase):
+    """An organization provisioned on the real Modoboa through the API."""
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -24,6 +25,9 @@ class TestAliasApi(ProvisioningCase):
         self.org = self.env["fayvad.mail.organization"].browse(body["organization"]["id"])
         self.domain = self.org.domain_ids
 
+
+@tagged("post_install", "-at_install")
+class TestAliasApi(AliasApiCase):
     def payload(self, address="sales", **fields):
         data = {
             "organization_id": self.org.id,
@@ -122,3 +126,59 @@ class TestAliasApi(ProvisioningCase):
         self.assertEqual(
             self.env["fayvad.mail.alias"].search_count([("organization_id", "=", self.org.id)]), 1
         )
+
+
+@tagged("post_install", "-at_install")
+class TestDomainAliasApi(AliasApiCase):
+    PATH = "/provision/domain-alias/"
+
+    def body(self, name, **fields):
+        data = {"organization_id": self.org.id, "domain": self.domain.id, "name": name}
+        return {"domain_alias_data": {**data, **fields}}
+
+    def test_domain_alias_is_provisioned_with_its_dns_records(self):
+        name = self.domain.name.replace(".example", ".org")
+        status, body, _ = self.api("POST", self.PATH, self.body(name.upper()))
+        self.assertEqual(status, 201, body)
+        self.assertEqual(
+            (body["domain_alias"]["name"], body["domain_alias"]["domain_id"]), (name, self.domain.id)
+        )
+        self.assertIn(f"{name}. IN MX 10 mx.api.example.", body["domain_alias"]["dns_records"])
+        remote = requests.get(
+            f"{MODOBOA_URL}/api/v2/domainaliases/",
+            params={"domain": self.domain.name},
+            headers={"Authorization": f"Token {self.server.token}"},
+            timeout=30,
+        ).json()
+        remote = remote["results"] if isinstance(remote, dict) else remote
+        self.assertEqual([a["name"] for a in remote], [name])
+        # the name is taken now: neither an organization nor another alias gets it
+        self.assertApiError(self.api("POST", self.PATH, self.body(name)), 400, "ORGANIZATION_ALREADY_EXISTS")
+        self.assertApiError(
+            self.api("POST", "/provision/organization/", self.org_payload(domain=name)),
+            400,
+            "ORGANIZATION_ALREADY_EXISTS",
+        )
+
+    def test_any_organizations_domain_is_refused_and_limits_hold(self):
+        _other, other_domain = self.make_org()
+        self.assertApiError(
+            self.api("POST", self.PATH, self.body(other_domain.name)), 400, "ORGANIZATION_ALREADY_EXISTS"
+        )
+        self.assertApiError(
+            self.api("POST", self.PATH, self.body(self.domain.name)), 400, "ORGANIZATION_ALREADY_EXISTS"
+        )
+        self.assertApiError(
+            self.api("POST", self.PATH, self.body("not a domain")),
+            400,
+            "VALIDATION_ERROR",
+            "domain_alias_data.name",
+        )
+        self.org.max_domain_aliases = 0
+        self.assertApiError(
+            self.api("POST", self.PATH, self.body("free-name.example")),
+            400,
+            "VALIDATION_ERROR",
+            "domain_alias_data.organization_id",
+        )
+        self.assertFalse(self.env["fayvad.mail.domain.alias"].search([("organization_id", "=", self.org.id)]))

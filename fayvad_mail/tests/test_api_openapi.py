@@ -63,6 +63,7 @@ class TestOpenApi(ProvisioningCase):
                 "/provision/organization/",
                 "/provision/email-account/",
                 "/provision/alias/",
+                "/provision/domain-alias/",
                 "/webhooks/billing/",
                 "/webhooks/billing/{token}/",
             },
@@ -183,6 +184,42 @@ class TestOpenApi(ProvisioningCase):
         headers = {"Idempotency-Key": "openapi-3"}
         self.check(path, "post", self.api("POST", path, payload("k1"), headers=headers))
         self.check(path, "post", self.api("POST", path, payload("k2"), headers=headers))
+        self.check(path, "post", self.api("POST", path, raw=b" " * (1024 * 1024 + 1)))  # 413
+        self.assertAllDocumentedStatusesSeen(path, "post")
+
+    def test_domain_alias_answers(self):
+        path = "/provision/domain-alias/"
+        status, org_body, _ = self.api("POST", "/provision/organization/", self.org_payload())
+        self.assertEqual(status, 201, org_body)
+        org = self.env["fayvad.mail.organization"].browse(org_body["organization"]["id"])
+        org.max_domain_aliases = 10
+        domain = org.domain_ids
+
+        def payload(name, org_id=org.id):
+            return {"domain_alias_data": {"organization_id": org_id, "domain": domain.id, "name": name}}
+
+        base = domain.name.replace(".example", "")
+        done = self.check(path, "post", self.api("POST", path, payload(f"{base}.org")))
+        self.assertTrue(done["provisioned"], done)
+        self.check(
+            path, "post", self.api("POST", path, payload(domain.name))
+        )  # 400 ORGANIZATION_ALREADY_EXISTS
+        proxy = FaultProxy(MODOBOA_URL).start()
+        self.addCleanup(proxy.stop)
+        self.server.url = proxy.url
+        proxy.mode = "refuse"
+        with mute_logger("odoo.addons.fayvad_mail.models.fayvad_mail_job"):
+            self.check(path, "post", self.api("POST", path, payload(f"{base}-refused.org")))
+        proxy.mode = "error"
+        self.check(path, "post", self.api("POST", path, payload(f"{base}-pending.org")))
+        self.check(path, "post", self.api("POST", path, payload("not a domain")))
+        self.check(path, "post", self.api("POST", path, payload(f"{base}.net", org_id=10**8)))
+        self.check(path, "post", self.api("POST", path, payload(f"{base}.net"), key=False))
+        self.check(path, "post", self.api("POST", path, payload(f"{base}.net"), key=self.outsider_key))
+        self.check(path, "post", self.api("GET", path))
+        headers = {"Idempotency-Key": "openapi-4"}
+        self.check(path, "post", self.api("POST", path, payload(f"{base}-k1.org"), headers=headers))
+        self.check(path, "post", self.api("POST", path, payload(f"{base}-k2.org"), headers=headers))
         self.check(path, "post", self.api("POST", path, raw=b" " * (1024 * 1024 + 1)))  # 413
         self.assertAllDocumentedStatusesSeen(path, "post")
 

@@ -317,6 +317,44 @@ SCHEMAS = {
         },
         required=["provisioned", "alias"],
     ),
+    "DomainAliasRequest": obj(
+        {
+            "domain_alias_data": obj(
+                {
+                    "organization_id": {"type": "integer", "minimum": 1},
+                    "domain": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "description": "id of the target domain, a domain of the organization",
+                    },
+                    "name": {"type": "string", "maxLength": 253, "description": "the other domain name"},
+                }
+            )
+        }
+    ),
+    "DomainAliasResult": obj(
+        {
+            "provisioned": BOOL,
+            "provisioning_status": {"type": "string", "enum": ["pending", "failed"]},
+            "domain_alias": obj(
+                {
+                    "id": INT,
+                    "name": STR,
+                    "domain_id": INT,
+                    "organization_id": INT,
+                    "state": STR,
+                    "dns_records": {
+                        "type": "array",
+                        "items": STR,
+                        "description": "zone-file lines to publish (MX, SPF, DMARC)",
+                    },
+                }
+            ),
+            "error": STR,
+            "error_code": STR,
+        },
+        required=["provisioned", "domain_alias"],
+    ),
     "BillingWebhook": obj(
         {
             "event_type": {"type": "string", "enum": list(EVENT_TYPES)},
@@ -552,6 +590,13 @@ def openapi_document():
                 "AliasRequest",
                 "AliasResult",
                 ["ALIAS_ALREADY_EXISTS"],
+                ["ORGANIZATION_NOT_FOUND", "DOMAIN_NOT_FOUND"],
+            ),
+            "/provision/domain-alias/": _provision(
+                "Provision a domain alias",
+                "DomainAliasRequest",
+                "DomainAliasResult",
+                ["ORGANIZATION_ALREADY_EXISTS"],
                 ["ORGANIZATION_NOT_FOUND", "DOMAIN_NOT_FOUND"],
             ),
             "/webhooks/billing/": _webhook("Billing webhook (company secret)"),

@@ -357,6 +357,19 @@ def validate_alias(body: dict) -> dict:
     return clean
 
 
+def validate_domain_alias(body: dict) -> dict:
+    """POST /erp/provision/domain-alias/"""
+    errors = {}
+    data = _wrapped(body, "domain_alias_data", errors)
+    clean = {
+        "organization_id": data.integer("organization_id", required=True),
+        "domain_id": data.integer("domain", required=True),
+        "name": data.name("name", names.normalize_domain, "domain name", required=True),
+    }
+    _raise_if(errors)
+    return clean
+
+
 def validate_billing_webhook(body: dict) -> dict:
     """POST /erp/webhooks/billing/ (the body has no wrapper object)."""
     errors = {}

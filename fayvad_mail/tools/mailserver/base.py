@@ -79,6 +79,17 @@ class RemoteMailbox:
 
 
 @dataclass
+class RemoteDomainAlias:
+    """Another domain name delivering to a domain of the server."""
+
+    id: int
+    name: str
+    target_id: int
+    enabled: bool
+    created: bool = False
+
+
+@dataclass
 class RemoteAlias:
     """An alias of the mail server: ``name@domain`` (``@domain`` for a
     catch-all) delivering to ``recipients``."""
@@ -304,4 +315,23 @@ class MailServerClient:
 
     def delete_alias(self, alias_id):
         """Delete the alias; no error if already gone."""
+        raise NotImplementedError
+
+    def find_domain_alias(self, name):
+        """RemoteDomainAlias of exactly that name, or None."""
+        raise NotImplementedError
+
+    def list_domain_aliases(self, domain_name):
+        """The domain aliases pointing at that domain: list of RemoteDomainAlias."""
+        raise NotImplementedError
+
+    def ensure_domain_alias(self, name, target_id, enabled=True):
+        """Create the domain alias unless it exists; RemoteDomainAlias."""
+        raise NotImplementedError
+
+    def update_domain_alias(self, alias_id, name, target_id, enabled=True):
+        raise NotImplementedError
+
+    def delete_domain_alias(self, alias_id):
+        """Delete it; no error if already gone."""
         raise NotImplementedError

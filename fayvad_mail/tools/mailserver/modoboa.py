@@ -21,7 +21,15 @@ import html
 import re
 
 from . import register
-from .base import MailServerClient, NotFound, Refused, RemoteAlias, RemoteDomain, RemoteMailbox
+from .base import (
+    MailServerClient,
+    NotFound,
+    Refused,
+    RemoteAlias,
+    RemoteDomain,
+    RemoteDomainAlias,
+    RemoteMailbox,
+)
 
 PAGE_SIZE = 100
 MAX_PAGES = 1000  # 100,000 objects: a guard against a server that never ends its list
@@ -322,5 +330,51 @@ class ModoboaClient(MailServerClient):
     def delete_alias(self, alias_id):
         try:
             self._request("DELETE", f"{API}/aliases/{alias_id}/")
+        except NotFound:
+            return
+
+    # -- domain aliases --------------------------------------------------------------------------
+    @staticmethod
+    def _domain_alias(data, created=False):
+        target = data.get("target")
+        return RemoteDomainAlias(
+            id=data["pk"],
+            name=(data.get("name") or "").lower(),
+            target_id=target.get("pk") if isinstance(target, dict) else target,
+            enabled=bool(data.get("enabled")),
+            created=created,
+        )
+
+    def _all_domain_aliases(self, params=None):
+        return [self._domain_alias(d) for d in self._pages(f"{API}/domainaliases/", params)]
+
+    def find_domain_alias(self, name):
+        name = name.lower()
+        found = [alias for alias in self._all_domain_aliases() if alias.name == name]
+        return found[0] if found else None
+
+    def list_domain_aliases(self, domain_name):
+        return self._all_domain_aliases({"domain": domain_name})
+
+    def ensure_domain_alias(self, name, target_id, enabled=True):
+        existing = self.find_domain_alias(name)
+        if existing is not None:
+            return existing
+        payload = {"name": name.lower(), "target": target_id, "enabled": bool(enabled)}
+        try:
+            return self._domain_alias(self._request("POST", f"{API}/domainaliases/", payload), created=True)
+        except Refused:
+            existing = self.find_domain_alias(name)  # an earlier attempt created it
+            if existing is None:
+                raise
+            return existing
+
+    def update_domain_alias(self, alias_id, name, target_id, enabled=True):
+        payload = {"name": name.lower(), "target": target_id, "enabled": bool(enabled)}
+        self._request("PUT", f"{API}/domainaliases/{alias_id}/", payload)
+
+    def delete_domain_alias(self, alias_id):
+        try:
+            self._request("DELETE", f"{API}/domainaliases/{alias_id}/")
         except NotFound:
             return

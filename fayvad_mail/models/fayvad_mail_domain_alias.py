@@ -1,0 +1,173 @@
+from odoo import api, fields, models
+from odoo.exceptions import UserError, ValidationError
+
+from ..tools.dns import dns_records, zone_line
+from ..tools.names import InvalidName, normalize_domain
+from .fayvad_mail_domain import PROVISIONING_STATES
+
+
+class FayvadMailDomainAlias(models.Model):
+    """Another domain name whose mail goes to a domain of the organization
+    (``acme.org`` for ``acme.example``: ``sales@acme.org`` reaches
+    ``sales@acme.example``)."""
+
+    _name = "fayvad.mail.domain.alias"
+    _description = "Domain Alias"
+    _inherit = ["mail.thread"]
+    _order = "name"
+    _check_company_auto = True
+
+    name = fields.Char(
+        required=True, tracking=True, help="Lower case, without trailing dot, IDN in punycode."
+    )
+    domain_id = fields.Many2one(
+        "fayvad.mail.domain",
+        string="Target Domain",
+        required=True,
+        ondelete="cascade",
+        index=True,
+        check_company=True,
+        tracking=True,
+    )
+    organization_id = fields.Many2one(related="domain_id.organization_id", store=True, index=True)
+    company_id = fields.Many2one(related="domain_id.company_id", store=True, index=True)
+    enabled = fields.Boolean(default=True, tracking=True)
+    active = fields.Boolean(default=True, help="Archived once deleted from the mail server.")
+    state = fields.Selection(PROVISIONING_STATES, default="draft", required=True, tracking=True, copy=False)
+    remote_id = fields.Integer(string="Mail Server ID", copy=False, readonly=True)
+    dns_zone = fields.Text(
+        string="DNS Records to Publish",
+        compute="_compute_dns_zone",
+        help="MX, SPF and DMARC of the alias name, as zone-file lines (DKIM signs with the target's key).",
+    )
+
+    def init(self):
+        # one live domain alias per name; a deleted one leaves its name free
+        self.env.cr.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS fayvad_mail_domain_alias_name_live_uniq "
+            "ON fayvad_mail_domain_alias (name) WHERE state != 'terminated'"
+        )
+
+    @api.depends("name", "domain_id.organization_id.mail_server_id.mail_host")
+    def _compute_dns_zone(self):
+        for alias in self:
+            if not alias.name:
+                alias.dns_zone = False
+                continue
+            mail_host = alias.organization_id.mail_server_id.mail_host or f"mail.{alias.domain_id.name}"
+            records = [r for r in dns_records(alias.name, mail_host, "", "") if r["purpose"] != "dkim"]
+            alias.dns_zone = "\n".join(
+                zone_line(r["record_type"], r["name"], r["value"], r["priority"]) for r in records
+            )
+
+    # -- rules ------------------------------------------------------------------------------------
+    @api.model
+    def _normalize_name(self, name):
+        try:
+            return normalize_domain(name or "")
+        except InvalidName as exc:
+            raise ValidationError(
+                self.env._("The domain name %(name)r %(reason)s.", name=name, reason=exc)
+            ) from None
+
+    @api.constrains("name")
+    def _check_not_a_domain(self):
+        Domain = self.env["fayvad.mail.domain"].sudo()
+        for alias in self:
+            if Domain.search_count([("name", "=", alias.name)], limit=1):
+                raise ValidationError(self.env._("%s is already an organization's domain.", alias.name))
+
+    @api.constrains("domain_id", "state")
+    def _check_organization_limit(self):
+        for org in self.organization_id:
+            count = self.with_context(active_test=False).search_count(
+                [("organization_id", "=", org.id), ("state", "!=", "terminated")]
+            )
+            if count > org.max_domain_aliases:
+                raise ValidationError(
+                    self.env._(
+                        "%(org)s allows at most %(max)s domain aliases.",
+                        org=org.name,
+                        max=org.max_domain_aliases,
+                    )
+                )
+
+    # -- CRUD ---------------------------------------------------------------------------------------
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            if "name" in vals:
+                vals["name"] = self._normalize_name(vals["name"])
+        domains = self.env["fayvad.mail.domain"].browse(
+            [v["domain_id"] for v in vals_list if v.get("domain_id")]
+        )
+        domains.organization_id._lock_for_update()
+        for domain in domains:
+            if "terminated" in (domain.state, domain.organization_id.state):
+                raise ValidationError(
+                    self.env._("%s is terminated: it takes no new domain alias.", domain.name)
+                )
+        return super().create(vals_list)
+
+    def write(self, vals):
+        if {"name", "domain_id"} & set(vals) and self.filtered(lambda a: a.state != "draft"):
+            raise ValidationError(
+                self.env._("A domain alias cannot be renamed once it is on the mail server.")
+            )
+        if "name" in vals:
+            vals = {**vals, "name": self._normalize_name(vals["name"])}
+        res = super().write(vals)
+        if "enabled" in vals:
+            for alias in self.filtered(lambda a: a.state in ("active", "provisioning", "failed")):
+                self.env["fayvad.mail.job"]._enqueue("update_domain_alias", domain_alias=alias)
+        return res
+
+    # -- actions ------------------------------------------------------------------------------------
+    def action_provision(self):
+        for alias in self:
+            if alias.state not in ("draft", "failed"):
+                raise UserError(self.env._("%s is already on the mail server.", alias.name))
+        self._queue_provisioning()
+        self.env["fayvad.mail.job"]._trigger_runner()
+        return True
+
+    def action_delete(self):
+        for alias in self.filtered(lambda a: a.state != "terminated"):
+            on_server = alias.state not in ("draft", "failed") or alias.remote_id
+            alias.write({"state": "terminated", "active": False})
+            if on_server:
+                self.env["fayvad.mail.job"]._enqueue("delete_domain_alias", domain_alias=alias)
+        self.env["fayvad.mail.job"]._trigger_runner()
+        return True
+
+    def _resume_provisioning(self):
+        Job = self.env["fayvad.mail.job"].sudo()
+        for alias in self:
+            jobs = Job.search(
+                [
+                    ("domain_alias_id", "=", alias.id),
+                    ("job_type", "=", "create_domain_alias"),
+                    ("state", "in", ("pending", "failed")),
+                ]
+            )
+            if not jobs:
+                alias._queue_provisioning()
+                continue
+            jobs.filtered(lambda j: j.state == "failed").action_retry()
+            alias.state = "provisioning"
+        Job._trigger_runner()
+
+    def _queue_provisioning(self):
+        Job = self.env["fayvad.mail.job"]
+        for alias in self:
+            alias.state = "provisioning"
+            before = Job.search(
+                [
+                    ("domain_id", "=", alias.domain_id.id),
+                    ("job_type", "=", "create_domain"),
+                    ("state", "in", ("pending", "failed")),
+                ],
+                order="id desc",
+                limit=1,
+            )
+            Job._enqueue("create_domain_alias", domain_alias=alias, depends_on=before)
