@@ -15,6 +15,7 @@
         "data/product_data.xml",
         "data/ir_cron.xml",
         "data/ir_cron_billing.xml",
+        "data/mail_template_data.xml",
         "views/fayvad_mail_organization_views.xml",
         "views/fayvad_mail_plan_views.xml",
         "views/fayvad_mail_domain_views.xml",

@@ -17,6 +17,8 @@ from . import (
     fayvad_mail_organization_portal,
     fayvad_mail_plan,
     fayvad_mail_provisioning,
+    fayvad_mail_quota_alert,
+    fayvad_mail_sending,
     fayvad_mail_server,
     fayvad_mail_subscription,
     fayvad_mail_usage_snapshot,

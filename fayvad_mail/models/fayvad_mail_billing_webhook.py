@@ -60,6 +60,8 @@ class FayvadMailBillingWebhook(models.AbstractModel):
                 subscription._on_payment_received()
             if org.state == "suspended" and org.suspension_reason == "non_payment":
                 org._unsuspend()
+            if org.sending_blocked:
+                org._unblock_sending()
         elif event_type == "payment_failed":
             if subscription:
                 subscription._on_payment_failed()

@@ -36,6 +36,7 @@ JOB_TYPES = [
     ("create_domain_alias", "Create domain alias"),
     ("update_domain_alias", "Update domain alias"),
     ("delete_domain_alias", "Delete domain alias"),
+    ("update_sending_limits", "Update daily sending limits"),
 ]
 BACKOFF_BASE = 30  # seconds before the first retry
 BACKOFF_MAX = 3600  # never wait more than an hour between attempts
@@ -637,6 +638,8 @@ class FayvadMailJob(models.Model):
             client.update_mailbox(remote.id, quota_mb=quota)
         if remote.active != self._desired_active(account):
             client.update_mailbox(remote.id, active=self._desired_active(account))
+        if remote.message_limit != org._message_limit():
+            client.update_mailbox(remote.id, message_limit=org._message_limit())
         account._wipe_pending_password()
         state = account.state
         if state not in LIVE_ACCOUNT_STATES:
@@ -736,6 +739,19 @@ class FayvadMailJob(models.Model):
             .search([("organization_id", "=", org.id)])
         )
         domain_aliases.write({"state": "terminated", "active": False, "remote_id": False})
+
+    def _step_update_sending_limits(self, client):
+        """Every live mailbox of the organization gets its daily sending limit."""
+        org = self.organization_id
+        if org.state == "terminated":
+            return
+        limit = org._message_limit()
+        remote = self._org_remote_mailboxes(client)
+        accounts = org.with_context(active_test=False).account_ids
+        for account in accounts.filtered(lambda a: a.state in LIVE_ACCOUNT_STATES):
+            mailbox = remote.get(account.email)
+            if mailbox and mailbox.message_limit != limit:
+                client.update_mailbox(mailbox.id, message_limit=limit)
 
     def _step_update_domain_quota(self, client):
         org = self.organization_id

@@ -26,6 +26,8 @@ class FayvadMailOrganization(models.Model):
             "next_renewal": renewal.period_end + timedelta(days=1) if renewal else None,
             "mailboxes": self.account_ids.sorted("email"),
             "domains": self.domain_ids.sorted("name"),
+            "aliases": self.alias_ids.sorted("address"),
+            "domain_aliases": self.domain_alias_ids.sorted("name"),
             "storage_percent_of_plan": min(self.storage_percent, 100),
             "quota_free_mb": int(free_bytes // MB),
             "users_left": max(self.max_users - self.user_count, 0),

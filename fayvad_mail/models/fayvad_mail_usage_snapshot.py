@@ -165,4 +165,6 @@ class FayvadMailUsageSnapshot(models.Model):
             mailbox = remote.get(account.email)
             if mailbox is not None and mailbox.used_bytes is not None:
                 self._record(account, mailbox.used_bytes, today)
+        accounts.filtered(lambda a: a.state in LIVE_ACCOUNT_STATES)._check_quota_alerts()
+        domain.organization_id._check_quota_alerts()
         domain.usage_read_at = fields.Datetime.now()

@@ -232,9 +232,11 @@ class FayvadMailUsageSummary(models.AbstractModel):
             else None,
         }
         if details is not None:
-            accounts, domains = details
+            accounts, domains, aliases, domain_aliases = details
             entry["email_accounts"] = accounts.get(org_id, [])
             entry["domains"] = domains.get(org_id, [])
+            entry["aliases"] = aliases.get(org_id, [])
+            entry["domain_aliases"] = domain_aliases.get(org_id, [])
         return entry
 
     def _details(self, page_ids, end):
@@ -267,7 +269,44 @@ class FayvadMailUsageSummary(models.AbstractModel):
         domains = {}
         for org_id, domain_id, name, state in cr.fetchall():
             domains.setdefault(org_id, []).append({"id": domain_id, "name": name, "state": state})
-        return accounts, domains
+        return accounts, domains, *self._alias_details(page_ids, end)
+
+    def _alias_details(self, page_ids, end):
+        """({org id: [alias]}, {org id: [domain alias]}) that exist on
+        ``end``, in one query (a forward's recipients include its mailbox)."""
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT 'alias', al.organization_id, al.id, al.address, al.recipients, al.enabled, al.kind,
+                       acc.email, NULL::int
+                  FROM fayvad_mail_alias al
+                  LEFT JOIN fayvad_mail_account acc ON acc.id = al.account_id
+                 WHERE al.organization_id IN %(orgs)s AND al.state != 'terminated' AND al.create_date <= %(end)s
+             UNION ALL
+                SELECT 'domain_alias', da.organization_id, da.id, da.name, NULL, da.enabled, NULL, NULL, da.domain_id
+                  FROM fayvad_mail_domain_alias da
+                 WHERE da.organization_id IN %(orgs)s AND da.state != 'terminated' AND da.create_date <= %(end)s
+              ORDER BY 2, 4
+                """,
+                orgs=page_ids,
+                end=datetime.combine(end, time.max),
+            )
+        )
+        aliases, domain_aliases = {}, {}
+        for row in self.env.cr.fetchall():
+            what, org_id, record_id, name, recipients, enabled, kind, mailbox, domain_id = row
+            if what == "domain_alias":
+                domain_aliases.setdefault(org_id, []).append(
+                    {"id": record_id, "name": name, "domain_id": domain_id}
+                )
+                continue
+            listed = (recipients or "").split()
+            if kind == "forward" and mailbox and mailbox not in listed:
+                listed.append(mailbox)
+            aliases.setdefault(org_id, []).append(
+                {"id": record_id, "email": name, "recipients": listed, "active": bool(enabled), "kind": kind}
+            )
+        return aliases, domain_aliases
 
     def _write_events(self, out, scope, start, end, offset, limit):
         """The period's billing events, oldest first: PostgreSQL writes each

@@ -30,7 +30,16 @@ REFUSED_HEADERS_MAX = 2048
 REFUSED_VERDICTS = ("invalid_signature", "no_secret", "unknown_url")
 REFERENCE_SEQUENCE = "fayvad_mail_webhook_delivery_reference_seq"
 # what applying an event reads of its organization: fetched with the search
-ORGANIZATION_FIELDS = ["name", "company_id", "partner_id", "plan_id", "state", "suspension_reason"]
+ORGANIZATION_FIELDS = [
+    "name",
+    "company_id",
+    "partner_id",
+    "plan_id",
+    "state",
+    "suspension_reason",
+    "suspension_exempt",
+    "sending_blocked",
+]
 
 VERDICTS = [
     ("processed", "Processed"),

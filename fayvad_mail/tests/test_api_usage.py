@@ -187,6 +187,42 @@ class TestUsageSummary(ApiCase):
         for flag in ("false", "0", "False"):
             self.assertNotIn("email_accounts", self.summary(include_details=flag)[1]["organizations"][0])
 
+    def test_details_list_aliases_and_domain_aliases(self):
+        domain = self.alpha.domain_ids
+        Alias = self.env["fayvad.mail.alias"]
+        sales = Alias.create({"local_part": "sales", "domain_id": domain.id, "recipients": "x@example.com"})
+        account = self.alpha.account_ids.sorted("email")[0]
+        forward = Alias.create(
+            {"kind": "forward", "account_id": account.id, "recipients": "home@example.net"}
+        )
+        gone = Alias.create({"local_part": "gone", "domain_id": domain.id, "recipients": "x@example.com"})
+        gone.action_delete()
+        other = self.env["fayvad.mail.domain.alias"].create(
+            {"name": "alpha-usage.org", "domain_id": domain.id}
+        )
+        status, body, _ = self.summary(organization_id=self.alpha.id, include_details="1")
+        self.assertEqual(status, 200, body)
+        details = body["organizations"][0]
+        self.assertEqual(
+            sorted(
+                (a["id"], a["email"], a["kind"], a["active"], tuple(a["recipients"]))
+                for a in details["aliases"]
+            ),
+            sorted(
+                [
+                    (sales.id, "sales@alpha.usage.example", "alias", True, ("x@example.com",)),
+                    (forward.id, account.email, "forward", True, ("home@example.net", account.email)),
+                ]
+            ),
+        )
+        self.assertEqual(
+            details["domain_aliases"], [{"id": other.id, "name": "alpha-usage.org", "domain_id": domain.id}]
+        )
+        status, body, _ = self.summary(
+            organization_id=self.alpha.id, end_date="2025-07-31", start_date="2025-07-01", include_details="1"
+        )
+        self.assertEqual(body["organizations"][0]["aliases"], [], "none existed then")
+
     def test_billing_events_in_pages(self):
         period = {"start_date": "2025-07-01", "end_date": "2025-07-31"}
         everything = self.summary(**period)[1]["billing_events"]

@@ -163,6 +163,23 @@ class TestPortalAccess(PortalCase):
         answer = self.make_jsonrpc_request("/my/counters", {"counters": ["mail_mailbox_count"]})
         self.assertEqual(answer, {"mail_mailbox_count": 1})
 
+    def test_aliases_and_domain_aliases_are_listed(self):
+        domain = self.org_a.domain_ids
+        self.env["fayvad.mail.alias"].create(
+            {"local_part": "sales", "domain_id": domain.id, "recipients": "team@example.com"}
+        )
+        self.env["fayvad.mail.alias"].create(
+            {"local_part": "bravo-only", "domain_id": self.org_b.domain_ids.id, "recipients": "b@example.com"}
+        )
+        self.env["fayvad.mail.domain.alias"].create({"name": "alpha.org", "domain_id": domain.id})
+        self.login(self.user_a)
+        html = self.page(f"/my/mail/{self.org_a.id}").text
+        self.assertIn('data-alias="sales@alpha.example"', html)
+        self.assertIn("team@example.com", html)
+        self.assertIn('data-domain="alpha.org"', html)
+        self.assertIn("alpha.org. IN MX 10", html)
+        self.assertNotIn("bravo-only", html)
+
     def test_no_secret_reaches_a_page(self):
         secret = self.env["fayvad.mail.webhook.secret"].create(
             {

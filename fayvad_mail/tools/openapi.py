@@ -147,6 +147,19 @@ SCHEMAS = {
                 "items": obj({"id": INT, "email": STR, "active": BOOL, "quota": INT, "used": INT}),
             },
             "domains": {"type": "array", "items": obj({"id": INT, "name": STR, "state": STR})},
+            "aliases": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "id": INT,
+                        "email": STR,
+                        "recipients": {"type": "array", "items": STR},
+                        "active": BOOL,
+                        "kind": {"type": "string", "enum": ["alias", "catchall", "forward"]},
+                    }
+                ),
+            },
+            "domain_aliases": {"type": "array", "items": obj({"id": INT, "name": STR, "domain_id": INT})},
         },
         required=["id", "name", "odoo_customer_id", "users", "storage", "subscription"],
     ),

@@ -50,6 +50,9 @@ class BudgetSpent(Unavailable):
     request that waits for the mail server): carry on later, at once."""
 
 
+UNCHANGED = object()  # update_mailbox(): leave this value as it is
+
+
 @dataclass
 class RemoteDomain:
     id: int
@@ -76,6 +79,7 @@ class RemoteMailbox:
     is_domain_admin: bool = False
     has_mailbox: bool = True
     created: bool = False  # True when ensure_mailbox() created it in this call
+    message_limit: int | None = None  # messages it may send per day (None: no limit)
 
 
 @dataclass
@@ -284,7 +288,8 @@ class MailServerClient:
         tells whether this call created it)."""
         raise NotImplementedError
 
-    def update_mailbox(self, mailbox_id, quota_mb=None, active=None, password=None):
+    def update_mailbox(self, mailbox_id, quota_mb=None, active=None, password=None, message_limit=UNCHANGED):
+        """Change what is given; ``message_limit=None`` removes the daily sending limit."""
         raise NotImplementedError
 
     def delete_mailbox(self, mailbox_id):

@@ -22,6 +22,7 @@ import re
 
 from . import register
 from .base import (
+    UNCHANGED,
     MailServerClient,
     NotFound,
     Refused,
@@ -215,6 +216,7 @@ class ModoboaClient(MailServerClient):
             is_domain_admin=data.get("role") == "DomainAdmins",
             has_mailbox=bool(data.get("mailbox")),
             created=created,
+            message_limit=mailbox.get("message_limit"),
         )
 
     def _find_account(self, username):
@@ -256,10 +258,12 @@ class ModoboaClient(MailServerClient):
             raise Refused(f"{email} exists on the mail server as a login without a mailbox")
         return remote
 
-    def update_mailbox(self, mailbox_id, quota_mb=None, active=None, password=None):
+    def update_mailbox(self, mailbox_id, quota_mb=None, active=None, password=None, message_limit=UNCHANGED):
         payload = {}
         if quota_mb is not None:
             payload["mailbox"] = {"quota": int(quota_mb), "use_domain_quota": False}
+        if message_limit is not UNCHANGED:
+            payload.setdefault("mailbox", {})["message_limit"] = message_limit
         if active is not None:
             payload["is_active"] = bool(active)
         if password is not None:
