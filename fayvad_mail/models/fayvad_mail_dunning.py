@@ -2,10 +2,12 @@ from odoo import api, fields, models
 
 
 class FayvadMailDunning(models.AbstractModel):
-    """Dunning: failed payments and overdue invoices soft-suspend an
-    organization after the company's grace (logins blocked, mail still
-    received); a payment lifts a suspension for non-payment, never a manual
-    one. Customers marked exempt are never suspended automatically."""
+    """Dunning: a failed payment first blocks sending (after the company's
+    number of failures, one by default); failed payments and overdue
+    invoices then soft-suspend an organization after the company's grace
+    (logins blocked, mail still received); a payment lifts both, never a
+    manual suspension. Customers marked exempt are never blocked nor
+    suspended automatically."""
 
     _name = "fayvad.mail.dunning"
     _description = "Mail Hosting Dunning"
@@ -19,6 +21,9 @@ class FayvadMailDunning(models.AbstractModel):
             subscription = org.subscription_id
             if not subscription or subscription.state != "past_due":
                 continue
+            block_after = org.company_id.fayvad_block_sending_after_failures
+            if block_after and subscription.failed_payment_count >= block_after:
+                org._block_sending()  # the stage before suspension: no sending, logins and mail go on
             company = org.company_id
             too_many = company.fayvad_dunning_max_failures and (
                 subscription.failed_payment_count >= company.fayvad_dunning_max_failures
@@ -48,6 +53,7 @@ class FayvadMailDunning(models.AbstractModel):
         if not org.subscription_id.failed_payment_count:
             org.subscription_id.filtered(lambda s: s.state == "past_due").state = "active"
             org._unsuspend()
+            org._unblock_sending()
 
     @api.model
     def _cron_overdue(self):

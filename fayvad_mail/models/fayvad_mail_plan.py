@@ -34,6 +34,12 @@ class FayvadMailPlan(models.Model):
         help="Aliases and catch-alls an organization may have (forwards of its mailboxes do not count).",
     )
     max_domain_aliases = fields.Integer(string="Default Max Domain Aliases", default=2, tracking=True)
+    daily_message_limit = fields.Integer(
+        string="Daily Sending Limit per Mailbox",
+        default=0,
+        tracking=True,
+        help="Messages each mailbox may send per day, enforced by the mail server (0: no limit).",
+    )
     default_mailbox_quota_mb = fields.Integer(
         string="Default Mailbox Quota (MB)",
         default=1024,
@@ -61,6 +67,11 @@ class FayvadMailPlan(models.Model):
         ("included_users_positive", "CHECK(included_users >= 0)", "Included users cannot be negative."),
         ("max_users_positive", "CHECK(max_users >= 1)", "A plan must allow at least one user."),
         ("max_aliases_positive", "CHECK(max_aliases >= 0)", "A plan's number of aliases cannot be negative."),
+        (
+            "daily_message_limit_positive",
+            "CHECK(daily_message_limit >= 0)",
+            "A sending limit cannot be negative.",
+        ),
         (
             "max_domain_aliases_positive",
             "CHECK(max_domain_aliases >= 0)",
@@ -102,3 +113,9 @@ class FayvadMailPlan(models.Model):
         action["domain"] = [("plan_id", "=", self.id)]
         action["context"] = {"default_plan_id": self.id}
         return action
+
+    def write(self, vals):
+        res = super().write(vals)
+        if "daily_message_limit" in vals:  # every mailbox of the plan's organizations follows
+            self.env["fayvad.mail.organization"].search([("plan_id", "in", self.ids)])._push_sending_limits()
+        return res

@@ -14,6 +14,12 @@ class ResCompany(models.Model):
         default=15,
         help="Days an invoice may stay overdue before the organization is soft-suspended (0: never).",
     )
+    fayvad_block_sending_after_failures = fields.Integer(
+        string="Block Sending After Failed Payments",
+        default=1,
+        help="Failed payments in a row after which an organization's mailboxes may not send, before any "
+        "suspension (0: never). Logins and receiving go on; a payment restores sending.",
+    )
     fayvad_payment_journal_id = fields.Many2one(
         "account.journal",
         string="Mail Hosting Payment Journal",

@@ -8,6 +8,9 @@ class ResConfigSettings(models.TransientModel):
         related="company_id.fayvad_dunning_max_failures", readonly=False
     )
     fayvad_dunning_grace_days = fields.Integer(related="company_id.fayvad_dunning_grace_days", readonly=False)
+    fayvad_block_sending_after_failures = fields.Integer(
+        related="company_id.fayvad_block_sending_after_failures", readonly=False
+    )
     fayvad_payment_journal_id = fields.Many2one(
         related="company_id.fayvad_payment_journal_id", readonly=False
     )

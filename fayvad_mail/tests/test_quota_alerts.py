@@ -73,6 +73,7 @@ class TestQuotaAlerts(QuotaAlertCase, FayvadMailCase):
         self.org._check_quota_alerts()
         summaries, subjects = self.alerts(self.org)
         self.assertEqual(summaries, ["The mail hosting of Quota Org is at 90% of its quota"])
+        self.assertEqual(subjects, summaries)
         self.assertEqual(self.org.quota_alert_level, 90)
         activity = self.env["mail.activity"].search(
             [("res_model", "=", "fayvad.mail.organization"), ("res_id", "=", self.org.id)]
