@@ -4,7 +4,14 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..tools.mailserver import MailServerError
-from ..tools.mailserver.drift import KINDS, ExpectedDomain, ExpectedMailbox, compare
+from ..tools.mailserver.drift import (
+    KINDS,
+    ExpectedAlias,
+    ExpectedDomain,
+    ExpectedDomainAlias,
+    ExpectedMailbox,
+    compare,
+)
 from .fayvad_mail_job import LIVE_ACCOUNT_STATES, default_mailbox_quota_mb, domain_quota_mb, mb_ceil
 
 _logger = logging.getLogger(__name__)
@@ -41,6 +48,10 @@ class FayvadMailDrift(models.Model):
     account_id = fields.Many2one(
         "fayvad.mail.account", readonly=True, index="btree_not_null", ondelete="cascade"
     )
+    alias_id = fields.Many2one("fayvad.mail.alias", readonly=True, index="btree_not_null", ondelete="cascade")
+    domain_alias_id = fields.Many2one(
+        "fayvad.mail.domain.alias", readonly=True, index="btree_not_null", ondelete="cascade"
+    )
     kind = fields.Selection(KINDS, required=True, readonly=True, index=True)
     odoo_value = fields.Char(string="In Odoo", readonly=True)
     server_value = fields.Char(string="On the Server", readonly=True)
@@ -61,10 +72,12 @@ class FayvadMailDrift(models.Model):
         ("difference_unique", "UNIQUE(server_id, kind, name)", "This difference is already listed."),
     ]
 
-    @api.depends("kind", "domain_id", "account_id")
+    @api.depends("kind", "domain_id", "account_id", "alias_id", "domain_alias_id")
     def _compute_can_repair(self):
         for drift in self:
-            drift.can_repair = bool(drift.domain_id or drift.account_id)
+            drift.can_repair = bool(
+                drift.domain_id or drift.account_id or drift.alias_id or drift.domain_alias_id
+            )
 
     # -- actions ---------------------------------------------------------------------
     def action_repair(self):
@@ -101,6 +114,14 @@ class FayvadMailDrift(models.Model):
         self.ensure_one()
         Job = self.env["fayvad.mail.job"]
         domain, account = self.domain_id, self.account_id
+        if self.alias_id:  # missing, different or deleted in Odoo: the steps make it as Odoo says
+            gone = self.alias_id.state == "terminated"
+            return Job._enqueue("delete_alias" if gone else "update_alias", alias=self.alias_id)
+        if self.domain_alias_id:
+            gone = self.domain_alias_id.state == "terminated"
+            return Job._enqueue(
+                "delete_domain_alias" if gone else "update_domain_alias", domain_alias=self.domain_alias_id
+            )
         if self.kind == "missing_domain":
             domain.admin_created = False
             domain_job = Job._enqueue("create_domain", domain=domain)
@@ -178,12 +199,25 @@ class FayvadMailDrift(models.Model):
         else:
             found = (client.find_domain(name) for name in expected)
             remote_domains = {d.name: d for d in found if d}
-        remote_mailboxes = {
-            name: {mb.email: mb for mb in client.list_mailboxes(remote_domains[name].id)}
+        both = [
+            name
             for name, want in expected.items()
             if want.present and name in remote_domains and name not in skip
+        ]
+        remote_mailboxes = {
+            name: {mb.email: mb for mb in client.list_mailboxes(remote_domains[name].id)} for name in both
         }
-        differences = compare(expected, remote_domains, remote_mailboxes, skip=skip, all_domains=whole_server)
+        remote_aliases = {name: {a.address: a for a in client.list_aliases(name)} for name in both}
+        remote_domain_aliases = {name: {a.name: a for a in client.list_domain_aliases(name)} for name in both}
+        differences = compare(
+            expected,
+            remote_domains,
+            remote_mailboxes,
+            skip=skip,
+            all_domains=whole_server,
+            remote_aliases=remote_aliases,
+            remote_domain_aliases=remote_domain_aliases,
+        )
         scope = None if whole_server else self._scope_names(organizations)
         return self._store(server, differences, scope)
 
@@ -194,8 +228,11 @@ class FayvadMailDrift(models.Model):
         and skipped."""
         Job = self.env["fayvad.mail.job"]
         pending = Job.sudo().search([("state", "=", "pending"), ("organization_id", "in", organizations.ids)])
-        busy_orgs = pending.filtered(lambda j: not j.account_id).organization_id
+        busy_orgs = pending.filtered(
+            lambda j: not (j.account_id or j.alias_id or j.domain_alias_id)
+        ).organization_id
         busy_accounts = pending.account_id
+        busy_aliases = set(pending.alias_id.mapped("address")) | set(pending.domain_alias_id.mapped("name"))
         expected, skip = {}, set()
         for org in organizations:
             for domain in org.domain_ids:
@@ -222,13 +259,44 @@ class FayvadMailDrift(models.Model):
                         active=Job._desired_active(account),
                         ref=account,
                     )
+                self._expected_aliases(domain, want, busy_aliases, skip)
                 expected[domain.name] = want
         return expected, skip
 
     @api.model
+    def _expected_aliases(self, domain, want, busy, skip):
+        """The domain's aliases and domain aliases, settled ones only (a
+        pending job or one being created is in transition: skipped)."""
+        Alias = self.env["fayvad.mail.alias"].sudo().with_context(active_test=False)
+        for alias in Alias.search([("domain_id", "=", domain.id)]):
+            if alias.address in busy or alias.state not in ("active", "terminated"):
+                skip.add(alias.address)
+                continue
+            if alias.state == "terminated" and alias.address in want.aliases:
+                continue  # a live alias took the address again
+            want.aliases[alias.address] = ExpectedAlias(
+                alias.address,
+                present=alias.state != "terminated",
+                recipients=tuple(alias._recipient_list()),
+                enabled=alias.enabled,
+                ref=alias,
+            )
+        DomainAlias = self.env["fayvad.mail.domain.alias"].sudo().with_context(active_test=False)
+        for alias in DomainAlias.search([("domain_id", "=", domain.id)], order="id"):
+            if alias.name in busy or alias.state not in ("active", "terminated"):
+                skip.add(alias.name)
+                continue
+            want.domain_aliases[alias.name] = ExpectedDomainAlias(
+                alias.name, present=alias.state != "terminated", enabled=alias.enabled, ref=alias
+            )
+
+    @api.model
     def _scope_names(self, organizations):
-        """The domain names the check covered (their mailboxes too)."""
-        return set(organizations.domain_ids.mapped("name"))
+        """The domain names the check covered (their mailboxes and aliases
+        too), and their domain aliases' names."""
+        domain_aliases = self.env["fayvad.mail.domain.alias"].sudo().with_context(active_test=False)
+        names = domain_aliases.search([("organization_id", "in", organizations.ids)]).mapped("name")
+        return set(organizations.domain_ids.mapped("name")) | set(names)
 
     @api.model
     def _store(self, server, differences, scope=None):
@@ -260,6 +328,15 @@ class FayvadMailDrift(models.Model):
 
     @api.model
     def _links(self, record):
+        links = {"alias_id": False, "domain_alias_id": False}
+        if record and record._name == "fayvad.mail.alias":
+            return {**self._links(record.domain_id), "alias_id": record.id}
+        if record and record._name == "fayvad.mail.domain.alias":
+            return {**self._links(record.domain_id), "domain_alias_id": record.id}
+        return {**links, **self._plain_links(record)}
+
+    @api.model
+    def _plain_links(self, record):
         if not record:
             return {"organization_id": False, "domain_id": False, "account_id": False}
         if record._name == "fayvad.mail.account":

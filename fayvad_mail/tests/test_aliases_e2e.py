@@ -193,3 +193,62 @@ class TestAliasesE2E(ModoboaCase):
         self.assertNotIn(other, self.remote_domain_aliases(org.domain_ids.name))
         again = self.env["fayvad.mail.domain.alias"].create({"name": other, "domain_id": org.domain_ids.id})
         self.assertTrue(again, "a deleted domain alias leaves its name free")
+
+    def test_drift_lists_and_repairs_aliases_and_domain_aliases(self):
+        org = self.provisioned_org()
+        domain = org.domain_ids
+        name = domain.name
+        Alias = self.env["fayvad.mail.alias"]
+        sales = Alias.create({"local_part": "sales", "domain_id": domain.id, "recipients": "a@example.com"})
+        info = Alias.create({"local_part": "info", "domain_id": domain.id, "recipients": "b@example.com"})
+        old = Alias.create({"local_part": "old", "domain_id": domain.id, "recipients": "c@example.com"})
+        other = name.replace(".example", "-drift.example")
+        domain_alias = self.env["fayvad.mail.domain.alias"].create({"name": other, "domain_id": domain.id})
+        (sales | info | old).action_provision()
+        domain_alias.action_provision()
+        self.run_jobs()
+        self.assertEqual(self.env["fayvad.mail.drift"]._check(self.modoboa, org).mapped("name"), [])
+
+        # the server drifts away from Odoo
+        self.api(
+            "PUT",
+            f"/api/v2/aliases/{sales.remote_id}/",
+            {"address": sales.address, "recipients": ["x@evil.example"], "enabled": False},
+        )
+        self.api("DELETE", f"/api/v2/aliases/{info.remote_id}/", expect=204)
+        self.api("DELETE", f"/api/v2/domainaliases/{domain_alias.remote_id}/", expect=204)
+        self.api(
+            "POST",
+            "/api/v2/aliases/",
+            {"address": f"stray@{name}", "recipients": ["s@example.com"]},
+            expect=201,
+        )
+        old.state = "terminated"  # deleted in Odoo while its job never ran
+
+        lines = self.env["fayvad.mail.drift"]._check(self.modoboa, org)
+        found = {(d.kind, d.name): d for d in lines}
+        self.assertEqual(
+            set(found),
+            {
+                ("alias_mismatch", sales.address),
+                ("missing_alias", info.address),
+                ("extra_alias", old.address),
+                ("missing_domain_alias", other),
+                ("extra_alias", f"stray@{name}"),
+            },
+        )
+        self.assertEqual(found["alias_mismatch", sales.address].odoo_value, "a@example.com (enabled)")
+        self.assertEqual(found["alias_mismatch", sales.address].server_value, "x@evil.example (disabled)")
+        self.assertFalse(found["extra_alias", f"stray@{name}"].can_repair, "an alias Odoo does not know")
+        (lines - found["extra_alias", f"stray@{name}"]).action_repair()
+        self.run_jobs()
+        remote = self.remote_aliases(name)
+        self.assertEqual(
+            (remote[sales.address]["recipients"], remote[sales.address]["enabled"]), (["a@example.com"], True)
+        )
+        self.assertIn(info.address, remote)
+        self.assertNotIn(old.address, remote)
+        self.assertIn(other, self.remote_domain_aliases(name))
+        self.assertEqual(
+            self.env["fayvad.mail.drift"]._check(self.modoboa, org).mapped("name"), [f"stray@{name}"]
+        )
