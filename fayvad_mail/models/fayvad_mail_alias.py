@@ -143,13 +143,17 @@ class FayvadMailAlias(models.Model):
     def _check_organization_limit(self):
         """The plan's number of aliases (catch-alls count, forwards do not)."""
         for org in self.organization_id:
-            count = self.with_context(active_test=False).search_count(
-                [("organization_id", "=", org.id), ("kind", "!=", "forward"), ("state", "!=", "terminated")]
-            )
-            if count > org.max_aliases:
+            if self._live_count(org) > org.max_aliases:
                 raise ValidationError(
                     self.env._("%(org)s allows at most %(max)s aliases.", org=org.name, max=org.max_aliases)
                 )
+
+    @api.model
+    def _live_count(self, org):
+        """The aliases and catch-alls the plan counts (forwards are not)."""
+        return self.with_context(active_test=False).search_count(
+            [("organization_id", "=", org.id), ("kind", "!=", "forward"), ("state", "!=", "terminated")]
+        )
 
     # -- CRUD ----------------------------------------------------------------------------------
     @api.model_create_multi
@@ -162,7 +166,10 @@ class FayvadMailAlias(models.Model):
         for domain in domains:
             if domain.organization_id.state == "terminated" or domain.state == "terminated":
                 raise ValidationError(self.env._("%s is terminated: it takes no new alias.", domain.name))
-        return super().create(vals_list)
+        aliases = super().create(vals_list)
+        for alias in aliases:
+            self.env["fayvad.mail.billing.event"]._on_alias_change(alias, added=True)
+        return aliases
 
     def write(self, vals):
         if {"kind", "local_part", "domain_id", "account_id"} & set(vals) and self.filtered(
@@ -192,6 +199,7 @@ class FayvadMailAlias(models.Model):
         for alias in self.filtered(lambda a: a.state != "terminated"):
             on_server = alias.state not in ("draft", "failed") or alias.remote_id
             alias.write({"state": "terminated", "active": False})
+            self.env["fayvad.mail.billing.event"]._on_alias_change(alias, added=False)
             if on_server:
                 self.env["fayvad.mail.job"]._enqueue("delete_alias", alias=alias)
         self.env["fayvad.mail.job"]._trigger_runner()

@@ -24,6 +24,10 @@ EVENT_TYPES = [
     ("payment_received", "Payment Received"),
     ("payment_failed", "Payment Failed"),
     ("refund", "Refund"),
+    ("alias_added", "Alias Added"),
+    ("alias_removed", "Alias Removed"),
+    ("domain_alias_added", "Domain Alias Added"),
+    ("domain_alias_removed", "Domain Alias Removed"),
 ]
 # Events that become invoice lines; payments and refunds go to account.payment / credit notes.
 CHARGEABLE_TYPES = (
@@ -32,6 +36,10 @@ CHARGEABLE_TYPES = (
     "storage_changed",
     "subscription_created",
     "subscription_updated",
+    "alias_added",
+    "alias_removed",
+    "domain_alias_added",
+    "domain_alias_removed",
 )
 
 
@@ -219,6 +227,37 @@ class FayvadMailBillingEvent(models.Model):
             self.env._("Additional user added: %s", account.email),
             "user_added",
         )
+
+    @api.model
+    def _on_alias_change(self, alias, added):
+        """Bill (or credit) an alias or catch-all beyond the plan's included
+        ones, or a domain alias beyond its included ones, prorated, when the
+        plan prices them. Forwards are part of their mailbox."""
+        org = alias.organization_id
+        plan = org.plan_id
+        if alias._name == "fayvad.mail.domain.alias":
+            kind, included, price = (
+                "domain_alias",
+                plan.included_domain_aliases,
+                plan.price_per_extra_domain_alias,
+            )
+            live = (
+                self.env["fayvad.mail.domain.alias"]
+                .with_context(active_test=False)
+                .search_count([("organization_id", "=", org.id), ("state", "!=", "terminated")])
+            )
+            what = alias.name
+        else:
+            if alias.kind == "forward":
+                return self.browse()
+            kind, included, price = "alias", plan.included_aliases, plan.price_per_extra_alias
+            live = self.env["fayvad.mail.alias"]._live_count(org)
+            what = alias.address
+        if not plan or not price or (live if added else live + 1) <= included:
+            return self.browse()
+        if added:
+            return self._prorated(org, price, self.env._("Additional alias: %s", what), f"{kind}_added")
+        return self._prorated(org, -price, self.env._("Alias removed: %s", what), f"{kind}_removed")
 
     @api.model
     def _on_user_removed(self, account):

@@ -107,7 +107,10 @@ class FayvadMailDomainAlias(models.Model):
                 raise ValidationError(
                     self.env._("%s is terminated: it takes no new domain alias.", domain.name)
                 )
-        return super().create(vals_list)
+        aliases = super().create(vals_list)
+        for alias in aliases:
+            self.env["fayvad.mail.billing.event"]._on_alias_change(alias, added=True)
+        return aliases
 
     def write(self, vals):
         if {"name", "domain_id"} & set(vals) and self.filtered(lambda a: a.state != "draft"):
@@ -135,6 +138,7 @@ class FayvadMailDomainAlias(models.Model):
         for alias in self.filtered(lambda a: a.state != "terminated"):
             on_server = alias.state not in ("draft", "failed") or alias.remote_id
             alias.write({"state": "terminated", "active": False})
+            self.env["fayvad.mail.billing.event"]._on_alias_change(alias, added=False)
             if on_server:
                 self.env["fayvad.mail.job"]._enqueue("delete_domain_alias", domain_alias=alias)
         self.env["fayvad.mail.job"]._trigger_runner()

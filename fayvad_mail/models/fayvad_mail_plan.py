@@ -34,6 +34,16 @@ class FayvadMailPlan(models.Model):
         help="Aliases and catch-alls an organization may have (forwards of its mailboxes do not count).",
     )
     max_domain_aliases = fields.Integer(string="Default Max Domain Aliases", default=2, tracking=True)
+    included_aliases = fields.Integer(
+        default=10,
+        tracking=True,
+        help="Aliases and catch-alls covered by the monthly price; more are billed.",
+    )
+    price_per_extra_alias = fields.Monetary(string="Price per Extra Alias", tracking=True)
+    included_domain_aliases = fields.Integer(
+        default=1, tracking=True, help="Domain aliases covered by the monthly price; more are billed."
+    )
+    price_per_extra_domain_alias = fields.Monetary(string="Price per Extra Domain Alias", tracking=True)
     daily_message_limit = fields.Integer(
         string="Daily Sending Limit per Mailbox",
         default=0,

@@ -226,6 +226,35 @@ class FayvadMailSubscription(models.Model):
                         "description": self.env._("Additional users %s", label),
                     }
                 )
+            live_domain_aliases = (
+                self.env["fayvad.mail.domain.alias"]
+                .with_context(active_test=False)
+                .search_count([("organization_id", "=", org.id), ("state", "!=", "terminated")])
+            )
+            for kind, what, extra, price in (
+                (
+                    "alias_added",
+                    self.env._("Additional aliases %s", label),
+                    self.env["fayvad.mail.alias"]._live_count(org) - plan.included_aliases,
+                    plan.price_per_extra_alias,
+                ),
+                (
+                    "domain_alias_added",
+                    self.env._("Additional domain aliases %s", label),
+                    live_domain_aliases - plan.included_domain_aliases,
+                    plan.price_per_extra_domain_alias,
+                ),
+            ):
+                if plan and extra > 0 and price:
+                    Event.create(
+                        {
+                            **base,
+                            "event_type": kind,
+                            "quantity": extra,
+                            "unit_price": price,
+                            "description": what,
+                        }
+                    )
             extra_gb = org.max_storage_gb - plan.max_storage_gb
             if plan and extra_gb > 0 and plan.price_per_extra_gb:
                 Event.create(
