@@ -44,6 +44,8 @@ class FayvadMailDomain(models.Model):
     )
     dns_record_ids = fields.One2many("fayvad.mail.dns.record", "domain_id", string="DNS Records to Publish")
     account_ids = fields.One2many("fayvad.mail.account", "domain_id", string="Email Accounts")
+    alias_ids = fields.One2many("fayvad.mail.alias", "domain_id", string="Aliases")
+    domain_alias_ids = fields.One2many("fayvad.mail.domain.alias", "domain_id", string="Domain Aliases")
     account_count = fields.Integer(compute="_compute_account_count")
 
     _sql_constraints = [

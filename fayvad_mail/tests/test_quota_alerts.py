@@ -2,6 +2,8 @@
 customer, once per crossing of 80, 90 or 100 %; read by the usage cron from
 the real Modoboa of ./dev test."""
 
+from freezegun import freeze_time
+
 from odoo.tests import tagged
 
 from odoo.addons.fayvad_mail.models.fayvad_mail_organization import GB, MB
@@ -95,15 +97,27 @@ class TestQuotaAlertsFromTheUsageCron(QuotaAlertCase, ModoboaCase):
         self.run_jobs()
         Snapshot = self.env["fayvad.mail.usage.snapshot"]
 
-        def read(megabytes):
+        def read(day, megabytes):
+            """The daily usage run of ``day``, Modoboa's quota table saying ``megabytes``."""
             self.set_mailbox_usage(alice.email, megabytes * MB)
-            org.domain_ids.usage_read_at = False
-            Snapshot._cron_read_usage()
+            with freeze_time(f"{day} 03:00:00"):
+                Snapshot._cron_read_usage()
+                Snapshot._cron_read_usage()  # a second run the same day reads nothing more
 
-        read(50)
+        read("2030-01-01", 50)
         self.assertEqual(self.alerts(org), ([], []))
-        read(92)
+        read("2030-01-02", 92)
         self.assertEqual(alice.storage_used, 92 * MB)
         self.assertEqual(self.alerts(org)[0], [f"The mailbox {alice.email} is at 90% of its quota"])
-        read(93)
+        read("2030-01-03", 93)
+        read("2030-01-04", 95)
         self.assertEqual(len(self.alerts(org)[1]), 1, "not on every run")
+        read("2030-01-05", 60)  # freed: below 80 %, re-armed
+        read("2030-01-06", 85)
+        self.assertEqual(
+            self.alerts(org)[1],
+            [
+                f"The mailbox {alice.email} is at 90% of its quota",
+                f"The mailbox {alice.email} is at 80% of its quota",
+            ],
+        )

@@ -1,11 +1,14 @@
 """Daily sending limits and the dunning stage that blocks sending: in Odoo
 (webhooks, plan changes) and on the real Modoboa of ./dev test."""
 
+import json
+
 from freezegun import freeze_time
 
 from odoo.tests import tagged
 
 from odoo.addons.fayvad_mail.tests.common import BillingCase, ModoboaCase, unique_domain
+from odoo.addons.fayvad_mail.tools.signature import sign
 
 
 @tagged("post_install", "-at_install")
@@ -70,6 +73,21 @@ class TestSendingBlockedByDunning(BillingCase):
 
 @tagged("post_install", "-at_install")
 class TestSendingLimitsE2E(ModoboaCase):
+    def webhook(self, secret, org, kind, stamp):
+        payload = {
+            "event_type": kind,
+            "organization_id": org.id,
+            "billing_data": {
+                "currency": org.company_id.currency_id.name,
+                "invoice_id": "INV-E2E",
+                "amount": 10,
+            },
+            "timestamp": stamp,
+        }
+        raw = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json", "X-Webhook-Signature": sign(secret.secret, raw)}
+        return self.env["fayvad.mail.webhook.delivery"].sudo()._receive(raw, headers, "127.0.0.1")
+
     def message_limits(self, org):
         pk = self.api_domain(org.domain_ids.name)["pk"]
         return {
@@ -92,13 +110,22 @@ class TestSendingLimitsE2E(ModoboaCase):
         self.run_jobs()
         self.assertEqual(self.message_limits(org), {"alice": 250, "bob": 250})
 
-        org._block_sending()
+        # the billing system says a payment failed: the dunning stage blocks sending ...
+        self.env["fayvad.mail.subscription"]._start(org, self.plan)
+        self.env["fayvad.mail.webhook.secret"].search([]).unlink()
+        secret = self.env["fayvad.mail.webhook.secret"].create({"secret": "e2e-sending-" + "s" * 30})
+        status, _body = self.webhook(secret, org, "payment_failed", "2026-12-01T08:00:00Z")
+        self.assertEqual(status, 200)
+        self.assertTrue(org.sending_blocked)
         self.run_jobs()
         self.assertEqual(self.message_limits(org), {"alice": 0, "bob": 0})
-        self.assertTrue(
-            all(a["is_active"] for a in self.api_accounts(self.api_domain(name)["pk"])), "logins go on"
-        )
-        org._unblock_sending()
+        accounts = self.api_accounts(self.api_domain(name)["pk"])
+        self.assertTrue(all(a["is_active"] for a in accounts), "logins go on")
+        self.assertTrue(self.api_domain(name)["enabled"], "mail is still received")
+        # ... and a payment restores the plan's limit
+        status, _body = self.webhook(secret, org, "payment_received", "2026-12-01T09:00:00Z")
+        self.assertEqual(status, 200)
+        self.assertFalse(org.sending_blocked)
         self.run_jobs()
         self.assertEqual(self.message_limits(org), {"alice": 250, "bob": 250})
 
