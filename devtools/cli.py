@@ -20,13 +20,17 @@ from .common import (
     env_port,
     exclusive_lock,
     free_port,
+    pid_file_process,
     require_port,
     rmtree,
     say,
+    shielded,
+    stop_pid_group,
+    stop_process,
     terminate_on_sigterm,
     wait_http,
 )
-from .odoo import Odoo
+from .odoo import ODOO_PID_FILE, Odoo
 from .pg import Cluster
 from .pyenv import PythonEnv
 
@@ -38,7 +42,10 @@ usage: ./dev COMMAND [ARGS]
 commands:
   run                 install (once) and serve Odoo with fayvad_mail at http://127.0.0.1:8069,
                       database "fayvad" with demo data, login admin / admin, and a local
-                      Modoboa mail server; Ctrl-C stops everything it started
+                      Modoboa mail server; Ctrl-C stops everything it started (a second Ctrl-C
+                      too), and services a killed ./dev run left behind are stopped first;
+                      --workers N serves with Odoo's prefork server as in production (N HTTP
+                      workers, 2 cron workers, cron time limit 300 s, websocket on port + 3)
   test [PYTEST_ARGS]  the whole test suite on throwaway databases: pytest-odoo (HTTP and
                       browser tests included, against a real Modoboa), then ruff and pylint-odoo;
                       --long adds the long tests (devtools/long: Odoo with --workers 2 and several
@@ -119,18 +126,30 @@ def cmd_run(args):
     mb_port = env_port("FAYVAD_MODOBOA_PORT", 8090)
     redis_port = env_port("FAYVAD_REDIS_PORT", 6390)
     started = time.monotonic()
+    workers = args.workers
     with exclusive_lock(
         cache / "run.lock", "another ./dev run (or ./dev command) is using the cache; stop it first"
     ):
+        cluster = _main_cluster(cache)
+        _stop_leftovers(cache, mb_port, redis_port)
         require_port(http_port, "Odoo", "FAYVAD_HTTP_PORT")
+        if workers:
+            require_port(GEVENT_PORT_OFFSET + http_port, "Odoo's websocket server", "FAYVAD_HTTP_PORT")
         require_port(mb_port, "Modoboa", "FAYVAD_MODOBOA_PORT")
         require_port(redis_port, "Modoboa's Redis", "FAYVAD_REDIS_PORT")
-        cluster = _main_cluster(cache)
         cluster.check_port()
         env = PythonEnv(cache).ensure()
         service = _modoboa(cache, cache / "modoboa-instance", mb_port, redis_port)
         logs = cache / "logs"
-        odoo = Odoo(env, cluster, cache / "run", http_port, DB, logfile=logs / "odoo.log")
+        odoo = Odoo(
+            env,
+            cluster,
+            cache / "run",
+            http_port,
+            DB,
+            logfile=logs / "odoo.log",
+            extra=_serving(workers, http_port),
+        )
         server = None
         try:
             cluster.ensure().start()
@@ -144,9 +163,10 @@ def cmd_run(args):
             server = odoo.serve()
             if not wait_http(f"http://127.0.0.1:{http_port}/web/health", 120, proc=server):
                 raise DevError(f"Odoo did not start; see {logs / 'odoo.log'}")
+            mode = f"{workers} workers and 2 cron workers (prefork)" if workers else "threaded"
             print(
                 f"Odoo is serving http://127.0.0.1:{http_port}  (login admin / password admin, "
-                f"database {DB}; ready in {time.monotonic() - started:.1f}s)\n"
+                f"database {DB}; {mode}; ready in {time.monotonic() - started:.1f}s)\n"
                 f"Modoboa: {service.url}  (./dev mail-server prints its token)\n"
                 f"Logs: {logs}/odoo.log, {logs}/postgres.log, {service.server_log}\n"
                 "Ctrl-C stops everything.",
@@ -158,12 +178,53 @@ def cmd_run(args):
         except KeyboardInterrupt:
             say("stopping")
         finally:
-            from .common import stop_process
-
-            stop_process(server)
-            service.stop()
-            cluster.stop()
+            with shielded():  # a second Ctrl-C must not leave PostgreSQL, Redis or Modoboa behind
+                stop_process(server)
+                odoo.pid_file.unlink(missing_ok=True)
+                service.stop()
+                cluster.stop()
     return 0
+
+
+GEVENT_PORT_OFFSET = 3  # --workers: Odoo's websocket server listens on the HTTP port + 3
+
+
+def _serving(workers, http_port):
+    """Odoo's options for ``./dev run --workers N``: the prefork server as in
+    production, with a cron time limit that the job runner's batches fit in
+    (the runner spends at most half of it, see fayvad.mail.job)."""
+    if not workers:
+        return {}
+    return {
+        "workers": str(workers),
+        "gevent_port": str(http_port + GEVENT_PORT_OFFSET),
+        "max_cron_threads": "2",
+        "limit_time_real_cron": "300",
+        "limit_time_real": "120",
+        "limit_time_cpu": "60",
+        "limit_memory_soft": str(1024 * 1024 * 1024),
+        "limit_memory_hard": str(1536 * 1024 * 1024),
+        "proxy_mode": "False",
+    }
+
+
+def _stop_leftovers(cache, mb_port, redis_port):
+    """A ``./dev run`` killed with ``kill -9`` leaves its services running:
+    recognise them by their pid files in the cache (Odoo's, Modoboa's run
+    file) and stop them, instead of failing on busy ports. PostgreSQL's own
+    leftover (its postmaster.pid) is stopped by ``Cluster.start``."""
+    from .modoboa import Modoboa
+
+    workdir = cache / "run"
+    pid = pid_file_process(workdir / ODOO_PID_FILE, str(workdir / "odoo.conf"))
+    if pid:
+        say(f"stopping the Odoo (pid {pid}) that an interrupted ./dev run left running")
+        stop_pid_group(pid)
+    (workdir / ODOO_PID_FILE).unlink(missing_ok=True)
+    service = Modoboa(cache, cache / "modoboa-instance", mb_port, redis_port, log=say)
+    if service.leftover():
+        say("stopping the Modoboa and Redis that an interrupted ./dev run left running")
+        service.stop()
 
 
 # -- commands on the fayvad database ------------------------------------------------
@@ -496,7 +557,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="./dev", usage=HELP, add_help=False)
     parser.add_argument("-h", "--help", action="store_true")
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("run")
+    run_parser = sub.add_parser("run")
+    run_parser.add_argument("--workers", type=int, default=0, metavar="N")
     test = sub.add_parser("test")
     test.add_argument("--no-lint", action="store_true")
     test.add_argument("--long", action="store_true")

@@ -177,6 +177,52 @@ def terminate_on_sigterm():
     signal.signal(signal.SIGHUP, handler)
 
 
+@contextlib.contextmanager
+def shielded(message="still stopping: everything started is being stopped"):
+    """Let the block run to its end whatever signal comes: a second Ctrl-C
+    (or SIGTERM) while stopping must not leave services behind. The signal
+    is acknowledged, not obeyed; each stop in the block has its own timeout."""
+    signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.getsignal(signum) for signum in signums}
+
+    def handler(signum, frame):
+        say(message)
+
+    for signum in signums:
+        signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def pid_file_process(path, marker):
+    """The pid recorded in ``path`` when that process is alive and its
+    command line holds ``marker`` (guards against pid reuse), else None."""
+    try:
+        pid = int(Path(path).read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if marker in cmdline else None
+
+
+def stop_pid_group(pid, timeout=15):
+    """SIGTERM the process group of ``pid`` (a session leader), then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
 def apt_install(packages, why):
     """Install Debian packages when running as root; DevError otherwise."""
     if os.geteuid() != 0 or not shutil.which("apt-get"):

@@ -917,6 +917,11 @@ class Modoboa:
         with contextlib.suppress(FileNotFoundError):
             self._run_file.unlink()
 
+    def leftover(self) -> bool:
+        """Whether a server or Redis of this instance, recorded in its run
+        file by an earlier run, is still alive."""
+        return bool(self._running_pids())
+
     def pause(self) -> None:
         """Freeze the server (SIGSTOP): requests hang until resume()."""
         self._signal_server(signal.SIGSTOP)

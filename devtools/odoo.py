@@ -22,6 +22,9 @@ def addon_hash():
     return digest.hexdigest()[:16]
 
 
+ODOO_PID_FILE = "odoo.pid"  # the served Odoo's pid, next to its config
+
+
 class Odoo:
     def __init__(self, env, cluster, workdir, http_port, db, logfile=None, extra=None):
         self.env = env
@@ -122,5 +125,13 @@ class Odoo:
             raise DevError(f"{what}: {detail}")
         return lines
 
-    def serve(self):
-        return subprocess.Popen(self.command(), start_new_session=True)
+    @property
+    def pid_file(self):
+        return self.workdir / ODOO_PID_FILE
+
+    def serve(self, *args):
+        """Start the server in its own session; its pid is kept in
+        ``pid_file`` so that a later run can stop it if this one is killed."""
+        proc = subprocess.Popen(self.command(*args), start_new_session=True)
+        self.pid_file.write_text(f"{proc.pid}\n")
+        return proc

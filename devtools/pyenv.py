@@ -147,7 +147,8 @@ class PythonEnv:
             run([*pip, "-r", path], log=log, what=f"pip install -r {path.name}")
 
     def _ensure_venv(self):
-        wanted = {"pins": self._pins_hash(), "odoo": str(self.odoo_dir), "python": sys.version}
+        # the Odoo copy it runs, by its real path (a cache may reach it through a symlink)
+        wanted = {"pins": self._pins_hash(), "odoo": str(self.odoo_dir.resolve()), "python": sys.version}
         marker = self._read_marker(self.venv)
         if marker == wanted and self.python.exists():
             return

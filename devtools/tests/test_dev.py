@@ -5,9 +5,11 @@ They run the real ``./dev`` script in a subprocess with a throwaway cache.
 """
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -132,3 +134,121 @@ def test_disk_full_during_install_leaves_nothing(tmp_path):
         assert leftovers(cache) == []
     finally:
         subprocess.run(["umount", "-l", str(cache)], check=False)
+
+
+# -- ./dev run and impatient users ----------------------------------------------------
+BUILT = ("odoo", "venv", "modoboa-venv", "modoboa-template")
+
+
+def _built_cache(tmp_path):
+    """A throwaway cache whose virtualenvs, Odoo copy and Modoboa template are
+    the real cache's (built by the ./dev test running this), so that
+    ``./dev run`` only has its own database and services to make."""
+    real = Path(os.environ.get("FAYVAD_CACHE") or Path.home() / ".cache" / "fayvad_mail")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name in BUILT:
+        if not (real / name).exists():
+            pytest.skip(f"{real / name} is not built (./dev test builds it)")
+        (cache / name).symlink_to(real / name)
+    return cache
+
+
+def _free_ports(count):
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+class DevRun:
+    """``./dev run`` in its own session, as a terminal runs it."""
+
+    def __init__(self, cache, ports):
+        http, modoboa, redis, pg = ports
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("ODOO_SRC", "FAYVAD_"))}
+        self.env.update(
+            FAYVAD_CACHE=str(cache),
+            FAYVAD_HTTP_PORT=str(http),
+            FAYVAD_MODOBOA_PORT=str(modoboa),
+            FAYVAD_REDIS_PORT=str(redis),
+            FAYVAD_PG_PORT=str(pg),
+        )
+        self.log = cache / f"dev-run-{len(list(cache.glob('dev-run-*')))}.log"
+        self.proc = None
+
+    def start(self, timeout=600):
+        handle = self.log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(DEV), "run"],
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "Odoo is serving" in self.log.read_text():
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.5)
+        raise AssertionError(f"./dev run did not start:\n{self.log.read_text()[-3000:]}")
+
+    def output(self):
+        return self.log.read_text()
+
+
+def _processes_of(cache):
+    """Processes that run in, or name, the throwaway cache (PostgreSQL, Redis,
+    Modoboa, Odoo), as (pid, command line)."""
+    root = str(cache)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if root in cmdline or cwd.startswith(root):
+            found.append((int(entry.name), cmdline.strip()))
+    return found
+
+
+def _wait_gone(cache, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _processes_of(cache):
+        time.sleep(0.5)
+    return _processes_of(cache)
+
+
+def test_run_survives_a_second_ctrl_c_and_a_kill_9(tmp_path):
+    cache = _built_cache(tmp_path)
+    ports = _free_ports(4)
+    # a second Ctrl-C while stopping: everything started is stopped all the same
+    run = DevRun(cache, ports).start()
+    assert _processes_of(cache), "Odoo, Modoboa, Redis and PostgreSQL run"
+    os.killpg(run.proc.pid, signal.SIGINT)
+    time.sleep(0.3)
+    os.killpg(run.proc.pid, signal.SIGINT)
+    assert run.proc.wait(120) == 0, run.output()[-3000:]
+    assert _wait_gone(cache) == [], run.output()[-3000:]
+    assert "still stopping" in run.output()
+
+    # kill -9: its services live on; the next ./dev run stops them and serves
+    run = DevRun(cache, ports).start()
+    run.proc.kill()
+    run.proc.wait(30)
+    left = _processes_of(cache)
+    assert any("odoo" in cmd for _pid, cmd in left), left
+    again = DevRun(cache, ports).start()
+    assert "left running" in again.output()
+    os.killpg(again.proc.pid, signal.SIGTERM)
+    assert again.proc.wait(120) == 0, again.output()[-3000:]
+    assert _wait_gone(cache) == [], again.output()[-3000:]
