@@ -23,6 +23,13 @@ def addon_hash():
 
 
 ODOO_PID_FILE = "odoo.pid"  # the served Odoo's pid, next to its config
+LAUNCHER = """\
+# written by ./dev: starts Odoo as its odoo-bin does
+__import__("os").environ["TZ"] = "UTC"
+import odoo
+
+odoo.cli.main()
+"""
 
 
 class Odoo:
@@ -59,9 +66,19 @@ class Odoo:
         self.config.chmod(0o600)
         return self
 
+    @property
+    def launcher(self):
+        return self.workdir / "odoo-bin"
+
     def command(self, *args, subcommand=None):
+        """Odoo's command line, through a launcher script like Odoo's own
+        ``odoo-bin``: the prefork server starts its websocket process with
+        ``sys.argv[0]``, which ``python -m odoo`` leaves unusable."""
+        if not self.launcher.exists():
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self.launcher.write_text(LAUNCHER)
         sub = [subcommand] if subcommand else []
-        return [str(self.env.python), "-m", "odoo", *sub, "-c", str(self.config), *args]
+        return [str(self.env.python), str(self.launcher), *sub, "-c", str(self.config), *args]
 
     def install(self, log, demo=True):
         """Create the database with the addon; drop it again if that fails."""
