@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .bench.figures import describe
 from .common import (
+    ADDON,
     REPO,
     DevError,
     apt_install,
@@ -23,6 +24,7 @@ from .common import (
     pid_file_process,
     require_port,
     rmtree,
+    run,
     say,
     shielded,
     stop_pid_group,
@@ -65,6 +67,8 @@ commands:
                       webhook URL and secret separated by a space
   mail-server         print the local Modoboa's base URL and API token
   lint                ruff (lint + format check) and pylint-odoo only
+  build               the addon as a wheel, the OCA way (whool): prints the path of
+                      odoo_addon_fayvad_mail-18.0.*-py3-none-any.whl
 
 environment:
   ODOO_SRC            directory holding Odoo 18.0's "odoo" package; without it Odoo's 18.0
@@ -225,6 +229,23 @@ def _stop_leftovers(cache, mb_port, redis_port):
     if service.leftover():
         say("stopping the Modoboa and Redis that an interrupted ./dev run left running")
         service.stop()
+
+
+# -- build ----------------------------------------------------------------------------
+def cmd_build(args):
+    """The addon as an OCA-style wheel (whool, from the package index); prints its path."""
+    cache = cache_dir()
+    env = PythonEnv(cache).ensure()
+    dist = cache / "dist"
+    rmtree(dist)
+    run(
+        [env.python, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, ADDON],
+        log=cache / "logs" / "build.log",
+        what="building the wheel",
+    )
+    (wheel,) = dist.glob("*.whl")
+    print(wheel)
+    return 0
 
 
 # -- commands on the fayvad database ------------------------------------------------
@@ -568,6 +589,7 @@ def main(argv=None):
     bench.add_argument("--scale", action="store_true")
     bench.add_argument("pytest_args", nargs=argparse.REMAINDER)
     sub.add_parser("lint")
+    sub.add_parser("build")
     key = sub.add_parser("api-key")
     key.add_argument("login")
     secret = sub.add_parser("webhook-secret")
@@ -590,6 +612,7 @@ def main(argv=None):
         "test": cmd_test,
         "bench": cmd_bench,
         "lint": cmd_lint,
+        "build": cmd_build,
         "api-key": cmd_api_key,
         "webhook-secret": cmd_webhook_secret,
         "mail-server": cmd_mail_server,

@@ -8,6 +8,8 @@
     "website": "https://mail.fayvad.com",
     "license": "LGPL-3",
     "depends": ["mail", "account", "portal"],
+    # beyond Odoo itself, what the addon imports (all in Odoo 18's own requirements)
+    "external_dependencies": {"python": ["requests", "idna", "cryptography"]},
     "data": [
         "security/fayvad_mail_security.xml",
         "security/ir.model.access.csv",

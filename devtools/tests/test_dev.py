@@ -46,7 +46,7 @@ def leftovers(cache):
 def test_help_lists_every_command(tmp_path):
     proc = dev("--help", cache=tmp_path)
     assert proc.returncode == 0
-    for command in ("run", "test", "bench", "api-key", "webhook-secret", "mail-server"):
+    for command in ("run", "test", "bench", "build", "lint", "api-key", "webhook-secret", "mail-server"):
         assert f"\n  {command}" in proc.stdout
     assert "ODOO_SRC" in proc.stdout and "FAYVAD_CACHE" in proc.stdout
 
