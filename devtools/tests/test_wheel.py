@@ -9,6 +9,7 @@ import hmac
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -83,7 +84,8 @@ def deployed(tmp_path):
     subprocess.run(
         [python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", wheel], check=True, timeout=300
     )
-    db = f"fayvad_wheel_{uuid.uuid4().hex[:8]}"
+    tag = uuid.uuid4().hex[:8]
+    dbs = [f"fayvad_wheel_{tag}", f"fayvad_other_{tag}"]
     port = _free_port()
     conf = tmp_path / "odoo.conf"
     conf.write_text(
@@ -91,32 +93,65 @@ def deployed(tmp_path):
         f"addons_path = {odoo_dir / 'odoo' / 'addons'}\n"  # Odoo's own: fayvad_mail comes from the wheel
         f"data_dir = {tmp_path / 'data'}\n"
         f"db_host = {config['db_host']}\ndb_port = {config['db_port']}\ndb_user = {config['db_user']}\n"
-        f"db_name = {db}\ndbfilter = ^{db}$\nlist_db = False\n"
+        "dbfilter = ^%d$\nlist_db = False\n"  # several databases: the host's first label names the database
         f"http_interface = 127.0.0.1\nhttp_port = {port}\ngevent_port = {_free_port()}\n"
         "workers = 2\nmax_cron_threads = 1\nlimit_time_real_cron = 300\n"
         f"logfile = {tmp_path / 'odoo.log'}\n"
     )
     launcher = tmp_path / "odoo-bin"
     launcher.write_text(LAUNCHER)
-    odoo = [str(python), str(launcher), "-c", str(conf), "-d", db]
+    odoo = [str(python), str(launcher), "-c", str(conf)]
+    pg = {
+        "host": config["db_host"],
+        "port": config["db_port"],
+        "user": config["db_user"],
+        "dbname": "postgres",
+    }
     try:
         subprocess.run(
-            [*odoo, "-i", "fayvad_mail", "--without-demo=all", "--stop-after-init", "--log-level=warn"],
+            [
+                *odoo,
+                "-d",
+                dbs[0],
+                "-i",
+                "fayvad_mail",
+                "--without-demo=all",
+                "--stop-after-init",
+                "--log-level=warn",
+            ],
             check=True,
             capture_output=True,
             timeout=900,
         )
-        secret = "wheel-secret-" + secrets.token_hex(16)
-        proc = subprocess.run(
-            [str(python), str(launcher), "shell", "-c", str(conf), "-d", db, "--no-http", "--log-level=warn"],
-            input=f"URL = {MODOBOA_URL!r}\nTOKEN = {MODOBOA_TOKEN!r}\nSECRET = {secret!r}\n{SETUP}",
-            text=True,
-            capture_output=True,
-            check=True,
-            timeout=300,
-        )
-        setup = json.loads(next(line[7:] for line in proc.stdout.splitlines() if line.startswith("RESULT ")))
-        setup.update(secret=secret, db=db)
+        _sql(pg, f'CREATE DATABASE "{dbs[1]}" TEMPLATE "{dbs[0]}"')  # a second database on the same server
+        filestore = tmp_path / "data" / "filestore"
+        if (filestore / dbs[0]).exists():
+            shutil.copytree(filestore / dbs[0], filestore / dbs[1])
+        setups = {}
+        for db in dbs:
+            secret = "wheel-secret-" + secrets.token_hex(16)
+            proc = subprocess.run(
+                [
+                    str(python),
+                    str(launcher),
+                    "shell",
+                    "-c",
+                    str(conf),
+                    "-d",
+                    db,
+                    "--no-http",
+                    "--log-level=warn",
+                ],
+                input=f"URL = {MODOBOA_URL!r}\nTOKEN = {MODOBOA_TOKEN!r}\nSECRET = {secret!r}\n{SETUP}",
+                text=True,
+                capture_output=True,
+                check=True,
+                timeout=300,
+            )
+            setup = json.loads(
+                next(line[7:] for line in proc.stdout.splitlines() if line.startswith("RESULT "))
+            )
+            setups[db] = {**setup, "secret": secret, "host": f"{db}.wheel.test"}
         server = subprocess.Popen(odoo, start_new_session=True)
         try:
             url = f"http://127.0.0.1:{port}"
@@ -127,28 +162,31 @@ def deployed(tmp_path):
                         break
                 except requests.ConnectionError:
                     time.sleep(0.5)
-            yield url, setup, server
+            yield url, [setups[db] for db in dbs], server
         finally:
             os.killpg(server.pid, 15)
             server.wait(60)
     finally:
-        conn = psycopg2.connect(
-            host=config["db_host"], port=config["db_port"], user=config["db_user"], dbname="postgres"
-        )
-        try:
-            conn.autocommit = True
-            conn.cursor().execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        finally:
-            conn.close()
+        for db in dbs:
+            _sql(pg, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def _sql(pg, statement):
+    conn = psycopg2.connect(**pg)
+    try:
+        conn.autocommit = True
+        conn.cursor().execute(statement)
+    finally:
+        conn.close()
 
 
 def test_wheel_installed_into_a_fresh_odoo_serves_the_four_routes(deployed):
-    url, setup, server = deployed
+    url, (setup, other), server = deployed
     assert "/site-packages/odoo/addons/fayvad_mail/" in setup["addon_file"], setup["addon_file"]
     workers = subprocess.run(["pgrep", "-g", str(server.pid)], capture_output=True, text=True).stdout.split()
     assert len(workers) >= 3, "prefork: the server and its workers"
     api = requests.Session()
-    api.headers["Authorization"] = f"Token {setup['key']}"
+    api.headers.update(Authorization=f"Token {setup['key']}", Host=setup["host"])
     base = f"{url}/fayvad_api/erp"
 
     domain = f"wheel-{uuid.uuid4().hex[:8]}.example"
@@ -209,8 +247,38 @@ def test_wheel_installed_into_a_fresh_odoo_serves_the_four_routes(deployed):
     answer = requests.post(
         f"{base}/webhooks/billing/",
         data=raw,
-        headers={"Content-Type": "application/json", "X-Webhook-Signature": _sign(setup["secret"], raw)},
+        headers={
+            "Content-Type": "application/json",
+            "X-Webhook-Signature": _sign(setup["secret"], raw),
+            "Host": setup["host"],
+        },
         timeout=60,
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["processed"] is True
+
+    # the other database on the same server: its own keys, secrets and organizations
+    answer = requests.get(
+        f"{base}/usage-summary/",
+        headers={"Authorization": f"Token {setup['key']}", "Host": other["host"]},
+        timeout=60,
+    )
+    assert answer.status_code == 401, "an API key of one database is unknown to the other"
+    answer = requests.get(
+        f"{base}/usage-summary/",
+        headers={"Authorization": f"Token {other['key']}", "Host": other["host"]},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["summary"]["total_organizations"] == 0
+    answer = requests.post(
+        f"{base}/webhooks/billing/",
+        data=raw,
+        headers={
+            "Content-Type": "application/json",
+            "X-Webhook-Signature": _sign(setup["secret"], raw),
+            "Host": other["host"],
+        },
+        timeout=60,
+    )
+    assert (answer.status_code, answer.json()["error_code"]) == (400, "INVALID_WEBHOOK_SIGNATURE"), answer.text
