@@ -281,4 +281,6 @@ def test_wheel_installed_into_a_fresh_odoo_serves_the_four_routes(deployed):
         },
         timeout=60,
     )
-    assert (answer.status_code, answer.json()["error_code"]) == (400, "INVALID_WEBHOOK_SIGNATURE"), answer.text
+    assert (answer.status_code, answer.json()["error_code"]) == (400, "INVALID_WEBHOOK_SIGNATURE"), (
+        answer.text
+    )
