@@ -1,7 +1,8 @@
 from odoo import api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import ValidationError
 
 from ..tools.names import InvalidName, check_not_reserved, normalize_email, normalize_local_part
+from . import fayvad_mail_remote_object  # noqa: F401  (the mixin inherited below)
 from .fayvad_mail_domain import PROVISIONING_STATES
 
 KINDS = [("alias", "Alias"), ("catchall", "Catch-all"), ("forward", "Forward")]
@@ -16,10 +17,11 @@ class FayvadMailAlias(models.Model):
 
     _name = "fayvad.mail.alias"
     _description = "Email Alias"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "fayvad.mail.remote.object"]
     _order = "address"
     _rec_name = "address"
     _check_company_auto = True
+    _job_kind = "alias"
 
     kind = fields.Selection(KINDS, required=True, default="alias", tracking=True)
     local_part = fields.Char(string="Address", help="The part before the @ (none for a catch-all).")
@@ -181,66 +183,20 @@ class FayvadMailAlias(models.Model):
         vals = self._normalize_vals(vals)
         res = super().write(vals)
         if {"recipients", "enabled", "expire_at", "description"} & set(vals):
-            for alias in self.filtered(lambda a: a.state in ("active", "provisioning", "failed")):
-                self.env["fayvad.mail.job"]._enqueue("update_alias", alias=alias)
+            self._push_changes()
         return res
 
-    # -- actions -------------------------------------------------------------------------------
-    def action_provision(self):
-        for alias in self:
-            if alias.state not in ("draft", "failed"):
-                raise UserError(self.env._("%s is already on the mail server.", alias.address))
-        self._queue_provisioning()
-        self.env["fayvad.mail.job"]._trigger_runner()
-        return True
-
-    def action_delete(self):
-        """Remove it from the mail server; Odoo keeps the record, terminated."""
-        for alias in self.filtered(lambda a: a.state != "terminated"):
-            on_server = alias.state not in ("draft", "failed") or alias.remote_id
-            alias.write({"state": "terminated", "active": False})
-            self.env["fayvad.mail.billing.event"]._on_alias_change(alias, added=False)
-            if on_server:
-                self.env["fayvad.mail.job"]._enqueue("delete_alias", alias=alias)
-        self.env["fayvad.mail.job"]._trigger_runner()
-        return True
-
-    def _resume_provisioning(self):
-        """Carry on with an alias whose creation is pending or failed."""
-        Job = self.env["fayvad.mail.job"].sudo()
-        for alias in self:
-            jobs = Job.search(
-                [
-                    ("alias_id", "=", alias.id),
-                    ("job_type", "=", "create_alias"),
-                    ("state", "in", ("pending", "failed")),
-                ]
-            )
-            if not jobs:
-                alias._queue_provisioning()
-                continue
-            jobs.filtered(lambda j: j.state == "failed").action_retry()
-            alias.state = "provisioning"
-        Job._trigger_runner()
-
-    def _queue_provisioning(self):
-        """A create job, after what it needs on the server (its domain, or
-        its mailbox for a forward)."""
+    # -- the mail server -------------------------------------------------------------------------
+    def _jobs_before(self):
+        """A forward also waits for its mailbox."""
         Job = self.env["fayvad.mail.job"]
-        for alias in self:
-            alias.state = "provisioning"
-            before = Job.search(
-                [
-                    "|",
-                    "&",
-                    ("domain_id", "=", alias.domain_id.id),
-                    ("job_type", "=", "create_domain"),
-                    "&",
-                    ("account_id", "=", alias.account_id.id or 0),
-                    ("job_type", "=", "create_mailbox"),
-                    ("state", "in", ("pending", "failed")),
-                ],
-                order="id desc",
-                limit=1,
-            )
-            Job._enqueue("create_alias", alias=alias, depends_on=before)
+        mailbox = Job.search(
+            [
+                ("account_id", "=", self.account_id.id or 0),
+                ("job_type", "=", "create_mailbox"),
+                ("state", "in", ("pending", "failed")),
+            ],
+            order="id desc",
+            limit=1,
+        )
+        return mailbox or super()._jobs_before()

@@ -1,8 +1,9 @@
 from odoo import api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import ValidationError
 
 from ..tools.dns import dns_records, zone_line
 from ..tools.names import InvalidName, normalize_domain
+from . import fayvad_mail_remote_object  # noqa: F401  (the mixin inherited below)
 from .fayvad_mail_domain import PROVISIONING_STATES
 
 
@@ -13,9 +14,10 @@ class FayvadMailDomainAlias(models.Model):
 
     _name = "fayvad.mail.domain.alias"
     _description = "Domain Alias"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "fayvad.mail.remote.object"]
     _order = "name"
     _check_company_auto = True
+    _job_kind = "domain_alias"
 
     name = fields.Char(
         required=True, tracking=True, help="Lower case, without trailing dot, IDN in punycode."
@@ -121,57 +123,5 @@ class FayvadMailDomainAlias(models.Model):
             vals = {**vals, "name": self._normalize_name(vals["name"])}
         res = super().write(vals)
         if "enabled" in vals:
-            for alias in self.filtered(lambda a: a.state in ("active", "provisioning", "failed")):
-                self.env["fayvad.mail.job"]._enqueue("update_domain_alias", domain_alias=alias)
+            self._push_changes()
         return res
-
-    # -- actions ------------------------------------------------------------------------------------
-    def action_provision(self):
-        for alias in self:
-            if alias.state not in ("draft", "failed"):
-                raise UserError(self.env._("%s is already on the mail server.", alias.name))
-        self._queue_provisioning()
-        self.env["fayvad.mail.job"]._trigger_runner()
-        return True
-
-    def action_delete(self):
-        for alias in self.filtered(lambda a: a.state != "terminated"):
-            on_server = alias.state not in ("draft", "failed") or alias.remote_id
-            alias.write({"state": "terminated", "active": False})
-            self.env["fayvad.mail.billing.event"]._on_alias_change(alias, added=False)
-            if on_server:
-                self.env["fayvad.mail.job"]._enqueue("delete_domain_alias", domain_alias=alias)
-        self.env["fayvad.mail.job"]._trigger_runner()
-        return True
-
-    def _resume_provisioning(self):
-        Job = self.env["fayvad.mail.job"].sudo()
-        for alias in self:
-            jobs = Job.search(
-                [
-                    ("domain_alias_id", "=", alias.id),
-                    ("job_type", "=", "create_domain_alias"),
-                    ("state", "in", ("pending", "failed")),
-                ]
-            )
-            if not jobs:
-                alias._queue_provisioning()
-                continue
-            jobs.filtered(lambda j: j.state == "failed").action_retry()
-            alias.state = "provisioning"
-        Job._trigger_runner()
-
-    def _queue_provisioning(self):
-        Job = self.env["fayvad.mail.job"]
-        for alias in self:
-            alias.state = "provisioning"
-            before = Job.search(
-                [
-                    ("domain_id", "=", alias.domain_id.id),
-                    ("job_type", "=", "create_domain"),
-                    ("state", "in", ("pending", "failed")),
-                ],
-                order="id desc",
-                limit=1,
-            )
-            Job._enqueue("create_domain_alias", domain_alias=alias, depends_on=before)

@@ -239,8 +239,8 @@ class FayvadMailProvisioning(models.AbstractModel):
         }
         return self._outcome(body, jobs)
 
-    # -- email accounts -----------------------------------------------------------------------
-    def _create_email_account(self, data):
+    def _organization_and_domain(self, data):
+        """The request's organization and one of its domains, or a 404."""
         org = self.env["fayvad.mail.organization"].search([("id", "=", data["organization_id"])])
         if not org:
             raise ApiError(404, "ORGANIZATION_NOT_FOUND", f"Organization {data['organization_id']} not found")
@@ -251,6 +251,11 @@ class FayvadMailProvisioning(models.AbstractModel):
                 "DOMAIN_NOT_FOUND",
                 f"Domain {data['domain_id']} is not a domain of organization {org.id}",
             )
+        return org, domain
+
+    # -- email accounts -----------------------------------------------------------------------
+    def _create_email_account(self, data):
+        org, domain = self._organization_and_domain(data)
         email = f"{data['address']}@{domain.name}"
         Account = self.env["fayvad.mail.account"].with_context(active_test=False)
         server = org.sudo().mail_server_id
@@ -348,16 +353,7 @@ class FayvadMailProvisioning(models.AbstractModel):
 
     # -- aliases and catch-alls ---------------------------------------------------------------------
     def _create_alias(self, data):
-        org = self.env["fayvad.mail.organization"].search([("id", "=", data["organization_id"])])
-        if not org:
-            raise ApiError(404, "ORGANIZATION_NOT_FOUND", f"Organization {data['organization_id']} not found")
-        domain = org.domain_ids.filtered(lambda d: d.id == data["domain_id"])
-        if not domain:
-            raise ApiError(
-                404,
-                "DOMAIN_NOT_FOUND",
-                f"Domain {data['domain_id']} is not a domain of organization {org.id}",
-            )
+        org, domain = self._organization_and_domain(data)
         address = f"{data['address']}@{domain.name}"
         Alias = self.env["fayvad.mail.alias"].sudo().with_context(active_test=False)
         existing = Alias.search([("address", "=", address), ("state", "!=", "terminated")], limit=1)
@@ -407,16 +403,7 @@ class FayvadMailProvisioning(models.AbstractModel):
 
     # -- domain aliases ---------------------------------------------------------------------------
     def _create_domain_alias(self, data):
-        org = self.env["fayvad.mail.organization"].search([("id", "=", data["organization_id"])])
-        if not org:
-            raise ApiError(404, "ORGANIZATION_NOT_FOUND", f"Organization {data['organization_id']} not found")
-        domain = org.domain_ids.filtered(lambda d: d.id == data["domain_id"])
-        if not domain:
-            raise ApiError(
-                404,
-                "DOMAIN_NOT_FOUND",
-                f"Domain {data['domain_id']} is not a domain of organization {org.id}",
-            )
+        org, domain = self._organization_and_domain(data)
         name = data["name"]
         if self.env["fayvad.mail.domain"].sudo().search_count([("name", "=", name)], limit=1):
             raise ApiError(
