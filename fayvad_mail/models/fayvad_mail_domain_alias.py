@@ -2,7 +2,6 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from ..tools.dns import dns_records, zone_line
-from ..tools.names import InvalidName, normalize_domain
 from . import fayvad_mail_remote_object  # noqa: F401  (the mixin inherited below)
 from .fayvad_mail_domain import PROVISIONING_STATES
 
@@ -65,12 +64,7 @@ class FayvadMailDomainAlias(models.Model):
     # -- rules ------------------------------------------------------------------------------------
     @api.model
     def _normalize_name(self, name):
-        try:
-            return normalize_domain(name or "")
-        except InvalidName as exc:
-            raise ValidationError(
-                self.env._("The domain name %(name)r %(reason)s.", name=name, reason=exc)
-            ) from None
+        return self.env["fayvad.mail.domain"]._normalize_name(name)  # the same rules as a domain's
 
     @api.constrains("name")
     def _check_not_a_domain(self):
