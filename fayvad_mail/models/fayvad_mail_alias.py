@@ -150,12 +150,9 @@ class FayvadMailAlias(models.Model):
                     self.env._("%(org)s allows at most %(max)s aliases.", org=org.name, max=org.max_aliases)
                 )
 
-    @api.model
-    def _live_count(self, org):
-        """The aliases and catch-alls the plan counts (forwards are not)."""
-        return self.with_context(active_test=False).search_count(
-            [("organization_id", "=", org.id), ("kind", "!=", "forward"), ("state", "!=", "terminated")]
-        )
+    def _counted_domain(self):
+        """Aliases and catch-alls count; forwards are part of their mailbox."""
+        return [("kind", "!=", "forward")]
 
     # -- CRUD ----------------------------------------------------------------------------------
     @api.model_create_multi

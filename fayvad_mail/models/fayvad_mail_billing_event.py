@@ -241,18 +241,11 @@ class FayvadMailBillingEvent(models.Model):
                 plan.included_domain_aliases,
                 plan.price_per_extra_domain_alias,
             )
-            live = (
-                self.env["fayvad.mail.domain.alias"]
-                .with_context(active_test=False)
-                .search_count([("organization_id", "=", org.id), ("state", "!=", "terminated")])
-            )
-            what = alias.name
         else:
             if alias.kind == "forward":
                 return self.browse()
             kind, included, price = "alias", plan.included_aliases, plan.price_per_extra_alias
-            live = self.env["fayvad.mail.alias"]._live_count(org)
-            what = alias.address
+        live, what = alias._live_count(org), alias.display_name
         if not plan or not price or (live if added else live + 1) <= included:
             return self.browse()
         if added:

@@ -76,9 +76,7 @@ class FayvadMailDomainAlias(models.Model):
     @api.constrains("domain_id", "state")
     def _check_organization_limit(self):
         for org in self.organization_id:
-            count = self.with_context(active_test=False).search_count(
-                [("organization_id", "=", org.id), ("state", "!=", "terminated")]
-            )
+            count = self._live_count(org)
             if count > org.max_domain_aliases:
                 raise ValidationError(
                     self.env._(

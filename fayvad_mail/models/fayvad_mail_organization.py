@@ -134,7 +134,6 @@ class FayvadMailOrganization(models.Model):
         string="Storage Used (%)", compute="_compute_usage", search="_search_storage_percent", digits=(16, 2)
     )
     domain_count = fields.Integer(compute="_compute_counts")
-    alias_count = fields.Integer(compute="_compute_counts", string="Aliases Used")
     billing_event_count = fields.Integer(compute="_compute_counts")
     invoice_count = fields.Integer(compute="_compute_counts")
     webhook_delivery_count = fields.Integer(compute="_compute_counts")
@@ -257,10 +256,6 @@ class FayvadMailOrganization(models.Model):
             return dict(self.env[model]._read_group([*domain, (field, "in", self.ids)], [field], ["__count"]))
 
         domains = count("fayvad.mail.domain", [])
-        aliases = count(
-            "fayvad.mail.alias",
-            [("kind", "!=", "forward"), ("state", "!=", "terminated"), ("active", "in", (True, False))],
-        )
         events = count("fayvad.mail.billing.event", [])
         invoices = count(
             "account.move", [("move_type", "in", ("out_invoice", "out_refund"))], "fayvad_organization_id"
@@ -270,7 +265,6 @@ class FayvadMailOrganization(models.Model):
         failed = count("fayvad.mail.job", [("state", "=", "failed")])
         for org in self:
             org.domain_count = domains.get(org, 0)
-            org.alias_count = aliases.get(org, 0)
             org.billing_event_count = events.get(org, 0)
             org.invoice_count = invoices.get(org, 0)
             org.webhook_delivery_count = deliveries.get(org, 0)

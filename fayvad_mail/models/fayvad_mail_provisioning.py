@@ -375,7 +375,7 @@ class FayvadMailProvisioning(models.AbstractModel):
                     ]
                 }
             )
-        if org.alias_count >= org.max_aliases:
+        if Alias._live_count(org) >= org.max_aliases:
             raise validation_error(
                 {
                     "alias_data.organization_id": [
@@ -425,8 +425,7 @@ class FayvadMailProvisioning(models.AbstractModel):
                     ]
                 }
             )
-        live = DomainAlias.search_count([("organization_id", "=", org.id), ("state", "!=", "terminated")])
-        if live >= org.max_domain_aliases:
+        if DomainAlias._live_count(org) >= org.max_domain_aliases:
             raise validation_error(
                 {
                     "domain_alias_data.organization_id": [

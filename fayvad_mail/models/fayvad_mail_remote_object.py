@@ -1,4 +1,4 @@
-from odoo import models
+from odoo import api, models
 from odoo.exceptions import UserError
 
 
@@ -11,6 +11,17 @@ class FayvadMailRemoteObject(models.AbstractModel):
     _name = "fayvad.mail.remote.object"
     _description = "Record Kept on the Mail Server"
     _job_kind = None  # "alias", "domain_alias"
+
+    def _counted_domain(self):
+        """What of the organization's records its plan counts, beyond being live."""
+        return []
+
+    @api.model
+    def _live_count(self, org):
+        """The organization's records the plan counts (deleted ones are not)."""
+        return self.with_context(active_test=False).search_count(
+            [("organization_id", "=", org.id), ("state", "!=", "terminated"), *self._counted_domain()]
+        )
 
     def _enqueue_job(self, action, depends_on=None):
         Job = self.env["fayvad.mail.job"]

@@ -226,11 +226,6 @@ class FayvadMailSubscription(models.Model):
                         "description": self.env._("Additional users %s", label),
                     }
                 )
-            live_domain_aliases = (
-                self.env["fayvad.mail.domain.alias"]
-                .with_context(active_test=False)
-                .search_count([("organization_id", "=", org.id), ("state", "!=", "terminated")])
-            )
             for kind, what, extra, price in (
                 (
                     "alias_added",
@@ -241,7 +236,7 @@ class FayvadMailSubscription(models.Model):
                 (
                     "domain_alias_added",
                     self.env._("Additional domain aliases %s", label),
-                    live_domain_aliases - plan.included_domain_aliases,
+                    self.env["fayvad.mail.domain.alias"]._live_count(org) - plan.included_domain_aliases,
                     plan.price_per_extra_domain_alias,
                 ),
             ):
