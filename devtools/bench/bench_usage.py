@@ -156,6 +156,14 @@ class BenchUsageSummary(ApiCase):
             """,
             {"today": self.today, "days": DAYS, "orgs": orgs.ids},
         )
+        self.cr.execute(  # each mailbox keeps its latest reading, as the usage cron does
+            """
+            UPDATE fayvad_mail_account account SET storage_used = s.bytes_used, usage_date = s.date
+              FROM fayvad_mail_usage_snapshot s
+             WHERE s.account_id = account.id AND s.date = %(today)s AND account.organization_id = ANY(%(orgs)s)
+            """,
+            {"today": self.today, "orgs": orgs.ids},
+        )
         events = []
         for n, org in zip(numbers, orgs, strict=True):
             common = {"organization_id": org.id, "date": self.today - timedelta(days=n % DAYS), "quantity": 1}

@@ -21,6 +21,7 @@ from . import (
     fayvad_mail_sending,
     fayvad_mail_server,
     fayvad_mail_subscription,
+    fayvad_mail_tally,
     fayvad_mail_usage_snapshot,
     fayvad_mail_usage_summary,
     fayvad_mail_vault,

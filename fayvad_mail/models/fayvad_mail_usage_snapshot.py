@@ -147,6 +147,10 @@ class FayvadMailUsageSnapshot(models.Model):
             if not testing:
                 self.env.cr.commit()  # pylint: disable=invalid-commit
         remaining = 0 if down else Domain.search_count(self._usage_domains_domain())
+        if done:  # the usage summary's totals got a row per mailbox read: fold them soon
+            cron = self.env.ref("fayvad_mail.fayvad_mail_tally_cron", raise_if_not_found=False)
+            if cron:
+                cron.sudo()._trigger()
         self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
         return done
 

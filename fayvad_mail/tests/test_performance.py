@@ -101,6 +101,8 @@ class TestSummaryQueries(TransactionCase):
             {"include_details": "true"},
             {"limit": "100", "include_details": "true"},
             {"limit": "1"},
+            # a period ending before the latest readings: counted mailbox by mailbox
+            {"end_date": str(fields.Date.today() - timedelta(days=1))},
         ]
         bulk_organizations(
             self.env, self.company, self.plan, 100, accounts=3, events=5, snapshot_days=3, event_days=3
@@ -148,3 +150,36 @@ class TestOneConnection(TransactionCase):
         self.assertEqual(len(crons), 2, "both crons will run (within a minute)")
         Job._trigger_runner()  # the UI: at once
         self.assertTrue(notifies())
+
+
+# references to rows that are not deleted in use (users, currencies, companies, products)
+UNINDEXED_REFERENCES = {"create_uid", "write_uid", "currency_id", "company_id", "product_id"}
+
+
+@tagged("post_install", "-at_install")
+class TestForeignKeyIndexes(TransactionCase):
+    def test_deletions_and_joins_find_their_rows_by_index(self):
+        """Every foreign key of the addon's tables has an index that starts
+        with it (deleting one contact, organization or invoice never scans a
+        table of events or snapshots), but for references to users,
+        currencies, companies and products."""
+        self.env.cr.execute(
+            """
+            SELECT c.conrelid::regclass::text, a.attname
+              FROM pg_constraint c
+              JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+             WHERE c.contype = 'f' AND cardinality(c.conkey) = 1
+               AND c.conrelid::regclass::text LIKE 'fayvad\\_mail\\_%'
+               AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.conrelid AND i.indkey[0] = c.conkey[1])
+            """
+        )
+        missing = sorted(
+            f"{table}.{column}"
+            for table, column in self.env.cr.fetchall()
+            if column not in UNINDEXED_REFERENCES
+        )
+        self.assertEqual(missing, [])
+        self.env.cr.execute(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text LIKE 'fayvad%'"
+        )
+        self.assertGreater(self.env.cr.fetchone()[0], 50, "the foreign keys were found")
