@@ -174,13 +174,19 @@ class FayvadMailBillingEvent(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        # an event is a line of a ledger: its creation is no chatter news
-        events = super(
-            FayvadMailBillingEvent, self.with_context(mail_create_nolog=True, mail_create_nosubscribe=True)
-        ).create(vals_list)
+        # an event is a line of a ledger: its creation is no chatter news (nor a tracking change)
+        quiet = self.with_context(mail_create_nolog=True, mail_create_nosubscribe=True, mail_notrack=True)
+        events = super(FayvadMailBillingEvent, quiet).create(vals_list)
         if any(event.sync_state == "pending" for event in events):
             self._trigger_sync()
         return events.with_env(self.env)
+
+    def _check_company(self, fnames=None):
+        # an event's company is its organization's (a related field); the webhook creates its
+        # event with the organization's own subscription, whose company is that one too
+        if self.env.context.get("fayvad_mail_same_company"):
+            return
+        super()._check_company(fnames)
 
     @api.model
     def _trigger_sync(self):

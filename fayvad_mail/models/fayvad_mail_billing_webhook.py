@@ -34,20 +34,26 @@ class FayvadMailBillingWebhook(models.AbstractModel):
                 {"organization_id": org.id, "plan_id": org.plan_id.id, "currency_id": currency.id}
             )
         amount = float(data["amount"]) if data["amount"] is not None else None
-        event = self.env["fayvad.mail.billing.event"].create(
+        Event = self.env["fayvad.mail.billing.event"]
+        if not subscription or subscription.organization_id == org:
+            Event = Event.with_context(fayvad_mail_same_company=True)
+        event = Event.create(
             {
+                "currency_id": currency.id,  # first: the amounts are rounded in it
                 "organization_id": org.id,
+                # what the related fields would find (no computation for them)
+                "company_id": org.company_id.id,
+                "partner_id": org.partner_id.id,
                 "subscription_id": subscription.id,
                 "event_type": event_type,
                 "date": (data["timestamp"] and data["timestamp"].date()) or fields.Date.context_today(self),
                 "quantity": 1,
                 "unit_price": amount or 0.0,
-                "currency_id": currency.id,
                 "description": data["description"] or False,
                 "external_invoice_id": data["invoice_id"] or False,
                 "webhook_delivery_id": delivery.id,
             }
-        )
+        ).with_env(self.env)
         if event_type in ("subscription_created", "subscription_updated"):
             subscription._on_subscription_event(amount, data["currency"] and currency, event=event)
         elif event_type == "subscription_cancelled":

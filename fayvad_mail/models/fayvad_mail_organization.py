@@ -91,7 +91,11 @@ class FayvadMailOrganization(models.Model):
     domain_alias_ids = fields.One2many("fayvad.mail.domain.alias", "organization_id", string="Domain Aliases")
     subscription_ids = fields.One2many("fayvad.mail.subscription", "organization_id", string="Subscriptions")
     subscription_id = fields.Many2one(
-        "fayvad.mail.subscription", compute="_compute_subscription_id", string="Current Subscription"
+        "fayvad.mail.subscription",
+        compute="_compute_subscription_id",
+        store=True,  # read with the organization by every webhook; changes with a subscription's state
+        index=True,
+        string="Current Subscription",
     )
     billing_event_ids = fields.One2many(
         "fayvad.mail.billing.event", "organization_id", string="Billing Events"

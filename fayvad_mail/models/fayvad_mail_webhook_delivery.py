@@ -39,6 +39,7 @@ ORGANIZATION_FIELDS = [
     "suspension_reason",
     "suspension_exempt",
     "sending_blocked",
+    "subscription_id",
 ]
 
 VERDICTS = [
@@ -187,7 +188,15 @@ class FayvadMailWebhookDelivery(models.Model):
             status, body = exc.status, {**exc.body(), "processed": False}
             self._count_refused(verdict, route, url_org, raw, headers, remote_addr, status, body)
             return status, body
+        # the rest happens in the company whose secret signed the delivery
         company = candidates[secret]
+        return self.with_company(company)._receive_signed(raw, headers, remote_addr, route, url_org, started)
+
+    @api.model
+    def _receive_signed(self, raw, headers, remote_addr, route, url_org, started):
+        """Store and apply a delivery whose signature is valid (in its
+        company): (HTTP status, JSON body)."""
+        company = self.env.company
         vals = {
             "reference": self._new_reference(),
             "company_id": company.id,
