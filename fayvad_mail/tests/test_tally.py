@@ -74,6 +74,12 @@ class TestTally(FayvadMailCase):
         )
         cls.none = cls.env["fayvad.mail.plan"]
 
+    def make_other_org(self, name, domain, **vals):
+        """An organization of the other company (no plan nor server of the main one)."""
+        return self.make_org(
+            name, domain, plan=self.none, company_id=self.other.id, mail_server_id=False, **vals
+        )
+
     def assertTallied(self, company, msg=""):
         self.env.flush_all()
         self.assertEqual(kept(self.env.cr, company.id), counted(self.env.cr, company.id), msg)
@@ -93,12 +99,8 @@ class TestTally(FayvadMailCase):
     def test_totals_follow_every_change(self):
         company = self.other
         Snapshot = self.env["fayvad.mail.usage.snapshot"]
-        one = self.make_org(
-            "Tally One", "tally-one.example", plan=self.none, company_id=company.id, mail_server_id=False
-        )
-        two = self.make_org(
-            "Tally Two", "tally-two.example", plan=self.none, company_id=company.id, mail_server_id=False
-        )
+        one = self.make_other_org("Tally One", "tally-one.example")
+        two = self.make_other_org("Tally Two", "tally-two.example")
         self.assertTallied(company, "organizations created")
         a = self.make_account(one, "a", state="active")
         b = self.make_account(one, "b", state="active")
@@ -164,22 +166,8 @@ class TestTally(FayvadMailCase):
         mailbox; the figures agree whichever way they were found."""
         company = self.other
         user = self.make_user("tally_api", "api", company=company)
-        one = self.make_org(
-            "Sum One",
-            "sum-one.example",
-            plan=self.none,
-            company_id=company.id,
-            mail_server_id=False,
-            state="active",
-        )
-        two = self.make_org(
-            "Sum Two",
-            "sum-two.example",
-            plan=self.none,
-            company_id=company.id,
-            mail_server_id=False,
-            state="active",
-        )
+        one = self.make_other_org("Sum One", "sum-one.example", state="active")
+        two = self.make_other_org("Sum Two", "sum-two.example", state="active")
         Snapshot = self.env["fayvad.mail.usage.snapshot"]
         today = fields.Date.today()
         for org, used in ((one, (1, 2)), (two, (4,))):
