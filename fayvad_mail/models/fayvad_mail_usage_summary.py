@@ -100,7 +100,7 @@ class FayvadMailUsageSummary(models.AbstractModel):
         paged = query["limit"] is not None or query["offset"] is not None
         offset, limit = query["offset"] or 0, query["limit"]
         cr = self.env.cr
-        summary = self._totals(Org._search(domain, order="id"), scope, start, end)
+        summary = self._totals(domain, scope, start, end)
         rows_scope = scope
         if paged:  # the page's organizations: the primary key's order, read as far as the page
             rows_scope = Org._search(domain, order="id", limit=limit, offset=offset).subselect()
@@ -174,12 +174,13 @@ class FayvadMailUsageSummary(models.AbstractModel):
         self._write_events(out, events_scope, start, end, events_offset, events_limit)
         out.write(b"]}")
 
-    def _totals(self, orgs, scope, start, end):
+    def _totals(self, domain, scope, start, end):
         """The ``summary`` part over every organization in scope. A company
         whose every organization is in scope is read from its running
         totals (fayvad_mail_tally.py) while they hold for ``end``; the
         others mailbox by mailbox (one more query). Then the revenue's."""
         cr = self.env.cr
+        orgs = self.env["fayvad.mail.organization"]._search(domain)  # record rules applied
         orgs.order, orgs.groupby = None, SQL("fayvad_mail_organization.company_id")
         cr.execute(
             SQL(
