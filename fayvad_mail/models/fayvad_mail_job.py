@@ -432,6 +432,12 @@ class FayvadMailJob(models.Model):
                 getattr(self, f"_step_{self.job_type}")(client)
         except BudgetSpent as exc:  # not the server's fault: the cron carries on at once
             self._record_failure(str(exc), retryable=True, delay=0)
+        except TransactionRollbackError as exc:
+            # another transaction (the usage cron, a user) wrote what the step
+            # writes since this one began: the step is idempotent, so it runs
+            # again at once in a fresh transaction
+            _logger.info("provisioning job %s met a concurrent update, runs again: %s", self.id, exc.pgcode)
+            self._record_failure(self.env._("A concurrent update; run again."), retryable=True, delay=0)
         except MailServerError as exc:
             self._record_failure(
                 str(exc), retryable=exc.retryable, reason=None if exc.retryable else exc.reason

@@ -2,6 +2,8 @@ import logging
 import threading
 from datetime import datetime, time
 
+from psycopg2.extensions import TransactionRollbackError
+
 from odoo import api, fields, models
 
 from ..fields import ByteSize
@@ -119,6 +121,11 @@ class FayvadMailUsageSnapshot(models.Model):
             except Unavailable as exc:
                 _logger.warning("usage of %s not read, %s does not answer: %s", domain.name, server.name, exc)
                 down.add(server)
+                continue
+            except TransactionRollbackError as exc:  # a job or a user wrote the domain meanwhile
+                _logger.info(
+                    "usage of %s not read, concurrent update (%s): next run", domain.name, exc.pgcode
+                )
                 continue
             except MailServerError as exc:
                 _logger.warning("usage of %s not read: %s", domain.name, exc)

@@ -2,7 +2,9 @@
 (HTTP tests share one transaction and never see them): records are
 committed before their job runs, an Idempotency-Key claim of a dead request
 is taken over, two requests with one key at the same moment make one
-organization. The mail server is unreachable here (answers 202)."""
+organization, a job or the usage cron meeting another transaction's write
+of their domain tries again. The mail server is unreachable here (answers
+202) unless a test serves a fake one."""
 
 import hashlib
 import json
@@ -18,9 +20,54 @@ from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL
 
 from odoo.addons.fayvad_mail.tests.common import delete_committed
+from odoo.addons.fayvad_mail.tools.mailserver import RemoteDomain
 from odoo.addons.fayvad_mail.tools.validation import validate_email_account, validate_organization
 
 CONTEXT = {"tracking_disable": True}
+
+
+class DomainWriter:
+    """A mail server that answers at once; while a call named ``during``
+    runs the first time, another connection writes the domain's row and
+    commits (as the usage cron or a user does while a job waits for the
+    server), so the transaction that called it can no longer write that row."""
+
+    def __init__(self, case, during):
+        self.case, self.during, self.calls = case, during, []
+
+    def _call(self, name, domain_name):
+        self.calls.append(name)
+        if name == self.during and self.calls.count(name) == 1:
+            with self.case.registry.cursor() as cr:
+                cr.execute(
+                    SQL(
+                        "UPDATE fayvad_mail_domain SET write_date = now() at time zone 'UTC' WHERE name = %s",
+                        domain_name,
+                    )
+                )
+
+    def ensure_domain(self, name, quota_mb, default_mailbox_quota_mb):
+        self._call("ensure_domain", name)
+        return RemoteDomain(
+            id=7,
+            name=name,
+            enabled=True,
+            quota_mb=quota_mb,
+            default_mailbox_quota_mb=default_mailbox_quota_mb,
+            dkim_enabled=True,
+            dkim_public_key="MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA",
+            dkim_selector="modoboa",
+        )
+
+    def ensure_domain_admin(self, domain_name, username, password):
+        self._call("ensure_domain_admin", domain_name)
+
+    def find_domain(self, name):
+        return self.ensure_domain(name, 1, 1)
+
+    def list_mailboxes(self, domain_id):
+        self._call("list_mailboxes", self.case.domain_name)
+        return []
 
 
 @tagged("post_install", "-at_install")
@@ -226,3 +273,49 @@ class TestProvisioningTransactions(TransactionCase):
         with self.registry.cursor() as cr:
             cr.execute(SQL("SELECT count(*) FROM fayvad_mail_account WHERE domain_id = %s", domain_id))
             self.assertEqual(cr.fetchone()[0], 1, "the limit held with two workers")
+
+    # -- a job or the usage cron, and another transaction writing the same domain ----
+    def serve(self, server):
+        Server = type(self.env["fayvad.mail.server"])
+        self.startPatcher(patch.object(Server, "_client", lambda self, deadline=None: server))
+
+    def provision(self):
+        raw = self.body()
+        self.domain_name = json.loads(raw)["organization_data"]["domain"]
+        return self.handle(raw)
+
+    def test_a_job_meeting_a_concurrent_write_runs_again_at_once(self):
+        server = DomainWriter(self, during="ensure_domain_admin")
+        self.serve(server)
+        status, body = self.provision()
+        self.assertEqual(status, 201, body)
+        self.assertTrue(body["provisioning_details"]["initial_admin_created"])
+        self.assertEqual(server.calls.count("ensure_domain_admin"), 2, "run again, in the same request")
+        with self.registry.cursor() as cr:
+            cr.execute(
+                SQL(
+                    "SELECT job_type, state, attempts FROM fayvad_mail_job WHERE organization_id = %s ORDER BY id",
+                    body["organization"]["id"],
+                )
+            )
+            jobs = cr.fetchall()
+        self.assertEqual(jobs, [("create_domain", "done", 1), ("create_domain_admin", "done", 2)])
+
+    def test_the_usage_cron_meeting_a_concurrent_write_reads_the_domain_next_run(self):
+        self.serve(DomainWriter(self, during=None))
+        status, body = self.provision()
+        self.assertEqual(status, 201, body)
+        self.serve(DomainWriter(self, during="list_mailboxes"))
+        read = []
+        for _run in range(2):
+            with self.registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, CONTEXT)
+                read.append(env["fayvad.mail.usage.snapshot"]._cron_read_usage())
+                cr.execute(
+                    SQL(
+                        "SELECT usage_read_at IS NOT NULL, cron_error FROM fayvad_mail_domain WHERE name = %s",
+                        self.domain_name,
+                    )
+                )
+                read.append(cr.fetchone())
+        self.assertEqual(read, [0, (False, None), 1, (True, None)], "no error shown, read on the next run")
