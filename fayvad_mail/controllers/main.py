@@ -101,7 +101,11 @@ class FayvadMailApi(http.Controller):
     def _provision(self, kind, validate):
         raw = request.httprequest.get_data(cache=True)
         key = request.httprequest.headers.get("Idempotency-Key")
-        Provisioning = request.env["fayvad.mail.provisioning"].with_context(fayvad_mail_api=True)
+        # what the API creates is no chatter news (its state changes are), and the API user
+        # follows none of it: it reads no notifications
+        Provisioning = request.env["fayvad.mail.provisioning"].with_context(
+            fayvad_mail_api=True, mail_create_nolog=True, mail_create_nosubscribe=True
+        )
         status, body = Provisioning._handle(kind, raw, validate, key)
         return request.make_json_response(body, status=status)
 

@@ -1,10 +1,11 @@
 import contextlib
 import logging
 import time
+from datetime import timedelta
 
 from psycopg2 import errors as pg_errors
 
-from odoo import api, models
+from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 
@@ -16,6 +17,11 @@ _logger = logging.getLogger(__name__)
 DEFAULT_BUDGET = 8.0  # seconds an API request waits for the mail server
 LOCK_NAMESPACE = 1718  # advisory locks of fayvad_mail's organizations (first key of the pair)
 DOMAIN_JOBS = ("create_domain", "create_domain_admin")
+RECORDS = {  # what a provisioning route's jobs point to: (job field, model)
+    "email_account": ("account_id", "fayvad.mail.account"),
+    "alias": ("alias_id", "fayvad.mail.alias"),
+    "domain_alias": ("domain_alias_id", "fayvad.mail.domain.alias"),
+}
 KINDS = {  # what a provisioning route creates: (create method, describe method)
     "organization": ("_create_organization", "_describe_organization"),
     "email_account": ("_create_email_account", "_describe_account"),
@@ -501,22 +507,19 @@ class FayvadMailProvisioning(models.AbstractModel):
         self._run_jobs("email_account", account_id, self._budget())
         self.env.invalidate_all()
 
+    def _record(self, kind, record_id):
+        return self.env[RECORDS[kind][1]].sudo().with_context(active_test=False).browse(record_id)
+
     def _jobs_of(self, kind, record_id):
         """The domain of the jobs a request waits for: the record's own,
         and those of its domain on the mail server."""
         if kind == "organization":
             return [("organization_id", "=", record_id)]
-        field, model = {
-            "email_account": ("account_id", "fayvad.mail.account"),
-            "alias": ("alias_id", "fayvad.mail.alias"),
-            "domain_alias": ("domain_alias_id", "fayvad.mail.domain.alias"),
-        }[kind]
-        record = self.env[model].sudo().with_context(active_test=False).browse(record_id)
         return [
             "|",
-            (field, "=", record_id),
+            (RECORDS[kind][0], "=", record_id),
             "&",
-            ("domain_id", "=", record.domain_id.id),
+            ("domain_id", "=", self._record(kind, record_id).domain_id.id),
             ("job_type", "in", DOMAIN_JOBS),
         ]
 
@@ -525,13 +528,17 @@ class FayvadMailProvisioning(models.AbstractModel):
         or the budget is spent; the cron finishes what is left."""
         deadline = time.monotonic() + budget
         Job = self.env(su=True)["fayvad.mail.job"]
+        jobs = [("state", "=", "pending"), *self._jobs_of(kind, record_id)]
         while deadline - time.monotonic() > 0.2:
             self.env.invalidate_all()  # jobs other workers changed since the last commit
-            candidates = Job.search([("state", "=", "pending"), *self._jobs_of(kind, record_id)])
+            candidates = Job.search(jobs)
             job = Job._acquire(job_ids=candidates.ids) if candidates else Job
             if not job:
                 break
             job._run(deadline=deadline)
             # the job's outcome, and its lock released
             self.env.cr.commit()  # pylint: disable=invalid-commit
-        Job._trigger_runner()  # what is left is the cron's
+        org_id = record_id if kind == "organization" else self._record(kind, record_id).organization_id.id
+        if Job.search_count([("state", "=", "pending"), ("organization_id", "=", org_id)], limit=1):
+            # a job not due yet, held by another worker or queued on the way: the cron's
+            Job._trigger_runner_at(fields.Datetime.now() + timedelta(seconds=1))

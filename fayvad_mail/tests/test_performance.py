@@ -137,19 +137,38 @@ class TestOneConnection(TransactionCase):
     def test_api_requests_do_not_wake_the_cron_workers_on_a_second_connection(self):
         """Odoo NOTIFYs the cron workers at commit, on a connection of its
         own, for a trigger due now: an API request (which must never need a
-        second connection) leaves a trigger due a second later instead."""
+        second connection) runs its jobs itself and leaves a trigger due a
+        second later for what it could not finish."""
 
         def notifies():
             return any(getattr(func, "__name__", "") == "_notifydb" for func in self.env.cr.postcommit._funcs)
 
+        def triggered():
+            return self.env["ir.cron.trigger"].search([], order="id desc").cron_id
+
         Job = self.env["fayvad.mail.job"]
+        runner = self.env.ref("fayvad_mail.fayvad_mail_job_cron")
         # a trigger another test committed (the sync cron asks once per burst) is not this test's
         self.env["ir.cron.trigger"].search([]).unlink()
         Job.with_context(fayvad_mail_api=True)._trigger_runner()
+        self.assertFalse(triggered(), "the request runs its jobs itself")
         self.env["fayvad.mail.billing.event"]._trigger_sync()
         self.assertFalse(notifies())
-        crons = self.env["ir.cron.trigger"].search([], order="id desc", limit=2).cron_id
-        self.assertEqual(len(crons), 2, "both crons will run (within a minute)")
+        self.assertEqual(
+            triggered(), self.env.ref("fayvad_mail.fayvad_mail_billing_event_cron_sync"), "within a minute"
+        )
+
+        partner = self.env["res.partner"].create({"name": "Left for the cron"})
+        org = self.env["fayvad.mail.organization"].create({"name": "Left", "partner_id": partner.id})
+        Provisioning = self.env["fayvad.mail.provisioning"].with_context(fayvad_mail_api=True)
+        Provisioning._run_jobs("organization", org.id, budget=0)  # no time: nothing ran
+        self.assertFalse(runner & triggered(), "nothing pending, no trigger")
+        job = Job.with_context(fayvad_mail_api=True)._enqueue("create_domain", organization=org)
+        Provisioning._run_jobs("organization", org.id, budget=0)
+        self.assertEqual(job.state, "pending")
+        self.assertIn(runner, triggered(), "what the request left is the cron's")
+        self.assertFalse(notifies())
+
         Job._trigger_runner()  # the UI: at once
         self.assertTrue(notifies())
 
