@@ -1,3 +1,5 @@
+import hashlib
+
 from odoo import models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
@@ -5,6 +7,13 @@ from odoo.tools import SQL
 from odoo.addons.base.models.res_users import INDEX_SIZE, KEY_CRYPT_CONTEXT
 
 from .res_users import API_KEY_SCOPE
+
+# Keys this process has verified: the SHA-256 of a presented key -> the stored hash it
+# matched. Verifying a hash (PBKDF2) costs about 7 ms of every API request; the lookup
+# below still runs each time, so a key revoked, expired or of a user archived is refused
+# at once. Only a match is remembered, never a key itself.
+_VERIFIED = {}
+_VERIFIED_MAX = 1024
 
 
 class ResUsersApikeys(models.Model):
@@ -38,7 +47,13 @@ class ResUsersApikeys(models.Model):
                 API_KEY_SCOPE,
             )
         )
+        digest = hashlib.sha256(key.encode()).hexdigest()
         for user_id, hashed in self.env.cr.fetchall():
+            if _VERIFIED.get(digest) == hashed:
+                return user_id
             if KEY_CRYPT_CONTEXT.verify(key, hashed):
+                if len(_VERIFIED) >= _VERIFIED_MAX:
+                    _VERIFIED.clear()
+                _VERIFIED[digest] = hashed
                 return user_id
         return None

@@ -6,6 +6,7 @@ from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
+from odoo.addons.fayvad_mail.models import res_users_apikeys
 from odoo.addons.fayvad_mail.tests.common_api import ApiCase
 
 
@@ -56,6 +57,31 @@ class TestApiAuthentication(ApiCase):
         self.assertEqual(self.api("GET", "/usage-summary/", key=key)[0], 200)
         user.active = False
         self.assertUnauthorized(self.api("GET", "/usage-summary/", key=key))
+
+    def test_a_key_is_hashed_once_and_refused_once_revoked(self):
+        key = self.new_key(self.api_user)
+        verified = []
+        context = res_users_apikeys.KEY_CRYPT_CONTEXT
+
+        class Counting:
+            def verify(self, secret, hashed):
+                verified.append(hashed)
+                return context.verify(secret, hashed)
+
+        with patch.object(res_users_apikeys, "KEY_CRYPT_CONTEXT", Counting()):
+            for _request in range(3):
+                self.assertEqual(self.api("GET", "/usage-summary/", key=key)[0], 200)
+            self.assertEqual(len(verified), 1, "verified on the first request only")
+            wrong = key[:8] + ("0" if key[8] != "0" else "1") + key[9:]  # same index, another key
+            self.assertUnauthorized(self.api("GET", "/usage-summary/", key=wrong))
+            self.env.cr.execute(
+                "UPDATE res_users_apikeys SET expiration_date = now() - interval '1 minute' "
+                "WHERE user_id = %s AND key = %s",
+                [self.api_user.id, verified[0]],
+            )
+            self.assertUnauthorized(self.api("GET", "/usage-summary/", key=key))
+            self.env.cr.execute("DELETE FROM res_users_apikeys WHERE key = %s", [verified[0]])
+            self.assertUnauthorized(self.api("GET", "/usage-summary/", key=key))
 
     @mute_logger("odoo.addons.base.models.res_users", "odoo.http")
     def test_api_key_does_not_open_xmlrpc(self):
