@@ -371,7 +371,6 @@ def _long_tests(env, cluster, odoo, service, work, cache, extra_env, pytest_args
         shutil.copytree(filestore / odoo.db, filestore / LONG_DB, dirs_exist_ok=True)
     conf = work / "odoo-long.conf"
     text = odoo.config.read_text().replace(f"db_name = {odoo.db}", f"db_name = {LONG_DB}")
-    text = text.replace(f"dbfilter = ^{odoo.db}$", f"dbfilter = ^{LONG_DB}$")
     conf.write_text("\n".join(line for line in text.splitlines() if not line.startswith("logfile")) + "\n")
     long_env = _test_env(
         service,

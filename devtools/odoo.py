@@ -48,8 +48,9 @@ class Odoo:
         options = {
             "addons_path": ",".join(str(p) for p in self.env.addons_paths),
             "data_dir": str(self.workdir / "data"),
+            # one database, no dbfilter: Odoo then never lists the databases for a request
+            # without a session (every API call), which costs a connection and a query
             "db_name": self.db,
-            "dbfilter": f"^{self.db}$",
             "list_db": "False",
             "http_interface": "127.0.0.1",
             "http_port": str(self.http_port),

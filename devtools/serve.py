@@ -50,7 +50,6 @@ class OdooServer:
             self.conf,
             "-d",
             self.db,
-            f"--db-filter=^{self.db}$",
             f"--http-port={self.port}",
             f"--workers={self.workers}",
             "--max-cron-threads=0",
