@@ -15,10 +15,11 @@ def bulk_organizations(
 ):
     """Create ``count`` organizations of ``company`` on ``plan``; each has a
     customer, one domain, ``accounts`` mailboxes with ``snapshot_days``
-    daily usage snapshots up to ``end`` (the latest kept on the mailbox),
-    an active subscription and ``events`` billing events spread over the
-    ``event_days`` days up to ``end``. One organization in ten is
-    suspended for non-payment. Returns the new organizations' ids."""
+    daily usage snapshots up to ``end`` (the latest kept on the mailbox,
+    the domain marked read then, as the usage cron leaves them), an active
+    subscription and ``events`` billing events spread over the
+    ``event_days`` days up to ``end``. One organization in ten is suspended
+    for non-payment. Returns the new organizations' ids."""
     cr = env.cr
     env.flush_all()
     end = end or env.cr.now().date()
@@ -68,9 +69,10 @@ def bulk_organizations(
     )
     run(
         """
-        INSERT INTO fayvad_mail_domain (organization_id, company_id, name, state, admin_created,
+        INSERT INTO fayvad_mail_domain (organization_id, company_id, name, state, admin_created, usage_read_at,
                                         create_uid, write_uid, create_date, write_date)
         SELECT o.id, o.company_id, lower(%(tag)s) || '-' || o.id || '.bulk.example', 'active', true,
+               least(now() at time zone 'UTC', %(end)s::date + interval '1 day' - interval '1 second'),
                %(uid)s, %(uid)s, o.create_date, o.create_date
           FROM fayvad_mail_organization o WHERE o.id > %(after)s
         """
