@@ -211,36 +211,20 @@ class FayvadMailWebhookDelivery(models.Model):
             org, data, currency = self._validated(raw, headers, url_org, company, vals)
         except ApiError as exc:
             status, body = exc.status, {**exc.body(), "processed": False}
+            verdict = VERDICT_OF_ERROR.get(exc.code, "invalid")
             self.create(
-                vals
-                | {
-                    "verdict": VERDICT_OF_ERROR.get(exc.code, "invalid"),
-                    "error": exc.message,
-                    "http_status": status,
-                    "response": json.dumps(body, indent=1),
-                    "duration_ms": int((time.monotonic() - started) * 1000),
-                }
+                vals | {"verdict": verdict, "error": exc.message, **self._outcome(status, body, started)}
             )
             return status, body
-        delivery = self.create(vals)
-        try:
-            status, body = delivery._apply_once(org, data, currency)
-        except ApiError as exc:
-            status, body = exc.status, {**exc.body(), "processed": False}
-            delivery.write(
-                {
-                    "verdict": VERDICT_OF_ERROR.get(exc.code, "invalid"),
-                    "error": getattr(exc, "internal", None) or exc.message,
-                }
-            )
-        delivery.write(
-            {
-                "http_status": status,
-                "response": json.dumps(body, indent=1),
-                "duration_ms": int((time.monotonic() - started) * 1000),
-            }
-        )
-        return status, body
+        return self._apply_once(vals, org, data, currency, started)
+
+    @staticmethod
+    def _outcome(status, body, started):
+        return {
+            "http_status": status,
+            "response": json.dumps(body, indent=1),
+            "duration_ms": int((time.monotonic() - started) * 1000),
+        }
 
     @api.model
     def _url_organization(self, token):
@@ -428,34 +412,46 @@ class FayvadMailWebhookDelivery(models.Model):
             return f"{org.id}:{data['event_type']}:{data['invoice_id']}:{stamp}"
         return f"{org.company_id.id}:body:{hashlib.sha256(raw).hexdigest()}"
 
-    def _apply_once(self, org, data, currency):
-        """Apply the event unless it was applied already: the identity
-        ledger's unique key decides, also under concurrency."""
+    @api.model
+    def _apply_once(self, vals, org, data, currency, started):
+        """Record the delivery and apply its event unless it was applied
+        already: the identity ledger's unique key decides, also under
+        concurrency. A delivery that applies its event is written once,
+        with its answer, just before the event (which points to it); its
+        duration is then the time to verify and record it. (HTTP status,
+        JSON body)."""
         Identity = self.env["fayvad.mail.webhook.identity"]
-        key, stamp = self.dedup_key, data["timestamp"]
+        key, stamp = vals["dedup_key"], data["timestamp"]
+        body = self._answer(data, reference=vals["reference"], processed_at=self.env.cr.now())
         try:
-            # one savepoint for the claim and the event: either both stay or neither
+            # one savepoint for the claim, the delivery and the event: all stay or none
             with self.env.cr.savepoint():
                 # a concurrent identical delivery makes this wait for its commit, then fail
-                Identity._claim(key, self, stamp and stamp.replace(tzinfo=None))
-                self.env["fayvad.mail.billing.webhook"]._apply(org, data, self, currency)
+                Identity._claim(key, vals, stamp and stamp.replace(tzinfo=None))
+                delivery = self.create(vals | {"verdict": "processed", **self._outcome(200, body, started)})
+                self.env["fayvad.mail.billing.webhook"]._apply(org, data, delivery, currency)
+            return 200, body
         except AlreadyClaimed:
-            return self._answer_duplicate(key, data)
+            delivery = self.create(vals)
+            status, body = delivery._answer_duplicate(key, data)
         except TransactionRollbackError:
             # a concurrent delivery changed the same records: Odoo serves the
             # whole request again (nothing of this attempt stays, its claim included)
             raise
         except Exception as exc:
-            _logger.exception("billing webhook %s could not be applied", self.reference)
+            _logger.exception("billing webhook %s could not be applied", vals["reference"])
             error = ApiError(
                 500,
                 "WEBHOOK_PROCESSING_FAILED",
                 "The event could not be applied; it was not recorded and can be sent again",
             )
-            error.internal = cron_error_message(exc)  # for the accountants, never for the caller
-            raise error from None
-        self.verdict = "processed"
-        return 200, self._answer(data)
+            status, body = error.status, {**error.body(), "processed": False}
+            # the accountants see why, never the caller
+            delivery = self.create(
+                vals | {"verdict": VERDICT_OF_ERROR[error.code], "error": cron_error_message(exc)}
+            )
+        delivery.write(self._outcome(status, body, started))
+        return status, body
 
     def _answer(self, data, duplicate=False, reference=None, processed_at=None):
         return {

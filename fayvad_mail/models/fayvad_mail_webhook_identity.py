@@ -72,7 +72,8 @@ class FayvadMailWebhookIdentity(models.Model):
 
     @api.model
     def _claim(self, key, delivery, event_timestamp):
-        """Record that ``delivery`` applies the event ``key``, in the
+        """Record that ``delivery`` (the values of its record: company,
+        organization, reference) applies the event ``key``, in the
         caller's transaction, which must run this in a savepoint: the
         event was applied already (by a delivery committed before, or by a
         concurrent one, which this waits for) when it raises AlreadyClaimed."""
@@ -85,9 +86,9 @@ class FayvadMailWebhookIdentity(models.Model):
                     VALUES (%s, %s, %s, %s, %s, %s)
                     """,
                     key,
-                    delivery.company_id.id,
-                    delivery.organization_id.id or None,
-                    delivery.reference,
+                    delivery["company_id"],
+                    delivery["organization_id"] or None,
+                    delivery["reference"],
                     fields.Datetime.now(),
                     event_timestamp,
                 ),

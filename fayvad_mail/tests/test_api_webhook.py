@@ -72,6 +72,7 @@ class TestBillingWebhook(ApiCase):
         self.assertEqual(
             (delivery.verdict, delivery.http_status, delivery.signature_valid), ("processed", 200, True)
         )
+        self.assertEqual(json.loads(delivery.response), body, "the log keeps the answer as sent")
         event = delivery.billing_event_ids
         self.assertEqual(
             (event.event_type, event.amount, event.external_invoice_id),

@@ -13,7 +13,7 @@ from odoo.addons.fayvad_mail.tools.signature import sign
 from odoo.addons.fayvad_mail.tools.validation import validate_usage_query
 
 SECRET = "performance-secret-0123456789abcdef"
-WEBHOOK_QUERIES = 12  # CONTRACT.md's guarantees in fewer than 15 queries a delivery
+WEBHOOK_QUERIES = 11  # CONTRACT.md's guarantees in fewer than 15 queries a delivery
 
 
 @tagged("post_install", "-at_install")
