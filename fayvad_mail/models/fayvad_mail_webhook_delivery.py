@@ -119,7 +119,11 @@ class FayvadMailWebhookDelivery(models.Model):
     # a reference, not a Many2one: the first delivery may be committed after
     # this transaction's snapshot, where a foreign key could not see it
     duplicate_of = fields.Char(readonly=True, help="The delivery that applied this event.")
-    duration_ms = fields.Integer(string="Duration (ms)", readonly=True)
+    duration_ms = fields.Integer(
+        string="Duration (ms)",
+        readonly=True,
+        help="From receipt to this record; a processed delivery is recorded just before its event is applied.",
+    )
     billing_event_ids = fields.One2many("fayvad.mail.billing.event", "webhook_delivery_id", readonly=True)
 
     @api.depends("refusal_ids.attempts", "refusal_ids.last_attempt_at")
