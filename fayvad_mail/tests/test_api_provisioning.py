@@ -436,6 +436,7 @@ class TestProvisioningApiFaults(ProvisioningCase):
         for mode in ("error", "slow", "closed"):
             with self.subTest(mode=mode):
                 self.proxy.mode = mode
+                self.server.read_timeout = 1  # a fault answers 202 within the request
                 if mode == "closed":
                     self.proxy.stop()
                 payload = self.org_payload()
@@ -450,6 +451,8 @@ class TestProvisioningApiFaults(ProvisioningCase):
                 if mode == "closed":
                     self.proxy.start()
                 self.proxy.mode = "pass"
+                # the faults are over: a patient client for the DKIM key (over 1 s on a busy machine)
+                self.server.read_timeout = 30
                 org = self.env["fayvad.mail.organization"].browse(body["organization"]["id"])
                 for _ in range(4):  # the cron's next runs, once the retry time has come
                     org.job_ids.filtered(lambda j: j.state == "pending").next_attempt_at = False
