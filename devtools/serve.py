@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from .common import free_port, stop_process, wait_http
+from .odoo import LAUNCHER
 
 PRELUDE = """
 import json, os, sys, time
@@ -33,6 +34,7 @@ class OdooServer:
         self.workers = workers
         self.extra = list(extra)
         self.port = free_port()
+        self.gevent_port = free_port()  # two servers may run side by side
         self.log = Path(logs) / f"odoo-{name}.log"
         self.proc = None
 
@@ -42,15 +44,19 @@ class OdooServer:
 
     def start(self):
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        # a launcher like odoo-bin: the websocket process is started again from sys.argv[0]
+        launcher = self.log.parent / "odoo-bin"
+        if not launcher.exists():
+            launcher.write_text(LAUNCHER)
         cmd = [
             self.python,
-            "-m",
-            "odoo",
+            str(launcher),
             "-c",
             self.conf,
             "-d",
             self.db,
             f"--http-port={self.port}",
+            f"--gevent-port={self.gevent_port}",
             f"--workers={self.workers}",
             "--max-cron-threads=0",
             "--limit-time-real=600",
