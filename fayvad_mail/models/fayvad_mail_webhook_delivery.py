@@ -438,6 +438,8 @@ class FayvadMailWebhookDelivery(models.Model):
         except AlreadyClaimed:
             delivery = self.create(vals)
             status, body = delivery._answer_duplicate(key, data)
+            delivery.write(self._outcome(status, body, started))
+            return status, body
         except TransactionRollbackError:
             # a concurrent delivery changed the same records: Odoo serves the
             # whole request again (nothing of this attempt stays, its claim included)
@@ -451,11 +453,12 @@ class FayvadMailWebhookDelivery(models.Model):
             )
             status, body = error.status, {**error.body(), "processed": False}
             # the accountants see why, never the caller
-            delivery = self.create(
-                vals | {"verdict": VERDICT_OF_ERROR[error.code], "error": cron_error_message(exc)}
+            self.create(
+                vals
+                | {"verdict": VERDICT_OF_ERROR[error.code], "error": cron_error_message(exc)}
+                | self._outcome(status, body, started)
             )
-        delivery.write(self._outcome(status, body, started))
-        return status, body
+            return status, body
 
     def _answer(self, data, duplicate=False, reference=None, processed_at=None):
         return {
