@@ -32,6 +32,17 @@ odoo.cli.main()
 """
 
 
+def launcher_in(directory):
+    """``directory``/odoo-bin, written if missing: Odoo started like its own
+    ``odoo-bin`` (the prefork server starts its websocket process with
+    ``sys.argv[0]``, which ``python -m odoo`` leaves unusable)."""
+    launcher = Path(directory) / "odoo-bin"
+    if not launcher.exists():
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        launcher.write_text(LAUNCHER)
+    return launcher
+
+
 class Odoo:
     def __init__(self, env, cluster, workdir, http_port, db, logfile=None, extra=None):
         self.env = env
@@ -67,19 +78,10 @@ class Odoo:
         self.config.chmod(0o600)
         return self
 
-    @property
-    def launcher(self):
-        return self.workdir / "odoo-bin"
-
     def command(self, *args, subcommand=None):
-        """Odoo's command line, through a launcher script like Odoo's own
-        ``odoo-bin``: the prefork server starts its websocket process with
-        ``sys.argv[0]``, which ``python -m odoo`` leaves unusable."""
-        if not self.launcher.exists():
-            self.workdir.mkdir(parents=True, exist_ok=True)
-            self.launcher.write_text(LAUNCHER)
+        """Odoo's command line, through a launcher script (``launcher_in``)."""
         sub = [subcommand] if subcommand else []
-        return [str(self.env.python), str(self.launcher), *sub, "-c", str(self.config), *args]
+        return [str(self.env.python), str(launcher_in(self.workdir)), *sub, "-c", str(self.config), *args]
 
     def install(self, log, demo=True):
         """Create the database with the addon; drop it again if that fails."""

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from .common import free_port, stop_process, wait_http
-from .odoo import LAUNCHER
+from .odoo import launcher_in
 
 PRELUDE = """
 import json, os, sys, time
@@ -44,13 +44,9 @@ class OdooServer:
 
     def start(self):
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        # a launcher like odoo-bin: the websocket process is started again from sys.argv[0]
-        launcher = self.log.parent / "odoo-bin"
-        if not launcher.exists():
-            launcher.write_text(LAUNCHER)
         cmd = [
             self.python,
-            str(launcher),
+            str(launcher_in(self.log.parent)),
             "-c",
             self.conf,
             "-d",

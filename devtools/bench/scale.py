@@ -41,6 +41,7 @@ THROUGHPUT_ROUNDS = 3  # the webhook and its floor take turns, 10 s each (the pr
 CLIENTS = 4
 MAILBOXES = 30
 USAGE = "/fayvad_api/erp/usage-summary/"
+HEALTH = "/web/health?db_server_status=1"
 
 SETUP = """
 from odoo.addons.fayvad_mail.tests.bulk import bulk_organizations
@@ -271,24 +272,29 @@ def _period():
     return start, today
 
 
-def measure_pages(small, big, headers):
+def _api_session(setup):
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {setup['key']}"})
+    return session
+
+
+def measure_pages(small, big, setups):
     """The limit=100 page at 1,000 and at 10,000 organizations, both servers
     up, timed in PAGE_ROUNDS alternating turns (a machine changing speed
     during the run weighs on both alike), and health next to each."""
     start, today = _period()
     params = {"start_date": start.isoformat(), "end_date": today.isoformat(), "limit": 100}
     samples = {"small": {"page": [], "health": []}, "big": {"page": [], "health": []}}
-    sessions = {}
+    sessions = {name: _api_session(setup) for name, setup in setups.items()}
     for name, server in (("small", small), ("big", big)):
-        sessions[name] = session = requests.Session()
-        session.headers.update(headers[name])
-        _timed_get(session, f"{server.url}/web/health?db_server_status=1", 10)
+        session = sessions[name]
+        _timed_get(session, server.url + HEALTH, 10)
         _timed_get(session, f"{server.url}{USAGE}", 2, params=params)
     sizes = {}
     for _ in range(PAGE_ROUNDS):
         for name, server in (("small", small), ("big", big)):
             session = sessions[name]
-            health, _ = _timed_get(session, f"{server.url}/web/health?db_server_status=1", 20)
+            health, _ = _timed_get(session, server.url + HEALTH, 20)
             page, sizes[name] = _timed_get(session, f"{server.url}{USAGE}", PAGE_REPEAT, params=params)
             samples[name]["health"] += health
             samples[name]["page"] += page
@@ -302,12 +308,11 @@ def measure_pages(small, big, headers):
     }
 
 
-def measure_big(cfg, db, server, setup, headers):
+def measure_big(cfg, db, server, setup):
     """Every other request of the issue against the 10,000 organizations."""
     figures = {}
     start, today = _period()
-    session = requests.Session()
-    session.headers.update(headers)
+    session = _api_session(setup)
     url = server.url
     day = {"start_date": today.isoformat(), "end_date": today.isoformat()}
     one, _ = _timed_get(session, url + USAGE, 30, params={**day, "limit": 1})
@@ -320,11 +325,11 @@ def measure_big(cfg, db, server, setup, headers):
     figures["full_worker_peak_rss_mb"] = round(max(peak_rss_mb(pid) or 0 for pid in server.worker_pids()), 1)
     webhook, health = _alternating(
         lambda s, n: _deliver(s, url, setup, n),
-        lambda s, n: s.get(f"{url}/web/health?db_server_status=1", timeout=60).status_code == 200,
+        lambda s, n: s.get(url + HEALTH, timeout=60).status_code == 200,
     )
     figures["webhook_per_s"], figures["webhook_errors"] = webhook
     figures["health_per_s"], figures["health_errors"] = health
-    figures.update(measure_provisioning(cfg, db, url, setup, headers))
+    figures.update(measure_provisioning(cfg, db, url, setup))
     figures["start"] = start.isoformat()
     return figures
 
@@ -332,14 +337,12 @@ def measure_big(cfg, db, server, setup, headers):
 def measure(cfg, setups):
     """Both databases served with --workers 2: first the two pages side by
     side, then (the 1,000 organizations' server stopped) the rest."""
-    headers = {"Authorization": f"Bearer {setups['big']['key']}"}
-    small_headers = {"Authorization": f"Bearer {setups['small']['key']}"}
     big = OdooServer(cfg["python"], cfg["conf"], cfg["db_big"], cfg["logs"], "scale-big", workers=2)
     small = OdooServer(cfg["python"], cfg["conf"], cfg["db_small"], cfg["logs"], "scale-small", workers=2)
     with big:
         with small:
-            pages = measure_pages(small, big, {"small": small_headers, "big": headers})
-        figures = measure_big(cfg, cfg["db_big"], big, setups["big"], headers)
+            pages = measure_pages(small, big, setups)
+        figures = measure_big(cfg, cfg["db_big"], big, setups["big"])
     return pages["small"], {**pages["big"], **figures}
 
 
@@ -369,7 +372,7 @@ def _deliver(session, url, setup, n):
     return response.status_code == 200 and response.json().get("processed") is True
 
 
-def measure_provisioning(cfg, db, url, setup, headers):
+def measure_provisioning(cfg, db, url, setup):
     """MAILBOXES mailboxes through the API (201: created on Modoboa in the
     request) and as many made by a plain script with the same Modoboa calls,
     in THROUGHPUT_ROUNDS alternating turns (a machine changing speed during
@@ -385,8 +388,7 @@ def measure_provisioning(cfg, db, url, setup, headers):
             "plan_id": setup["plan"],
         }
     }
-    session = requests.Session()
-    session.headers.update(headers)
+    session = _api_session(setup)
     answer = session.post(f"{url}/fayvad_api/erp/provision/organization/", json=body, timeout=120)
     if answer.status_code != 201:
         raise RuntimeError(f"organization not provisioned: {answer.status_code} {answer.text[:500]}")

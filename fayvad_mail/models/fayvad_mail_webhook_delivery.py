@@ -436,10 +436,7 @@ class FayvadMailWebhookDelivery(models.Model):
                 self.env["fayvad.mail.billing.webhook"]._apply(org, data, delivery, currency)
             return 200, body
         except AlreadyClaimed:
-            delivery = self.create(vals)
-            status, body = delivery._answer_duplicate(key, data)
-            delivery.write(self._outcome(status, body, started))
-            return status, body
+            return self.create(vals)._answer_duplicate(key, data, started)
         except TransactionRollbackError:
             # a concurrent delivery changed the same records: Odoo serves the
             # whole request again (nothing of this attempt stays, its claim included)
@@ -472,7 +469,7 @@ class FayvadMailWebhookDelivery(models.Model):
             "duplicate": duplicate,
         }
 
-    def _answer_duplicate(self, key, data):
+    def _answer_duplicate(self, key, data, started):
         Identity = self.env["fayvad.mail.webhook.identity"]
         first = Identity._first(key)
         if first is None:
@@ -482,8 +479,9 @@ class FayvadMailWebhookDelivery(models.Model):
             self.env.cr.commit()  # pylint: disable=invalid-commit
             first = Identity._first(key)
         reference, applied_at = first or (None, None)
-        self.write({"verdict": "duplicate", "duplicate_of": reference})
-        return 200, self._answer(data, duplicate=True, reference=reference, processed_at=applied_at)
+        body = self._answer(data, duplicate=True, reference=reference, processed_at=applied_at)
+        self.write({"verdict": "duplicate", "duplicate_of": reference, **self._outcome(200, body, started)})
+        return 200, body
 
     @api.model
     def _cron_prune(self):
