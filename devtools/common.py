@@ -8,6 +8,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -35,6 +36,20 @@ def cache_dir():
         return Path(explicit).expanduser().resolve()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base).expanduser().resolve() / "fayvad_mail"
+
+
+def vault_key(cache):
+    """The key that encrypts the addon's stored secrets in ``./dev``'s Odoo
+    instances (odoo.conf's ``fayvad_mail_vault_key``): made once, kept in the
+    cache (mode 600) so that ``./dev run``'s database stays readable."""
+    path = Path(cache) / "vault.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(secrets.token_urlsafe(48) + "\n")
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return path.read_text().strip()
 
 
 def env_port(name, default):

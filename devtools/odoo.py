@@ -7,7 +7,7 @@ import secrets
 import subprocess
 from pathlib import Path
 
-from .common import ADDON, DevError, run
+from .common import ADDON, DevError, run, vault_key
 
 ADDON_NAME = ADDON.name
 
@@ -68,6 +68,8 @@ class Odoo:
             "admin_passwd": secrets.token_urlsafe(24),
             "without_demo": "False",
             "max_cron_threads": "1",
+            # the key of the addon's secrets at rest: from the configuration, never the database
+            "fayvad_mail_vault_key": vault_key(self.env.cache),
             **self.cluster.odoo_options(),
             **self.extra,
         }

@@ -96,6 +96,7 @@ def deployed(tmp_path):
         "dbfilter = ^%d$\nlist_db = False\n"  # several databases: the host's first label names the database
         f"http_interface = 127.0.0.1\nhttp_port = {port}\ngevent_port = {_free_port()}\n"
         "workers = 2\nmax_cron_threads = 1\nlimit_time_real_cron = 300\n"
+        f"fayvad_mail_vault_key = {uuid.uuid4().hex}{uuid.uuid4().hex}\n"
         f"logfile = {tmp_path / 'odoo.log'}\n"
     )
     launcher = tmp_path / "odoo-bin"

@@ -7,6 +7,8 @@ rules of security/fayvad_mail_portal_security.xml) before it reads or
 changes it as superuser, as Odoo's own portal pages do; the changes go
 through the model methods the HTTP API and the back office use."""
 
+from werkzeug.exceptions import Forbidden
+
 from odoo import http
 from odoo.exceptions import AccessError, MissingError, UserError, ValidationError
 from odoo.http import request
@@ -64,7 +66,7 @@ class MailHostingPortal(PortalAccount):
     # -- mailbox actions ---------------------------------------------------------------------
     @http.route("/my/mail/<int:org_id>/mailboxes", methods=["POST"], **ROUTE)
     def portal_mail_add_mailbox(self, org_id, local_part="", first_name="", last_name="", quota_mb="", **kw):
-        org = self._checked("fayvad.mail.organization", org_id)
+        org = self._checked("fayvad.mail.organization", org_id, change=True)
         form = {
             "local_part": local_part,
             "first_name": first_name,
@@ -102,7 +104,7 @@ class MailHostingPortal(PortalAccount):
 
     @http.route("/my/mail/mailbox/<int:account_id>/quota", methods=["POST"], **ROUTE)
     def portal_mail_mailbox_quota(self, account_id, quota_mb="", **kw):
-        account = self._checked("fayvad.mail.account", account_id)
+        account = self._checked("fayvad.mail.account", account_id, change=True)
         quota = _to_int(quota_mb)
         if quota is None or quota < 1:
             return self._render_organization(
@@ -114,7 +116,7 @@ class MailHostingPortal(PortalAccount):
 
     @http.route("/my/mail/mailbox/<int:account_id>/password", methods=["POST"], **ROUTE)
     def portal_mail_mailbox_password(self, account_id, **kw):
-        account = self._checked("fayvad.mail.account", account_id)
+        account = self._checked("fayvad.mail.account", account_id, change=True)
         try:
             with request.env.cr.savepoint():
                 password = account._reset_password()
@@ -125,23 +127,27 @@ class MailHostingPortal(PortalAccount):
 
     @http.route("/my/mail/mailbox/<int:account_id>/deactivate", methods=["POST"], **ROUTE)
     def portal_mail_mailbox_deactivate(self, account_id, **kw):
-        account = self._checked("fayvad.mail.account", account_id)
-        return self._change(account, "deactivated", account.action_suspend)
+        account = self._checked("fayvad.mail.account", account_id, change=True)
+        return self._change(account, "deactivated", lambda: account._suspend_mailbox("customer"))
 
     @http.route("/my/mail/mailbox/<int:account_id>/activate", methods=["POST"], **ROUTE)
     def portal_mail_mailbox_activate(self, account_id, **kw):
-        account = self._checked("fayvad.mail.account", account_id)
-        return self._change(account, "activated", account.action_unsuspend)
+        account = self._checked("fayvad.mail.account", account_id, change=True)
+        return self._change(account, "activated", lambda: account._unsuspend_mailbox("customer"))
 
     @http.route("/my/mail/mailbox/<int:account_id>/delete", methods=["POST"], **ROUTE)
     def portal_mail_mailbox_delete(self, account_id, **kw):
-        account = self._checked("fayvad.mail.account", account_id)
+        account = self._checked("fayvad.mail.account", account_id, change=True)
         return self._change(account, "deleted", account.action_terminate)
 
     # -- helpers -----------------------------------------------------------------------------
-    def _checked(self, model, record_id):
+    def _checked(self, model, record_id, change=False):
         """The record as superuser, once the portal user may read it; 404
-        otherwise (whether it exists or not)."""
+        otherwise (whether it exists or not). A change (``change``) is made
+        for the customer only: an internal user, whatever its groups, is
+        answered 403 and changes nothing (the back office is its place)."""
+        if change and not request.env.user._is_portal():
+            raise Forbidden(request.env._("Only the customer's own portal users change mailboxes here."))
         try:
             record = self._document_check_access(model, record_id)
         except (AccessError, MissingError):

@@ -1,5 +1,7 @@
 from odoo import fields, models
 
+from ..const import OPEN_PAYMENT_STATES
+
 
 class AccountMove(models.Model):
     _inherit = "account.move"
@@ -37,3 +39,23 @@ class AccountMove(models.Model):
         if vals.get("state") and vals["state"] != "draft":
             vals = {**vals, "fayvad_draft_key": False}  # posted or cancelled: no longer the period's draft
         return super().write(vals)
+
+    def _post(self, soft=True):
+        posted = super()._post(soft=soft)
+        # payments that arrived before their mail hosting invoice was posted land on it now
+        Event = self.env["fayvad.mail.billing.event"].sudo()
+        for invoice in posted.filtered(lambda m: m.fayvad_organization_id and m.move_type == "out_invoice"):
+            for event in Event._waiting_payments(invoice):
+                if invoice.payment_state not in OPEN_PAYMENT_STATES:
+                    break
+                event._reconcile_with(invoice)
+        return posted
+
+    def _invoice_paid_hook(self):
+        """A mail hosting invoice paid in Odoo (a registered payment, a bank
+        reconciliation) does what a payment_received webhook does."""
+        res = super()._invoice_paid_hook()
+        paid = self.filtered(lambda m: m.move_type == "out_invoice").fayvad_organization_id
+        if paid:
+            self.env["fayvad.mail.dunning"].sudo()._payment_received(paid.sudo())
+        return res

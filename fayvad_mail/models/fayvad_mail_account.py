@@ -5,9 +5,9 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
 from ..fields import ByteSize
-from ..tools.names import InvalidName, check_not_reserved, normalize_local_part
+from ..tools.names import InvalidName, check_not_reserved, control_character_problem, normalize_local_part
 from .fayvad_mail_domain import PROVISIONING_STATES
-from .fayvad_mail_organization import GB, MB
+from .fayvad_mail_organization import GB, IN_SERVICE_STATES, MB
 
 
 class FayvadMailAccount(models.Model):
@@ -45,6 +45,33 @@ class FayvadMailAccount(models.Model):
     )
     active = fields.Boolean(default=True)
     remote_id = fields.Integer(string="Mail Server ID", copy=False, readonly=True)
+    service_start_date = fields.Date(
+        string="In Service Since",
+        readonly=True,
+        copy=False,
+        help="The day the mailbox was created on the mail server: it is billed from then.",
+    )
+    suspended_by = fields.Selection(
+        [
+            ("customer", "The customer"),
+            ("admin", "An administrator"),
+            ("organization", "The organization's suspension"),
+        ],
+        string="Suspended By",
+        readonly=True,
+        copy=False,
+        tracking=True,
+        help="Who suspended this mailbox: only an administrator lifts an administrator's suspension, and "
+        "lifting the organization's suspension restores only the mailboxes it suspended.",
+    )
+    password_dropped = fields.Boolean(
+        string="Password Not Handed Over",
+        readonly=True,
+        copy=False,
+        tracking=True,
+        help="The password chosen for this mailbox never reached the mail server (its job was cancelled "
+        "or failed for good, or the server made the mailbox with a password nobody knows): reset it.",
+    )
     usage_snapshot_ids = fields.One2many("fayvad.mail.usage.snapshot", "account_id", string="Usage Snapshots")
 
     _sql_constraints = [
@@ -108,6 +135,17 @@ class FayvadMailAccount(models.Model):
                     )
                 )
 
+    @api.constrains("first_name", "last_name")
+    def _check_names_one_line(self):
+        for account in self:
+            problem = control_character_problem(account.first_name or "") or control_character_problem(
+                account.last_name or ""
+            )
+            if problem:
+                raise ValidationError(
+                    self.env._("The name of %(email)s: %(problem)s", email=account.email, problem=problem)
+                )
+
     @api.constrains("email")
     def _check_not_an_alias(self):
         Alias = self.env["fayvad.mail.alias"].sudo().with_context(active_test=False)
@@ -141,9 +179,17 @@ class FayvadMailAccount(models.Model):
             if not vals.get("quota") and domain:
                 vals["quota"] = domain.organization_id.default_mailbox_quota_mb * MB
         accounts = super().create(vals_list)
-        for account in accounts:
-            self.env["fayvad.mail.billing.event"]._on_user_added(account)
+        # one created already on the server (demo data, an import) is billed now, the others the
+        # day the mail server creates them
+        accounts.filtered(lambda a: a.state in IN_SERVICE_STATES)._start_service()
         return accounts
+
+    def _start_service(self):
+        """The mailbox exists on the mail server from today: it is billed
+        (beyond the plan's included users) from now."""
+        for account in self.filtered(lambda a: not a.service_start_date):
+            account.service_start_date = fields.Date.context_today(self)
+            self.env["fayvad.mail.billing.event"]._on_user_added(account)
 
     def write(self, vals):
         if "local_part" in vals:
@@ -196,15 +242,28 @@ class FayvadMailAccount(models.Model):
         )
         self.env.cr._obj.execute(query.code, query.params)
 
-    def _get_pending_password(self):
+    def _pending_password_token(self):
+        """The stored (encrypted) pending password, or None."""
         self.ensure_one()
         self.env.cr.execute(
             SQL("SELECT pending_password FROM %s WHERE id = %s", SQL.identifier(self._table), self.id)
         )
         row = self.env.cr.fetchone()
-        # None when there is none, or when it cannot be read (stored before it
-        # was encrypted, or under another database secret): one is generated
-        return self.env["fayvad.mail.vault"]._decrypt("pending password", row[0]) if row else None
+        return row[0] if row else None
+
+    def _get_pending_password(self):
+        """The password waiting for the mail server (None when there is
+        none); a vault key that cannot read it is an error."""
+        return self.env["fayvad.mail.vault"]._decrypt("pending password", self._pending_password_token())
+
+    def _drop_pending_password(self):
+        """The pending password will not be handed over: wipe it, and say
+        on the mailbox (and in the portal, which offers a reset) that its
+        password is not the one that was chosen."""
+        for account in self:
+            if account._pending_password_token():
+                account.password_dropped = True
+        self._wipe_pending_password()
 
     def _wipe_pending_password(self):
         if self.ids:
@@ -218,6 +277,7 @@ class FayvadMailAccount(models.Model):
 
     # -- actions ---------------------------------------------------------------------------------
     def action_provision(self):
+        self.env["res.users"]._fayvad_require("admin")
         for account in self:
             if account.state not in ("draft", "failed"):
                 raise UserError(self.env._("%s is already on the mail server.", account.email))
@@ -226,23 +286,43 @@ class FayvadMailAccount(models.Model):
         return True
 
     def action_suspend(self):
-        for account in self.filtered(lambda a: a.state == "active"):
-            account.state = "suspended"
-            self.env["fayvad.mail.job"]._enqueue("suspend_account", account=account)
-        self.env["fayvad.mail.job"]._trigger_runner()
+        """Suspend the mailbox as an administrator (the back office)."""
+        self.env["res.users"]._fayvad_require("accountant")
+        self._suspend_mailbox("admin")
         return True
 
     def action_unsuspend(self):
+        """Lift the mailbox's suspension as an administrator (the back office)."""
+        self.env["res.users"]._fayvad_require("accountant")
+        self._unsuspend_mailbox("admin")
+        return True
+
+    def _suspend_mailbox(self, owner):
+        """Block the logins of these active mailboxes (mail is still
+        received); ``owner`` ("customer", "admin") is who may lift it."""
+        for account in self.filtered(lambda a: a.state == "active"):
+            account.write({"state": "suspended", "suspended_by": owner})
+            self.env["fayvad.mail.job"]._enqueue("suspend_account", account=account)
+        self.env["fayvad.mail.job"]._trigger_runner()
+
+    def _unsuspend_mailbox(self, by):
+        """Lift the suspension of these mailboxes, ``by`` the customer (its
+        own suspensions only) or an administrator (any but the
+        organization's, which lifting the organization's ends)."""
         for account in self.filtered(lambda a: a.state == "suspended"):
-            if account.organization_id.state == "suspended":
+            if account.organization_id.state == "suspended" or account.suspended_by == "organization":
                 raise UserError(self.env._("Lift the suspension of %s first.", account.organization_id.name))
-            account.state = "active"
+            if by == "customer" and account.suspended_by == "admin":
+                raise UserError(
+                    self.env._("%s was suspended by your provider: ask them to lift it.", account.email)
+                )
+            account.write({"state": "active", "suspended_by": False})
             self.env["fayvad.mail.job"]._enqueue("unsuspend_account", account=account)
         self.env["fayvad.mail.job"]._trigger_runner()
-        return True
 
     def action_terminate(self):
         """Delete the mailbox on the mail server (and bill the removal)."""
+        self.env["res.users"]._fayvad_require("accountant")
         for account in self.filtered(lambda a: a.state != "terminated"):
             on_server = account.state not in ("draft", "failed") or account.remote_id
             account.write({"state": "terminated", "active": False})
@@ -250,7 +330,8 @@ class FayvadMailAccount(models.Model):
             self.env["fayvad.mail.alias"].search([("account_id", "=", account.id)]).action_delete()
             if on_server:
                 self.env["fayvad.mail.job"]._enqueue("delete_mailbox", account=account)
-            self.env["fayvad.mail.billing.event"]._on_user_removed(account)
+            if account.service_start_date:  # a mailbox that never existed was never billed
+                self.env["fayvad.mail.billing.event"]._on_user_removed(account)
         self.env["fayvad.mail.job"]._trigger_runner()
         return True
 

@@ -1,7 +1,13 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
-from ..tools.names import InvalidName, check_not_reserved, normalize_email, normalize_local_part
+from ..tools.names import (
+    InvalidName,
+    check_not_reserved,
+    control_character_problem,
+    normalize_email,
+    normalize_local_part,
+)
 from . import fayvad_mail_remote_object  # noqa: F401  (the mixin inherited below)
 from .fayvad_mail_domain import PROVISIONING_STATES
 
@@ -119,6 +125,17 @@ class FayvadMailAlias(models.Model):
         if self.kind == "forward" and self.account_id.email not in recipients:
             recipients.append(self.account_id.email)
         return recipients
+
+    @api.constrains("description")
+    def _check_description_one_line(self):
+        for alias in self:
+            problem = control_character_problem(alias.description or "")
+            if problem:
+                raise ValidationError(
+                    self.env._(
+                        "The description of %(alias)s: %(problem)s", alias=alias.address, problem=problem
+                    )
+                )
 
     @api.constrains("kind", "local_part", "account_id", "domain_id")
     def _check_kind(self):

@@ -8,6 +8,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL, float_compare
 
+from ..const import OPEN_PAYMENT_STATES
 from .fayvad_mail_job import backoff_delay
 
 _logger = logging.getLogger(__name__)
@@ -210,6 +211,7 @@ class FayvadMailBillingEvent(models.Model):
     def _prorated(self, org, unit_price, description, event_type, quantity=1):
         """An event for the rest of the current period (full price without a subscription)."""
         subscription = org.subscription_id
+        currency = org.plan_id.currency_id or org.company_id.currency_id
         share = subscription._prorata() if subscription and subscription.state != "cancelled" else 1.0
         if share < 1:
             description = self.env._(
@@ -221,8 +223,8 @@ class FayvadMailBillingEvent(models.Model):
                 "subscription_id": subscription.id,
                 "event_type": event_type,
                 "quantity": quantity,
-                "unit_price": round(unit_price * share, 2),
-                "currency_id": (org.plan_id.currency_id or org.company_id.currency_id).id,
+                "unit_price": currency.round(unit_price * share),
+                "currency_id": currency.id,
                 "description": description,
             }
         )
@@ -232,8 +234,7 @@ class FayvadMailBillingEvent(models.Model):
         """Bill a mailbox beyond the plan's included users, prorated."""
         org = account.organization_id
         plan = org.plan_id
-        live = org.account_ids.filtered(lambda a: a.state != "terminated")
-        if not plan or len(live) <= plan.included_users:
+        if not plan or org._in_service_count() <= plan.included_users:
             return self.browse()
         return self._prorated(
             org,
@@ -271,14 +272,14 @@ class FayvadMailBillingEvent(models.Model):
         """Credit the rest of the period of a removed extra user."""
         org = account.organization_id
         plan = org.plan_id
-        live = org.account_ids.filtered(lambda a: a.state != "terminated")
-        if not plan or len(live) + 1 <= plan.included_users:
+        if not plan or org._in_service_count() + 1 <= plan.included_users:
             return self.browse()
         return self._prorated(
             org, -plan.price_per_extra_user, self.env._("User removed: %s", account.email), "user_removed"
         )
 
     def action_retry_sync(self):
+        self.env["res.users"]._fayvad_require("accountant")
         self.filtered(lambda e: e.sync_state == "failed").write(
             {"sync_state": "pending", "sync_attempts": 0, "next_sync_at": False, "last_error": False}
         )
@@ -466,33 +467,54 @@ class FayvadMailBillingEvent(models.Model):
             raise UserError(self.env._("No bank journal for the payments of %s.", company.name))
         return journal
 
-    def _open_invoices(self):
+    def _named_invoice(self):
+        """The customer's invoice the payment names (by number, reference or
+        payment reference), posted or not; an empty recordset when none."""
+        name = self.external_invoice_id
         return self.env["account.move"].search(
             [
                 ("partner_id", "=", self.organization_id.partner_id.commercial_partner_id.id),
                 ("company_id", "=", self.organization_id.company_id.id),
                 ("move_type", "=", "out_invoice"),
-                ("state", "=", "posted"),
-                ("payment_state", "in", ("not_paid", "partial")),
+                ("state", "!=", "cancel"),
+                "|",
+                "|",
+                ("name", "=", name),
+                ("ref", "=", name),
+                ("payment_reference", "=", name),
             ],
-            order="invoice_date, id",
+            order="state desc, id",  # a posted one first
+            limit=1,
         )
 
     def _matching_invoice(self):
-        """(invoice, None) to reconcile with, or (None, why) to flag. The
-        invoice named by the external id wins, and may be paid in parts (an
-        amount up to what is due); otherwise the oldest open one, whose due
-        amount must be paid exactly. The currency must match. Mismatches
-        are never guessed."""
-        invoices = self._open_invoices()
-        named = invoices.browse()
+        """(invoice, None) to reconcile with, or (None, why) to flag
+        (CONTRACT.md, "Payments land where they are named"). A payment
+        naming an invoice goes to that invoice only, which must be open and
+        may be paid in parts; one naming none goes to the oldest open
+        mail-hosting invoice of its organization, whose due amount it must
+        pay exactly. The currency must match. Mismatches are never guessed."""
         if self.external_invoice_id:
-            named = invoices.filtered(
-                lambda m: self.external_invoice_id in (m.name, m.ref, m.payment_reference)
-            )
-        candidate = named[:1] or invoices[:1]
-        if not candidate:
-            return None, self.env._("no open invoice of this customer")
+            candidate = self._named_invoice()
+            if not candidate:
+                return None, self.env._("no invoice %s of this customer", self.external_invoice_id)
+            if candidate.state != "posted":
+                return None, self.env._(
+                    "invoice %s is not posted yet: the payment is reconciled when it is",
+                    self.external_invoice_id,
+                )
+            if candidate.payment_state not in OPEN_PAYMENT_STATES:
+                return None, self.env._(
+                    "invoice %(inv)s is not open (%(state)s)",
+                    inv=candidate.name,
+                    state=dict(candidate._fields["payment_state"]._description_selection(self.env)).get(
+                        candidate.payment_state, candidate.payment_state
+                    ),
+                )
+        else:
+            candidate = self.organization_id._open_invoices()[:1]
+            if not candidate:
+                return None, self.env._("no open mail hosting invoice of this customer")
         if candidate.currency_id != self.currency_id:
             return None, self.env._(
                 "currency %(paid)s differs from invoice %(inv)s (%(cur)s)",
@@ -503,7 +525,7 @@ class FayvadMailBillingEvent(models.Model):
         comparison = float_compare(
             self.amount, candidate.amount_residual, precision_rounding=self.currency_id.rounding
         )
-        if comparison > 0 or (comparison < 0 and candidate not in named):
+        if comparison > 0 or (comparison < 0 and not self.external_invoice_id):
             return None, self.env._(
                 "amount %(paid)s differs from the %(due)s due on %(inv)s",
                 paid=self.amount,
@@ -511,6 +533,41 @@ class FayvadMailBillingEvent(models.Model):
                 inv=candidate.name,
             )
         return candidate, None
+
+    def _reconcile_with(self, invoice):
+        """Reconcile this event's (unreconciled) payment with ``invoice``, now open."""
+        self.ensure_one()
+        lines = (self.payment_id.move_id.line_ids | invoice.line_ids).filtered(
+            lambda line: line.account_id.account_type == "asset_receivable" and not line.reconciled
+        )
+        lines.reconcile()
+        self.write({"invoice_id": invoice.id, "needs_review": False, "review_note": False})
+        self.activity_unlink(["mail.mail_activity_data_todo"])
+
+    def _waiting_payments(self, invoice):
+        """Payments of the invoice's organization that arrived before it was
+        posted and wait for it: the ones naming it, or naming none with
+        exactly its amount."""
+        events = self.search(
+            [
+                ("organization_id", "=", invoice.fayvad_organization_id.id),
+                ("event_type", "=", "payment_received"),
+                ("needs_review", "=", True),
+                ("payment_id", "!=", False),
+                ("currency_id", "=", invoice.currency_id.id),
+            ],
+            order="date, id",
+        )
+        names = {invoice.name, invoice.ref, invoice.payment_reference} - {False, None, "", "/"}
+        return events.filtered(
+            lambda e: (
+                e.external_invoice_id in names
+                if e.external_invoice_id
+                else not float_compare(
+                    e.amount, invoice.amount_residual, precision_rounding=invoice.currency_id.rounding
+                )
+            )
+        )
 
     def _sync_payment(self):
         journal = self._payment_journal()

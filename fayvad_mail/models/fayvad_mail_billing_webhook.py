@@ -33,7 +33,7 @@ class FayvadMailBillingWebhook(models.AbstractModel):
             subscription = self.env["fayvad.mail.subscription"].create(
                 {"organization_id": org.id, "plan_id": org.plan_id.id, "currency_id": currency.id}
             )
-        amount = float(data["amount"]) if data["amount"] is not None else None
+        amount = currency.round(float(data["amount"])) if data["amount"] is not None else None
         Event = self.env["fayvad.mail.billing.event"]
         if not subscription or subscription.organization_id == org:
             Event = Event.with_context(fayvad_mail_same_company=True)
@@ -62,12 +62,7 @@ class FayvadMailBillingWebhook(models.AbstractModel):
             elif org.state != "terminated":
                 org._suspend("cancelled")
         elif event_type == "payment_received":
-            if subscription:
-                subscription._on_payment_received()
-            if org.state == "suspended" and org.suspension_reason == "non_payment":
-                org._unsuspend()
-            if org.sending_blocked:
-                org._unblock_sending()
+            self.env["fayvad.mail.dunning"]._payment_received(org)
         elif event_type == "payment_failed":
             if subscription:
                 subscription._on_payment_failed()

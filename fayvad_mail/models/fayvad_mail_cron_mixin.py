@@ -23,14 +23,21 @@ class FayvadMailCronMixin(models.AbstractModel):
     _name = "fayvad.mail.cron.mixin"
     _description = "Mail Hosting Automatic Run Errors"
 
+    # what went wrong inside: for the back office, never for portal users (not even by RPC)
     cron_error = fields.Text(
         string="Automatic Run Error",
         readonly=True,
         copy=False,
+        groups="fayvad_mail.fayvad_mail_group_user",
         help="Why the last automatic run (a scheduled action) could not handle this record; "
         "cleared once a run succeeds.",
     )
-    cron_error_date = fields.Datetime(string="Automatic Run Failed On", readonly=True, copy=False)
+    cron_error_date = fields.Datetime(
+        string="Automatic Run Failed On",
+        readonly=True,
+        copy=False,
+        groups="fayvad_mail.fayvad_mail_group_user",
+    )
 
     @api.model
     def _cron_each(self, records, step, what, owner=None):
@@ -58,7 +65,7 @@ class FayvadMailCronMixin(models.AbstractModel):
                         }
                     )
             else:
-                if target and (target.cron_error or "").startswith(f"{what}:"):
+                if target and (target.sudo().cron_error or "").startswith(f"{what}:"):
                     target.sudo().write({"cron_error": False, "cron_error_date": False})
             if not testing:
                 self.env.cr.commit()  # pylint: disable=invalid-commit

@@ -82,6 +82,7 @@ class FayvadMailDrift(models.Model):
     # -- actions ---------------------------------------------------------------------
     def action_repair(self):
         """Queue the jobs that make the server match Odoo."""
+        self.env["res.users"]._fayvad_require("accountant")
         repairable = self.filtered(lambda d: d.state != "repaired" and d.can_repair)
         if not repairable:
             raise UserError(
@@ -103,10 +104,12 @@ class FayvadMailDrift(models.Model):
         return True
 
     def action_ignore(self):
+        self.env["res.users"]._fayvad_require("accountant")
         self.write({"state": "ignored"})
         return True
 
     def action_reopen(self):
+        self.env["res.users"]._fayvad_require("accountant")
         self.write({"state": "open"})
         return True
 

@@ -1,5 +1,7 @@
 from odoo import api, fields, models
 
+from ..const import OPEN_PAYMENT_STATES
+
 
 class FayvadMailDunning(models.AbstractModel):
     """Dunning: a failed payment first blocks sending (after the company's
@@ -48,6 +50,19 @@ class FayvadMailDunning(models.AbstractModel):
             org._suspend("non_payment")
 
     @api.model
+    def _payment_received(self, orgs):
+        """A payment (a payment_received webhook, or an invoice paid in
+        Odoo): the failures are cleared, sending is unblocked and a
+        suspension for non-payment is lifted (never a manual one)."""
+        for org in orgs:
+            if org.subscription_id:
+                org.subscription_id._on_payment_received()
+            if org.state == "suspended" and org.suspension_reason == "non_payment":
+                org._unsuspend()
+            if org.sending_blocked:
+                org._unblock_sending()
+
+    @api.model
     def _paid_since(self, org):
         """Paid in Odoo since (e.g. registered by an accountant): lift the suspension."""
         if not org.subscription_id.failed_payment_count:
@@ -70,7 +85,7 @@ class FayvadMailDunning(models.AbstractModel):
                 ("fayvad_organization_id.state", "!=", "terminated"),
                 ("move_type", "=", "out_invoice"),
                 ("state", "=", "posted"),
-                ("payment_state", "in", ("not_paid", "partial")),
+                ("payment_state", "in", OPEN_PAYMENT_STATES),
                 ("invoice_date_due", "<", today),
             ]
         )

@@ -8,7 +8,7 @@ from datetime import timedelta
 from psycopg2.extensions import TransactionRollbackError
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL, config
 
 from ..tools.mailserver import BudgetSpent, MailServerError, NotFound, Refused, Unavailable
@@ -141,6 +141,13 @@ class FayvadMailJob(models.Model):
             )
             job.name = f"{labels.get(job.job_type, job.job_type)}: {target}"
 
+    @api.constrains("depends_on_id")
+    def _check_no_dependency_cycle(self):
+        """A job never waits, even through others, for itself: the queue
+        would hold both (and their organization) for ever."""
+        if self._has_cycle("depends_on_id"):
+            raise ValidationError(self.env._("A job cannot wait for a job that waits for it."))
+
     @api.model_create_multi
     def create(self, vals_list):
         # a job is a line of a queue: its creation is no chatter news (its failures are)
@@ -257,6 +264,7 @@ class FayvadMailJob(models.Model):
     def action_retry(self):
         """Retry failed (or cancelled) jobs, with the failed jobs they wait
         for and the failed jobs that wait for them."""
+        self.env["res.users"]._fayvad_require("admin")
         retried = self.filtered(lambda j: j.state in ("failed", "cancelled"))
         while True:
             related = retried.depends_on_id | self.search([("depends_on_id", "in", retried.ids)])
@@ -280,6 +288,7 @@ class FayvadMailJob(models.Model):
         return True
 
     def action_cancel(self):
+        self.env["res.users"]._fayvad_require("admin")
         if self.filtered(lambda j: j.state == "done"):
             raise UserError(self.env._("A done job cannot be cancelled."))
         self.write({"state": "cancelled", "next_attempt_at": False})
@@ -288,6 +297,7 @@ class FayvadMailJob(models.Model):
         return True
 
     def action_run_now(self):
+        self.env["res.users"]._fayvad_require("admin")
         self.filtered(lambda j: j.state == "pending").write({"next_attempt_at": False})
         self._trigger_runner()
         return True
@@ -406,7 +416,10 @@ class FayvadMailJob(models.Model):
 
     def _record_crash(self, attempts, exc):
         """Charge a crashed run (its writes are rolled back) with plain SQL,
-        as the ORM bookkeeping may be what failed."""
+        as the ORM bookkeeping may be what failed; a crash that uses up the
+        last attempt then fails the job as any failure does (its dependents,
+        its password, the administrators' activity), in a savepoint of its
+        own so that the charge stays even if that fails too."""
         self.ensure_one()
         message = f"{type(exc).__name__}: {exc}"[:2000]
         failed = attempts >= self.max_attempts
@@ -423,12 +436,21 @@ class FayvadMailJob(models.Model):
             )
         )
         self.invalidate_recordset(["attempts", "next_attempt_at", "last_error", "state"])
+        if failed:
+            try:
+                with self.env.cr.savepoint():
+                    self._after_failure()
+            except Exception:
+                _logger.exception(
+                    "provisioning job %s: failed, but its dependents could not be told", self.id
+                )
 
     def _run(self, deadline=None):
         """Carry out this (locked) job once; record success or the error,
         with backoff for retryable errors. ``deadline`` (a
         ``time.monotonic()`` value) bounds every mail-server call, e.g. to
-        an API request's budget. Returns the job's new state."""
+        an API request's budget. Returns the job's new state. A spent
+        budget or a concurrent update is no failed attempt."""
         self.ensure_one()
         started = time.monotonic()
         self.attempts += 1
@@ -437,16 +459,23 @@ class FayvadMailJob(models.Model):
                 client = self._server()._client(deadline=deadline)
                 getattr(self, f"_step_{self.job_type}")(client)
         except BudgetSpent as exc:  # not the server's fault: the cron carries on at once
+            self.attempts -= 1
             self._record_failure(str(exc), retryable=True, delay=0)
         except TransactionRollbackError as exc:
             # another transaction (the usage cron, a user) wrote what the step
             # writes since this one began: the step is idempotent, so it runs
             # again at once in a fresh transaction
             _logger.info("provisioning job %s met a concurrent update, runs again: %s", self.id, exc.pgcode)
+            self.attempts -= 1
             self._record_failure(self.env._("A concurrent update; run again."), retryable=True, delay=0)
         except MailServerError as exc:
+            # a server that is down is waited for as long as it takes (CONTRACT.md, amendments):
+            # only a refusal fails the job
             self._record_failure(
-                str(exc), retryable=exc.retryable, reason=None if exc.retryable else exc.reason
+                str(exc),
+                retryable=exc.retryable,
+                reason=None if exc.retryable else exc.reason,
+                until_cancelled=exc.retryable,
             )
         except Exception as exc:  # a bug or bad data: keep the job, tell people, never lose it
             _logger.exception("provisioning job %s crashed", self.id)
@@ -460,6 +489,8 @@ class FayvadMailJob(models.Model):
                     "next_attempt_at": False,
                 }
             )
+            if self.activity_ids:  # a job that kept failing made it at last
+                self.activity_unlink(["mail.mail_activity_data_todo"])
         self.duration_ms = int((time.monotonic() - started) * 1000)
         return self.state
 
@@ -471,8 +502,13 @@ class FayvadMailJob(models.Model):
             self.mail_server_id = server
         return server
 
-    def _record_failure(self, message, retryable, delay=None, reason=None):
-        if retryable and self.attempts < self.max_attempts:
+    def _record_failure(self, message, retryable, delay=None, reason=None, until_cancelled=False):
+        """A failed run: retried with backoff while ``retryable`` and
+        attempts are left, and for ever when ``until_cancelled`` (the mail
+        server is down: the administrators are told once the attempts are
+        used up, and the job waits on, its password kept, until it succeeds
+        or a person cancels it); else the job fails for good."""
+        if retryable and (until_cancelled or self.attempts < self.max_attempts):
             delay = backoff_delay(self.attempts) if delay is None else delay
             retry_at = fields.Datetime.now() + timedelta(seconds=delay)
             self.write({"last_error": message, "next_attempt_at": retry_at})
@@ -480,12 +516,20 @@ class FayvadMailJob(models.Model):
             _logger.info(
                 "provisioning job %s: attempt %s failed, retry at %s", self.id, self.attempts, retry_at
             )
+            if until_cancelled and self.attempts == self.max_attempts:
+                self._notify_administrators(still_retrying=True)
             return
         self.write(
             {"state": "failed", "last_error": message, "next_attempt_at": False, "refusal_reason": reason}
         )
-        self._wipe_secrets()
         _logger.warning("provisioning job %s failed: %s", self.id, message)
+        self._after_failure()
+
+    def _after_failure(self):
+        """What a job failing for good brings about: its password is
+        dropped (and the mailbox says so), what it creates is failed, the
+        administrators are told, and the jobs waiting for it fail with it."""
+        self._wipe_secrets()
         self._target_state("failed")
         self._notify_administrators()
         self._fail_dependents()
@@ -511,9 +555,10 @@ class FayvadMailJob(models.Model):
 
     def _wipe_secrets(self):
         """A job that will not run again drops the mailbox password it was
-        to hand over (a request that resumes the account sends it again)."""
+        to hand over (a request that resumes the account sends it again);
+        the mailbox then says that its password never reached the server."""
         handing_over = self.filtered(lambda j: j.job_type in ("create_mailbox", "set_password"))
-        handing_over.account_id._wipe_pending_password()
+        handing_over.account_id._drop_pending_password()
 
     def _target_state(self, state):
         """Reflect a provisioning failure (or retry) on what the job creates."""
@@ -533,20 +578,31 @@ class FayvadMailJob(models.Model):
             self.domain_id.state = state
         if state == "failed" and self.organization_id.state == "provisioning":
             self.organization_id.state = "failed"
+        if state == "failed" and self.job_type in ("create_domain", "create_domain_admin"):
+            self.organization_id._stop_failed_service()  # a failed provisioning charges nothing
         elif state == "provisioning" and self.organization_id.state == "failed":
             self.organization_id.state = "provisioning"
 
-    def _notify_administrators(self):
-        """A to-do activity on the failed job for each mail hosting administrator."""
+    def _notify_administrators(self, still_retrying=False):
+        """A to-do activity on the job for each mail hosting administrator:
+        it failed for good, or (``still_retrying``) it used up its attempts
+        against a server that does not answer and goes on trying."""
         group = self.env.ref("fayvad_mail.fayvad_mail_group_admin")
         root = self.env.ref("base.user_root")
         users = group.users.filtered(lambda u: not u.share and u.active and u != root)
+        if still_retrying:
+            summary = self.env._("Provisioning keeps failing: %s", self.name)
+            note = self.env._(
+                "The mail server does not answer: %s. The job goes on trying (at most an hour apart) "
+                "until it succeeds or you cancel it.",
+                self.last_error or "",
+            )
+        else:
+            summary = self.env._("Provisioning failed: %s", self.name)
+            note = self.env._("The mail server refused or kept failing: %s", self.last_error or "")
         for user in users:
             self.activity_schedule(
-                "mail.mail_activity_data_todo",
-                user_id=user.id,
-                summary=self.env._("Provisioning failed: %s", self.name),
-                note=self.env._("The mail server refused or kept failing: %s", self.last_error or ""),
+                "mail.mail_activity_data_todo", user_id=user.id, summary=summary, note=note
             )
 
     # -- what the steps share ---------------------------------------------------------------
@@ -559,15 +615,18 @@ class FayvadMailJob(models.Model):
         )
 
     def _remote_mailbox(self, client):
-        """The job's account on the server; None while it was never created
-        there (the create_mailbox step then applies Odoo's values)."""
+        """The job's account on the server: the one Odoo created (its remote
+        id), never another that has its address now; None while it was
+        never created there (the create_mailbox step then applies Odoo's
+        values)."""
         account = self.account_id
-        remote = client.find_mailbox(account.email)
-        if remote is None:
-            if account.remote_id:
-                raise NotFound(self.env._("%s is missing on the mail server.", account.email))
-            return None
-        if remote.id != account.remote_id:
+        if account.remote_id:
+            try:
+                return client.get_mailbox(account.remote_id)
+            except NotFound:
+                raise NotFound(self.env._("%s is missing on the mail server.", account.email)) from None
+        remote = client.find_mailbox(account.email)  # created before Odoo kept its id
+        if remote is not None:
             account.remote_id = remote.id
         return remote
 
@@ -617,6 +676,7 @@ class FayvadMailJob(models.Model):
         if domain.state in ("draft", "provisioning", "failed"):
             vals["state"] = "active"
         domain.write(vals)
+        org._start_service()  # billing starts with the service
         if not domain.admin_created:
             self._enqueue("create_domain_admin", domain=domain, depends_on=self)
         org._update_provisioning_state()
@@ -637,6 +697,8 @@ class FayvadMailJob(models.Model):
         org = account.organization_id
         quota = mb_ceil(account.quota)
         password = account._get_pending_password()
+        if password is None:  # nobody chose one (or it was dropped): the mailbox says so
+            account.password_dropped = True
         remote = client.ensure_mailbox(
             account.email,
             password or self._server()._password_policy().generate(),
@@ -653,10 +715,15 @@ class FayvadMailJob(models.Model):
         if remote.message_limit != org._message_limit():
             client.update_mailbox(remote.id, message_limit=org._message_limit())
         account._wipe_pending_password()
-        state = account.state
-        if state not in LIVE_ACCOUNT_STATES:
-            state = "suspended" if org.state == "suspended" else "active"
-        account.write({"remote_id": remote.id, "state": state})
+        if password is not None and account.password_dropped:
+            account.password_dropped = False
+        vals = {"remote_id": remote.id}
+        if account.state not in LIVE_ACCOUNT_STATES:
+            vals["state"] = "suspended" if org.state == "suspended" else "active"
+            if org.state == "suspended":
+                vals["suspended_by"] = "organization"
+        account.write(vals)
+        account._start_service()  # billed from the day it exists on the server
         org._update_provisioning_state()
 
     def _step_set_quota(self, client):
@@ -678,6 +745,8 @@ class FayvadMailJob(models.Model):
         if remote:  # else create_mailbox hands it over
             client.update_mailbox(remote.id, password=password)
             account._wipe_pending_password()
+            if account.password_dropped:
+                account.password_dropped = False
 
     def _step_suspend_account(self, client):
         """Suspend and unsuspend both set the login as Odoo says now, so
@@ -693,10 +762,10 @@ class FayvadMailJob(models.Model):
     _step_unsuspend_account = _step_suspend_account
 
     def _step_delete_mailbox(self, client):
+        """Delete the mailbox Odoo created (by its remote id) only."""
         account = self.account_id
-        remote = client.find_mailbox(account.email)
-        if remote:
-            client.delete_mailbox(remote.id)
+        if account.remote_id:
+            client.delete_mailbox(account.remote_id)
         account.remote_id = False
 
     def _step_suspend_organization(self, client):
@@ -706,7 +775,9 @@ class FayvadMailJob(models.Model):
         if org.state != "suspended":
             return  # lifted since: the unsuspend job sets the accounts
         accounts = org.with_context(active_test=False).account_ids
-        accounts.filtered(lambda a: a.state == "active").write({"state": "suspended"})
+        accounts.filtered(lambda a: a.state == "active").write(
+            {"state": "suspended", "suspended_by": "organization"}
+        )
         self._sync_org_active(client)
 
     def _step_unsuspend_organization(self, client):
@@ -714,7 +785,11 @@ class FayvadMailJob(models.Model):
         if org.state in ("suspended", "terminated"):
             return  # suspended again since: nothing to lift
         accounts = org.with_context(active_test=False).account_ids
-        accounts.filtered(lambda a: a.state == "suspended").write({"state": "active"})
+        # only what the organization's suspension suspended: the customer's and an
+        # administrator's own suspensions stay
+        accounts.filtered(lambda a: a.state == "suspended" and a.suspended_by == "organization").write(
+            {"state": "active", "suspended_by": False}
+        )
         self._sync_org_active(client)
 
     def _step_terminate_organization(self, client):

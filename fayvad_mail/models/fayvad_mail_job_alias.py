@@ -23,11 +23,15 @@ class FayvadMailJob(models.Model):
         }
 
     def _step_create_alias(self, client):
+        """Create the alias, or make the one Odoo created (its remote id)
+        what Odoo says now; never another object that has the address."""
         alias = self.alias_id
         if "terminated" in (alias.state, alias.organization_id.state):
             return
         wanted = self._alias_fields(alias)
-        remote = client.ensure_alias(**wanted)
+        remote = client.get_alias(alias.remote_id) if alias.remote_id else None
+        if remote is None:  # never created, or deleted on the server since: Odoo's is created
+            remote = client.ensure_alias(**wanted)
         have = {
             "address": remote.address,
             "recipients": sorted(remote.recipients),
@@ -45,10 +49,11 @@ class FayvadMailJob(models.Model):
     _step_update_alias = _step_create_alias
 
     def _step_delete_alias(self, client):
+        """Delete the alias Odoo created (by its remote id); one that has
+        the same address now is another's and stays."""
         alias = self.alias_id
-        remote = client.find_alias(alias.address)
-        if remote:
-            client.delete_alias(remote.id)
+        if alias.remote_id:
+            client.delete_alias(alias.remote_id)
         alias.remote_id = False
 
     def _sync_org_aliases(self, client):
@@ -73,8 +78,10 @@ class FayvadMailJob(models.Model):
         target = client.find_domain(alias.domain_id.name)
         if target is None:
             raise Unavailable(self.env._("%s is not on the mail server yet.", alias.domain_id.name))
-        remote = client.ensure_domain_alias(alias.name, target.id, enabled=alias.enabled)
-        if (remote.target_id, remote.enabled) != (target.id, alias.enabled):
+        remote = client.get_domain_alias(alias.remote_id) if alias.remote_id else None
+        if remote is None:
+            remote = client.ensure_domain_alias(alias.name, target.id, enabled=alias.enabled)
+        if (remote.name, remote.target_id, remote.enabled) != (alias.name, target.id, alias.enabled):
             client.update_domain_alias(remote.id, alias.name, target.id, enabled=alias.enabled)
         vals = {"remote_id": remote.id}
         if alias.state in ("draft", "provisioning", "failed"):
@@ -84,8 +91,8 @@ class FayvadMailJob(models.Model):
     _step_update_domain_alias = _step_create_domain_alias
 
     def _step_delete_domain_alias(self, client):
+        """Delete the domain alias Odoo created (by its remote id) only."""
         alias = self.domain_alias_id
-        remote = client.find_domain_alias(alias.name)
-        if remote:
-            client.delete_domain_alias(remote.id)
+        if alias.remote_id:
+            client.delete_domain_alias(alias.remote_id)
         alias.remote_id = False

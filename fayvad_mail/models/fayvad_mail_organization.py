@@ -4,10 +4,13 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
+from ..const import OPEN_PAYMENT_STATES
 from ..fields import ByteSize
+from ..tools.names import control_character_problem
 from . import fayvad_mail_cron_mixin  # noqa: F401  (the mixin inherited below)
 
 GB = 10**9  # storage sizes in GB are decimal, as the API reports them
+IN_SERVICE_STATES = ("active", "suspended")  # on the mail server: billed
 MB = 1024 * 1024  # mailbox quotas in MB are binary, as Modoboa counts them
 
 
@@ -67,6 +70,14 @@ class FayvadMailOrganization(models.Model):
         tracking=True,
         index=True,
         copy=False,
+    )
+    service_start_date = fields.Date(
+        string="In Service Since",
+        readonly=True,
+        copy=False,
+        tracking=True,
+        help="The day its first domain was created on the mail server (or the day it was created already "
+        "in service): billing starts then. Empty while it exists in Odoo only.",
     )
     date_terminated = fields.Date(
         string="Terminated On",
@@ -284,6 +295,13 @@ class FayvadMailOrganization(models.Model):
             org.failed_job_count = failed.get(org, 0)
 
     # -- constraints -------------------------------------------------------------------
+    @api.constrains("name")
+    def _check_name_one_line(self):
+        for org in self:
+            problem = control_character_problem(org.name or "")
+            if problem:
+                raise ValidationError(self.env._("The organization's name: %s", problem))
+
     @api.constrains("max_users", "account_ids")
     def _check_max_users(self):
         for org in self:
@@ -311,6 +329,23 @@ class FayvadMailOrganization(models.Model):
                 )
 
     # -- CRUD ------------------------------------------------------------------------
+    @api.model_create_multi
+    def create(self, vals_list):
+        """An organization with a plan is subscribed to it at once, whichever
+        screen or route creates it; one created already in service (demo
+        data, an import) is billed from today, the others from the day the
+        mail server has them."""
+        today = fields.Date.context_today(self)
+        for vals in vals_list:
+            if vals.get("state") in IN_SERVICE_STATES and not vals.get("service_start_date"):
+                vals["service_start_date"] = today
+        orgs = super().create(vals_list)
+        if not self.env.context.get("fayvad_mail_no_subscription"):
+            Subscription = self.env["fayvad.mail.subscription"]
+            for org in orgs.filtered("plan_id"):
+                Subscription._start(org, org.plan_id)
+        return orgs
+
     def write(self, vals):
         before = (
             {org: (org.plan_id, org.max_storage_gb) for org in self}
@@ -417,10 +452,12 @@ class FayvadMailOrganization(models.Model):
 
     def action_check_drift(self):
         """Compare with the mail server now and list the differences."""
+        self.env["res.users"]._fayvad_require("accountant")
         return self.env["fayvad.mail.drift"]._action_check(organizations=self)
 
     def action_provision(self):
         """Queue the jobs that create this organization on the mail server."""
+        self.env["res.users"]._fayvad_require("admin")
         for org in self:
             if org.state not in ("draft", "failed"):
                 raise UserError(self.env._("Only a draft or failed organization can be provisioned."))
@@ -430,10 +467,12 @@ class FayvadMailOrganization(models.Model):
         return True
 
     def action_suspend(self):
+        self.env["res.users"]._fayvad_require("accountant")
         self._suspend("manual")
         return True
 
     def action_unsuspend(self):
+        self.env["res.users"]._fayvad_require("accountant")
         for org in self:
             if org.state != "suspended":
                 raise UserError(self.env._("%s is not suspended.", org.name))
@@ -445,6 +484,7 @@ class FayvadMailOrganization(models.Model):
         the subscription is cancelled today, and no period after today is
         charged (draft lines of later periods are removed; the current
         period stays billed)."""
+        self.env["res.users"]._fayvad_require("accountant")
         today = fields.Date.context_today(self)
         for org in self.filtered(lambda o: o.state != "terminated"):
             org.write({"state": "terminated", "suspension_reason": False, "date_terminated": today})
@@ -497,6 +537,42 @@ class FayvadMailOrganization(models.Model):
             org.write({"state": "active", "suspension_reason": False})
             self.env["fayvad.mail.job"]._enqueue("unsuspend_organization", organization=org)
         self.env["fayvad.mail.job"]._trigger_runner()
+
+    def _start_service(self):
+        """Its first domain exists on the mail server now: billing starts
+        today (the current period's fee, once)."""
+        for org in self.filtered(lambda o: not o.service_start_date and o.state != "terminated"):
+            org.service_start_date = fields.Date.context_today(self)
+            if org.subscription_id:
+                org.subscription_id._on_service_started()
+
+    def _stop_failed_service(self):
+        """Its provisioning failed for good: nothing is charged for it (the
+        period's fee already charged is credited); billing starts again the
+        day the mail server has it."""
+        for org in self.filtered("service_start_date"):
+            if org.domain_ids.filtered(lambda d: d.state in IN_SERVICE_STATES):
+                continue  # another of its domains serves: it is in service
+            if org.subscription_id and org.subscription_id.state != "cancelled":
+                org.subscription_id._credit_failed_provisioning()
+            org.service_start_date = False
+
+    def _open_invoices(self):
+        """Its posted mail hosting invoices still to be paid, oldest first."""
+        return self.env["account.move"].search(
+            [
+                ("fayvad_organization_id", "in", self.ids),
+                ("move_type", "=", "out_invoice"),
+                ("state", "=", "posted"),
+                ("payment_state", "in", OPEN_PAYMENT_STATES),
+            ],
+            order="invoice_date, id",
+        )
+
+    def _in_service_count(self):
+        """Its mailboxes that exist on the mail server (the ones billed)."""
+        self.ensure_one()
+        return len(self.account_ids.filtered(lambda a: a.state in IN_SERVICE_STATES))
 
     def _update_provisioning_state(self):
         """Move a provisioning organization to active or failed once its jobs are done."""

@@ -4,8 +4,6 @@ from odoo import models
 
 from .fayvad_mail_organization import GB, MB
 
-OPEN_PAYMENT_STATES = ("not_paid", "partial")
-
 
 class FayvadMailOrganization(models.Model):
     """What the customer portal shows of an organization (controllers/portal.py)."""
@@ -31,18 +29,6 @@ class FayvadMailOrganization(models.Model):
             "storage_percent_of_plan": min(self.storage_percent, 100),
             "quota_free_mb": int(free_bytes // MB),
             "users_left": max(self.max_users - self.user_count, 0),
-            "open_invoices": self._portal_open_invoices(),
+            "open_invoices": self._open_invoices(),
             "blocked": self.state in ("suspended", "terminated"),
         }
-
-    def _portal_open_invoices(self):
-        """The organization's posted invoices still to be paid, oldest first."""
-        return self.env["account.move"].search(
-            [
-                ("fayvad_organization_id", "=", self.id),
-                ("move_type", "=", "out_invoice"),
-                ("state", "=", "posted"),
-                ("payment_state", "in", OPEN_PAYMENT_STATES),
-            ],
-            order="invoice_date, id",
-        )

@@ -140,7 +140,8 @@ class FayvadMailProvisioning(models.AbstractModel):
             raise validation_error({"organization_data.odoo_customer_id": ["No Odoo customer with this id."]})
         plan = self.env["fayvad.mail.plan"]
         if data["plan_id"]:
-            plan = plan.search([("id", "=", data["plan_id"])])
+            # a plan of the organization's company (another company's would break its rules)
+            plan = plan.search([("id", "=", data["plan_id"]), ("company_id", "=", self.env.company.id)])
             if not plan:
                 raise validation_error(
                     {"organization_data.plan_id": ["No active subscription plan with this id."]}
@@ -237,7 +238,7 @@ class FayvadMailProvisioning(models.AbstractModel):
                 "id": sub.id,
                 "plan_name": sub.plan_id.name or None,
                 "status": sub.state,
-                "amount": round(sub.amount, 2),
+                "amount": round(sub.amount, sub.currency_id.decimal_places),
             }
             if sub
             else None,

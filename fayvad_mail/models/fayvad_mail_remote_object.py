@@ -45,6 +45,7 @@ class FayvadMailRemoteObject(models.AbstractModel):
             record._enqueue_job("update")
 
     def action_provision(self):
+        self.env["res.users"]._fayvad_require("admin")
         for record in self:
             if record.state not in ("draft", "failed"):
                 raise UserError(self.env._("%s is already on the mail server.", record.display_name))
@@ -55,6 +56,7 @@ class FayvadMailRemoteObject(models.AbstractModel):
     def action_delete(self):
         """Remove it from the mail server (and credit it when it was billed);
         Odoo keeps the record, terminated."""
+        self.env["res.users"]._fayvad_require("accountant")
         for record in self.filtered(lambda r: r.state != "terminated"):
             on_server = record.state not in ("draft", "failed") or record.remote_id
             record.write({"state": "terminated", "active": False})

@@ -173,6 +173,7 @@ class FayvadMailServer(models.Model):
         )
 
     def action_check_connection(self):
+        self.env["res.users"]._fayvad_require("admin")
         for server in self:
             try:
                 server._client().check()
@@ -193,6 +194,7 @@ class FayvadMailServer(models.Model):
         }
 
     def action_check_drift(self):
+        self.env["res.users"]._fayvad_require("accountant")
         self.ensure_one()
         return self.env["fayvad.mail.drift"]._action_check(self)
 

@@ -108,8 +108,14 @@ class FayvadMailSubscription(models.Model):
     # -- the period's fee, charged once ----------------------------------------------------
     @api.model
     def _start(self, organization, plan):
-        """Subscribe ``organization`` to ``plan`` from today, and charge the
-        current period's fee."""
+        """Subscribe ``organization`` to ``plan`` from today (its live
+        subscription when it has one already). The current period's fee is
+        charged once the organization is in service on the mail server
+        (CONTRACT.md, "Billing starts with the service"): at once for one
+        that is, else when its first domain is created there."""
+        live = organization.subscription_ids.filtered(lambda s: s.state != "cancelled")
+        if live:
+            return live[:1]
         start, end = self._period_of(fields.Date.context_today(self))
         subscription = self.create(
             {
@@ -121,10 +127,52 @@ class FayvadMailSubscription(models.Model):
                 "period_end": end,
             }
         )
-        subscription._bill_fee(
-            plan.monthly_price, "subscription_created", self.env._("%s subscription", plan.name)
-        )
+        if organization.service_start_date:
+            subscription._bill_fee(
+                plan.monthly_price, "subscription_created", self.env._("%s subscription", plan.name)
+            )
         return subscription
+
+    def _on_service_started(self):
+        """The organization is on the mail server from today: the current
+        period's fee is charged now (once, whoever asks)."""
+        self.ensure_one()
+        if self.state == "cancelled":
+            return
+        today = fields.Date.context_today(self)
+        if not (self.period_start and self.period_end and self.period_start <= today <= self.period_end):
+            self.write(dict(zip(("period_start", "period_end"), self._period_of(today), strict=True)))
+        label = self.env._("%s subscription", self.plan_id.name or self.organization_id.name)
+        self._bill_fee(self.amount, "subscription_created", label)
+
+    def _credit_failed_provisioning(self):
+        """The organization's provisioning failed for good: the fee charged
+        for the period is credited (nothing is charged for a service that
+        does not exist); it is charged again once the service starts."""
+        self.ensure_one()
+        if not (self.fee_period_start and self.fee_amount):
+            return
+        self.env["fayvad.mail.billing.event"].create(
+            {
+                "organization_id": self.organization_id.id,
+                "subscription_id": self.id,
+                "currency_id": self.currency_id.id,
+                "event_type": "subscription_updated",
+                "quantity": 1,
+                "unit_price": -self.fee_amount,
+                "description": self.env._("Provisioning failed on the mail server: the fee is credited"),
+            }
+        )
+        self.write({"fee_period_start": False, "fee_amount": 0.0})
+
+    def _period_share(self):
+        """Share of a whole month that the current period is (a period that
+        began mid-month, on a reactivation, is shorter)."""
+        if not (self.period_start and self.period_end):
+            return 1.0
+        month_start, month_end = self._period_of(self.period_start)
+        days = (self.period_end - self.period_start).days + 1
+        return min(1.0, round(days / ((month_end - month_start).days + 1), 4))
 
     def _bill_fee(self, amount, event_type, description, event=None):
         """Charge the current period's fee at ``amount``, at most once per
@@ -140,6 +188,12 @@ class FayvadMailSubscription(models.Model):
             if event:
                 event.no_charge_reason = self.env._("The subscription has ended: nothing is charged.")
             return Event
+        if not org.service_start_date:
+            if event:
+                event.no_charge_reason = self.env._(
+                    "Not on the mail server yet: the fee is charged when the service starts."
+                )
+            return Event
         self._lock()
         self.invalidate_recordset(["fee_period_start", "fee_amount"])
         today = fields.Date.context_today(self)
@@ -152,14 +206,20 @@ class FayvadMailSubscription(models.Model):
         }
         if self.fee_period_start != period:
             self.write({"fee_period_start": period, "fee_amount": amount})
+            share = self._period_share()  # a period shorter than a month pays its share
+            price = self.currency_id.round(amount * share)
+            if share < 1:
+                description = self.env._(
+                    "%(what)s (%(share)s%% of the month)", what=description, share=round(share * 100, 1)
+                )
             if event:
-                event.write({"unit_price": amount, "quantity": 1})
+                event.write({"unit_price": price, "quantity": 1})
                 return event
             return Event.create(
                 {
                     **base,
                     "event_type": event_type,
-                    "unit_price": amount,
+                    "unit_price": price,
                     "date": today if period <= today <= (self.period_end or today) else period,
                     "description": description,
                 }
@@ -176,7 +236,7 @@ class FayvadMailSubscription(models.Model):
             {
                 **base,
                 "event_type": "subscription_updated",
-                "unit_price": round((amount - self.fee_amount) * share, 2),
+                "unit_price": self.currency_id.round((amount - self.fee_amount) * share),
                 "description": self.env._(
                     "%(what)s: fee changed from %(old)s to %(new)s (%(share)s%% of the period)",
                     what=description,
@@ -215,7 +275,7 @@ class FayvadMailSubscription(models.Model):
                 "currency_id": sub.currency_id.id,
             }
             plan, org = sub.plan_id, sub.organization_id
-            extra_users = org.user_count - plan.included_users
+            extra_users = org._in_service_count() - plan.included_users
             if plan and extra_users > 0 and plan.price_per_extra_user:
                 Event.create(
                     {
@@ -279,6 +339,8 @@ class FayvadMailSubscription(models.Model):
                 ("state", "in", ("active", "past_due")),
                 ("period_end", "<", today),
                 ("organization_id.state", "!=", "terminated"),
+                # what never existed on the mail server is not renewed (nor billed)
+                ("organization_id.service_start_date", "!=", False),
             ],
             limit=limit,
         )
@@ -304,7 +366,13 @@ class FayvadMailSubscription(models.Model):
             "Posting the period's invoice",
             owner=lambda invoice: invoice.fayvad_organization_id,
         )
-        remaining = self.search_count([("state", "in", ("active", "past_due")), ("period_end", "<", today)])
+        remaining = self.search_count(
+            [
+                ("state", "in", ("active", "past_due")),
+                ("period_end", "<", today),
+                ("organization_id.service_start_date", "!=", False),
+            ]
+        )
         self.env["ir.cron"]._notify_progress(done=len(due), remaining=remaining)
 
     @api.model
@@ -320,17 +388,27 @@ class FayvadMailSubscription(models.Model):
             if event:
                 event.no_charge_reason = self.env._("The organization is terminated: nothing is charged.")
             return
+        today = fields.Date.context_today(self)
+        reactivated = self.state == "cancelled"
         vals = {"state": "active", "suspend_on": False, "date_cancelled": False}
         if amount is not None:
             vals["amount"] = amount
         if currency:
             vals["currency_id"] = currency.id
-        if not self.period_start:
-            vals["period_start"], vals["period_end"] = self._period_of(fields.Date.context_today(self))
+        if reactivated and not (self.period_end and self.period_end >= today):
+            # a new period from today (to the month's end, its share of the fee): nothing is
+            # billed for the time it was cancelled
+            vals["period_start"], vals["period_end"] = today, self._period_of(today)[1]
+        elif not self.period_start:
+            vals["period_start"], vals["period_end"] = self._period_of(today)
         self.write(vals)
-        if amount is not None:
+        org = self.organization_id
+        if reactivated and org.state == "suspended" and org.suspension_reason == "cancelled":
+            org._unsuspend()  # the suspension its cancellation caused
+        fee = amount if amount is not None else (self.amount if reactivated else None)
+        if fee is not None:
             label = self.env._("%s subscription", self.plan_id.name or self.organization_id.name)
-            self._bill_fee(amount, event.event_type if event else "subscription_updated", label, event=event)
+            self._bill_fee(fee, event.event_type if event else "subscription_updated", label, event=event)
 
     def _on_cancelled(self):
         """Cancelled: the organization is suspended at the end of the paid

@@ -12,8 +12,9 @@ EVENT_BATCH = 5000  # billing events encoded at a time (a server-side cursor fee
 SPOOL_BYTES = 4 * 1024 * 1024  # an answer larger than this is written to a temporary file
 
 
-def _money(value):
-    return round(float(value or 0.0), 2)
+def _money(value, decimals):
+    """An amount as a JSON number, with its currency's own decimal places."""
+    return round(float(value or 0.0), decimals if decimals is not None else 2)
 
 
 class FayvadMailUsageSummary(models.AbstractModel):
@@ -110,7 +111,7 @@ class FayvadMailUsageSummary(models.AbstractModel):
                 SELECT o.id, o.name, o.partner_id, o.state, o.max_storage_gb,
                        COALESCE(acc.total, 0), COALESCE(acc.active, 0), COALESCE(acc.used, 0),
                        sub.id IS NOT NULL, COALESCE(plan.name->>%(lang)s, plan.name->>'en_US'),
-                       sub.amount, cur.name, sub.state
+                       sub.amount, cur.name, sub.state, cur.decimal_places
                   FROM fayvad_mail_organization o
                   LEFT JOIN (SELECT a.organization_id, count(*) AS total,
                                     count(*) FILTER (WHERE a.state = 'active') AS active,
@@ -262,7 +263,7 @@ class FayvadMailUsageSummary(models.AbstractModel):
             },
             "subscription": {
                 "plan_name": row[9] or None,
-                "amount": _money(row[10]),
+                "amount": _money(row[10], row[13]),
                 "currency": row[11],
                 "status": row[12],
             }
@@ -355,7 +356,8 @@ class FayvadMailUsageSummary(models.AbstractModel):
             SELECT json_build_object(
                        'id', e.id, 'organization_id', e.organization_id, 'event_type', e.event_type,
                        'event_date', e.date, 'quantity', round(COALESCE(e.quantity, 0), 2),
-                       'unit_price', round(COALESCE(e.unit_price, 0), 2), 'amount', round(COALESCE(e.amount, 0), 2),
+                       'unit_price', round(COALESCE(e.unit_price, 0), cur.decimal_places),
+                       'amount', round(COALESCE(e.amount, 0), cur.decimal_places),
                        'currency', cur.name, 'description', COALESCE(e.description, ''),
                        'odoo_synced', COALESCE(e.odoo_synced, false))::text
               FROM fayvad_mail_billing_event e
@@ -406,10 +408,13 @@ class FayvadMailUsageSummary(models.AbstractModel):
                 end=end,
             )
         )
+        # fetched before anything else runs a query on this cursor (reading the company does, and
+        # would leave its own rows in place of these)
+        rows = self.env.cr.fetchall()
         company = self.env.company
         Currency = self.env["res.currency"]
         total = 0.0
-        for currency_id, day, kind, amount in self.env.cr.fetchall():
+        for currency_id, day, kind, amount in rows:
             value = Currency.browse(currency_id)._convert(float(amount), company.currency_id, company, day)
             total += value if kind == "payment_received" else -value
-        return _money(total)
+        return _money(total, company.currency_id.decimal_places)

@@ -1,8 +1,10 @@
 import hashlib
+import ipaddress
 import json
 import logging
 import re
 import time
+from decimal import Decimal
 
 from psycopg2 import errors as pg_errors
 from psycopg2.extensions import TransactionRollbackError
@@ -15,7 +17,7 @@ from ..tools.api_errors import ApiError
 from ..tools.signature import SignatureRefused, verify
 from ..tools.validation import ValidationFailed, parse_json_object, validate_billing_webhook
 from .fayvad_mail_cron_mixin import cron_error_message
-from .fayvad_mail_webhook_identity import LEDGER_DAYS, AlreadyClaimed
+from .fayvad_mail_webhook_identity import AlreadyClaimed
 
 _logger = logging.getLogger(__name__)
 VERDICT_OF_ERROR = {"INVALID_WEBHOOK_SIGNATURE": "invalid_signature", "WEBHOOK_PROCESSING_FAILED": "failed"}
@@ -65,6 +67,21 @@ def stored_headers(headers):
             value = f"[redacted, fingerprint {hashlib.sha256(value.encode()).hexdigest()[:12]}]"
         kept[name] = value
     return kept
+
+
+def source_of(remote_addr):
+    """The sender a refused delivery is counted for: its IPv4 address, or
+    the /64 network of its IPv6 address (one host holds a whole /64: counting
+    each address would let it grow the log at will)."""
+    try:
+        address = ipaddress.ip_address((remote_addr or "").strip())
+    except ValueError:
+        return (remote_addr or "")[:64]
+    if address.version == 6:
+        if address.ipv4_mapped:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def storable_text(raw):
@@ -249,7 +266,7 @@ class FayvadMailWebhookDelivery(models.Model):
         refusals (a line another worker just committed is counted on, on
         this same connection, after ending this transaction)."""
         now = fields.Datetime.now()
-        key = f"{verdict}:{route}:{org.id or 0}:{remote_addr}:{now:%Y%m%d%H}"
+        key = f"{verdict}:{route}:{org.id or 0}:{source_of(remote_addr)}:{now:%Y%m%d%H}"
         error = body.get("error", "")
         for _attempt in range(5):
             try:
@@ -362,23 +379,26 @@ class FayvadMailWebhookDelivery(models.Model):
                 "Request data validation failed",
                 details={"billing_data.currency": [exc.args[0]]},
             ) from None
-        stamp = data["timestamp"]
-        if (
-            stamp is not None
-            and stamp.replace(tzinfo=None) < self.env["fayvad.mail.webhook.identity"]._cutoff()
+        if data["amount"] is not None and data["amount"] != data["amount"].quantize(
+            Decimal(1).scaleb(-currency.decimal_places)
         ):
             raise ApiError(
                 400,
                 "VALIDATION_ERROR",
                 "Request data validation failed",
                 details={
-                    "timestamp": [
-                        f"Older than {LEDGER_DAYS} days: an event this old is refused (it may have been "
-                        "applied before)."
+                    "billing_data.amount": [
+                        f"At most {currency.decimal_places} decimal places in {currency.name}."
                     ]
                 },
             )
-        vals["dedup_key"] = self._identity(org, data, raw, headers)
+        problem = self.env["fayvad.mail.webhook.identity"]._timestamp_problem(data["timestamp"])
+        if problem:
+            raise ApiError(
+                400, "VALIDATION_ERROR", "Request data validation failed", details={"timestamp": [problem]}
+            )
+        keys = self._identity(org, data, raw, headers)
+        vals["dedup_key"] = "\n".join(keys)
         return org, data, currency
 
     def _candidate_secrets(self, url_org):
@@ -395,9 +415,14 @@ class FayvadMailWebhookDelivery(models.Model):
         }
 
     def _identity(self, org, data, raw, headers):
-        """The event's identity (CONTRACT.md, amendments): the sender's
-        ``Webhook-Id`` (or ``X-Webhook-Id``) header; else organization, type,
-        invoice and timestamp when an invoice is named; else the body's hash."""
+        """The event's identity keys (CONTRACT.md, second amendments), all
+        scoped to its organization: the hash of the raw body, always; the
+        sender's ``Webhook-Id`` (or ``X-Webhook-Id``, or Standard Webhooks'
+        signed ``webhook-id``) header when present; type, invoice and
+        timestamp when an invoice is named. A delivery is a duplicate when
+        any of its keys was applied before: an unsigned header may merge
+        deliveries, never split them."""
+        keys = [f"{org.id}:body:{hashlib.sha256(raw).hexdigest()}"]
         header_id = next(
             (v for k, v in headers.items() if k.lower() in ("webhook-id", "x-webhook-id") and v.strip()), None
         )
@@ -410,11 +435,11 @@ class FayvadMailWebhookDelivery(models.Model):
                     "Request data validation failed",
                     details={"Webhook-Id": ["At most 255 printable ASCII characters."]},
                 )
-            return f"{org.company_id.id}:id:{header_id}"
+            keys.append(f"{org.id}:id:{header_id}")
         if data["invoice_id"]:
             stamp = data["timestamp"].strftime("%Y-%m-%dT%H:%M:%S.%fZ") if data["timestamp"] else ""
-            return f"{org.id}:{data['event_type']}:{data['invoice_id']}:{stamp}"
-        return f"{org.company_id.id}:body:{hashlib.sha256(raw).hexdigest()}"
+            keys.append(f"{org.id}:{data['event_type']}:{data['invoice_id']}:{stamp}")
+        return keys
 
     @api.model
     def _apply_once(self, vals, org, data, currency, started):
@@ -425,18 +450,18 @@ class FayvadMailWebhookDelivery(models.Model):
         duration is then the time to verify and record it. (HTTP status,
         JSON body)."""
         Identity = self.env["fayvad.mail.webhook.identity"]
-        key, stamp = vals["dedup_key"], data["timestamp"]
+        keys, stamp = vals["dedup_key"].split("\n"), data["timestamp"]
         body = self._answer(data, reference=vals["reference"], processed_at=self.env.cr.now())
         try:
             # one savepoint for the claim, the delivery and the event: all stay or none
             with self.env.cr.savepoint():
                 # a concurrent identical delivery makes this wait for its commit, then fail
-                Identity._claim(key, vals, stamp and stamp.replace(tzinfo=None))
+                Identity._claim(keys, vals, stamp and stamp.replace(tzinfo=None))
                 delivery = self.create(vals | {"verdict": "processed", **self._outcome(200, body, started)})
                 self.env["fayvad.mail.billing.webhook"]._apply(org, data, delivery, currency)
             return 200, body
         except AlreadyClaimed:
-            return self.create(vals)._answer_duplicate(key, data, started)
+            return self.create(vals)._answer_duplicate(keys, data, started)
         except TransactionRollbackError:
             # a concurrent delivery changed the same records: Odoo serves the
             # whole request again (nothing of this attempt stays, its claim included)
@@ -469,15 +494,15 @@ class FayvadMailWebhookDelivery(models.Model):
             "duplicate": duplicate,
         }
 
-    def _answer_duplicate(self, key, data, started):
+    def _answer_duplicate(self, keys, data, started):
         Identity = self.env["fayvad.mail.webhook.identity"]
-        first = Identity._first(key)
+        first = Identity._first(keys)
         if first is None:
             # applied by a delivery committed after this transaction began: end
             # this transaction (the log of this delivery so far) and look
             # again in a new one, on the same connection
             self.env.cr.commit()  # pylint: disable=invalid-commit
-            first = Identity._first(key)
+            first = Identity._first(keys)
         reference, applied_at = first or (None, None)
         body = self._answer(data, duplicate=True, reference=reference, processed_at=applied_at)
         self.write({"verdict": "duplicate", "duplicate_of": reference, **self._outcome(200, body, started)})

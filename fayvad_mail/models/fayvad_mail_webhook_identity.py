@@ -11,6 +11,8 @@ _logger = logging.getLogger(__name__)
 # A delivery whose timestamp is older than this is refused: the ledger no
 # longer holds the identities of events that old (CONTRACT.md: >= 400 days).
 LEDGER_DAYS = 400
+# ... and one stamped further ahead than this (a sender's clock is never that wrong)
+FUTURE_HOURS = 24
 
 
 class AlreadyClaimed(Exception):
@@ -22,11 +24,12 @@ class FayvadMailWebhookIdentity(models.Model):
     identity, kept longer than the delivery log (which is pruned), so that a
     repeated or replayed delivery is never applied twice.
 
-    An identity is, in this order, the sender's ``Webhook-Id`` header; else
-    ``(organization, event_type, invoice_id, timestamp)`` when the event
-    names an invoice; else the hash of the raw body. Rows of events that
-    carry a timestamp are pruned once that timestamp is older than
-    LEDGER_DAYS (such a delivery is refused anyway); the others are kept."""
+    A delivery claims several identity keys of its organization at once
+    (the hash of its raw body; its ``Webhook-Id`` header; its type, invoice
+    and timestamp): it is applied only when none of them was claimed
+    before. Rows of events that carry a timestamp are pruned once that
+    timestamp is older than LEDGER_DAYS (such a delivery is refused
+    anyway); the others are kept."""
 
     _name = "fayvad.mail.webhook.identity"
     _description = "Applied Billing Webhook Event"
@@ -71,38 +74,63 @@ class FayvadMailWebhookIdentity(models.Model):
         return fields.Datetime.now() - timedelta(days=LEDGER_DAYS)
 
     @api.model
-    def _claim(self, key, delivery, event_timestamp):
+    def _timestamp_problem(self, stamp):
+        """Why an event stamped ``stamp`` (aware, UTC) is refused, or None."""
+        if stamp is None:
+            return None
+        moment = stamp.replace(tzinfo=None)
+        if moment < self._cutoff():
+            return f"Older than {LEDGER_DAYS} days: an event this old is refused (it may have been applied before)."
+        if moment > fields.Datetime.now() + timedelta(hours=FUTURE_HOURS):
+            return f"More than {FUTURE_HOURS} hours in the future: check the sender's clock."
+        return None
+
+    @api.model
+    def _claim(self, keys, delivery, event_timestamp):
         """Record that ``delivery`` (the values of its record: company,
-        organization, reference) applies the event ``key``, in the
-        caller's transaction, which must run this in a savepoint: the
+        organization, reference) applies the event of identity ``keys``, in
+        the caller's transaction, which must run this in a savepoint: the
         event was applied already (by a delivery committed before, or by a
-        concurrent one, which this waits for) when it raises AlreadyClaimed."""
+        concurrent one, which this waits for) when any key was claimed, and
+        then this raises AlreadyClaimed."""
+        now = fields.Datetime.now()
+        rows = [
+            SQL(
+                "(%s, %s, %s, %s, %s, %s)",
+                key,
+                delivery["company_id"],
+                delivery["organization_id"] or None,
+                delivery["reference"],
+                now,
+                event_timestamp,
+            )
+            for key in keys
+        ]
         try:
             self.env.cr.execute(
                 SQL(
                     """
                     INSERT INTO fayvad_mail_webhook_identity
                            (key, company_id, organization_id, delivery_reference, applied_at, event_timestamp)
-                    VALUES (%s, %s, %s, %s, %s, %s)
+                    VALUES %s
                     """,
-                    key,
-                    delivery["company_id"],
-                    delivery["organization_id"] or None,
-                    delivery["reference"],
-                    fields.Datetime.now(),
-                    event_timestamp,
+                    SQL(", ").join(rows),
                 ),
                 log_exceptions=False,
             )
         except pg_errors.UniqueViolation:
-            raise AlreadyClaimed(key) from None
+            raise AlreadyClaimed(keys) from None
 
     @api.model
-    def _first(self, key):
-        """(webhook_id, applied_at) of the delivery that applied ``key``, as
-        this transaction sees it; None when it sees none."""
+    def _first(self, keys):
+        """(webhook_id, applied_at) of the delivery that applied any of
+        ``keys`` first, as this transaction sees it; None when it sees none."""
         self.env.cr.execute(
-            SQL("SELECT delivery_reference, applied_at FROM fayvad_mail_webhook_identity WHERE key = %s", key)
+            SQL(
+                "SELECT delivery_reference, applied_at FROM fayvad_mail_webhook_identity "
+                "WHERE key IN %s ORDER BY applied_at, id LIMIT 1",
+                tuple(keys),
+            )
         )
         return self.env.cr.fetchone()
 

@@ -105,6 +105,7 @@ class FayvadMailWebhookSecret(models.Model):
 
     def action_rotate(self):
         """Create a new secret beside this one; this one expires in 7 days."""
+        self.env["res.users"]._fayvad_require("admin")
         self.ensure_one()
         new = self.create(
             {"company_id": self.company_id.id, "organization_id": self.organization_id.id, "name": self.name}
@@ -114,6 +115,7 @@ class FayvadMailWebhookSecret(models.Model):
         return new
 
     def action_expire_now(self):
+        self.env["res.users"]._fayvad_require("admin")
         self.write({"expires_at": fields.Datetime.now()})
         return True
 

@@ -1,13 +1,33 @@
 from odoo import api, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
 from odoo.addons.base.models.res_users import check_identity
+
+from ..const import ROLE_LABELS, ROLES
 
 API_KEY_SCOPE = "fayvad_mail.erp_api"
 
 
 class ResUsers(models.Model):
     _inherit = "res.users"
+
+    @api.model
+    def _fayvad_require(self, role):
+        """Refuse unless the environment's user has ``role`` ("user",
+        "accountant", "admin") of Mail Hosting; the superuser (``sudo()``,
+        crons, the portal's checked changes) always may. Called as
+        ``self.env["res.users"]._fayvad_require(role)`` (``env.user`` is a
+        superuser record)."""
+        if self.env.su:
+            return
+        if not self.env.user.has_group(ROLES[role]):
+            raise AccessError(
+                self.env._(
+                    "This action is for %(role)s; %(user)s does not have that role.",
+                    role=ROLE_LABELS[role],
+                    user=self.env.user.name,
+                )
+            )
 
     @api.model
     def _fayvad_cli_api_key(self, login):

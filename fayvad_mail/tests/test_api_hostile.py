@@ -5,7 +5,7 @@ answer is JSON with its proper status, never a 500 or an HTML page."""
 import http.client
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from unittest.mock import patch
 from urllib.parse import urlsplit
 
@@ -136,6 +136,96 @@ class TestHostileInput(ProvisioningCase):
         answer = self.api("POST", "/provision/email-account/", self.account_payload(1, 1, address="john\n"))
         self.assertApiError(answer, 400, "VALIDATION_ERROR", "email_account_data.address")
 
+    def test_control_characters_in_names_are_refused(self):
+        for value in ("Acme\r\nBcc: x", "Acme\tCorp", "Acme\u2028Corp", "Acme\x1b[31m"):
+            with self.subTest(value=repr(value)):
+                before = self.env["fayvad.mail.organization"].search_count([])
+                answer = self.api("POST", "/provision/organization/", self.org_payload(name=value))
+                body = self.assertApiError(answer, 400, "VALIDATION_ERROR", "organization_data.name")
+                self.assertIn("control characters", body["details"]["organization_data.name"][0])
+                self.assertEqual(self.env["fayvad.mail.organization"].search_count([]), before)
+        org, domain = self.make_org()
+        for field in ("first_name", "last_name"):
+            payload = self.account_payload(org.id, domain.id)
+            payload["email_account_data"]["user_info"][field] = "John\nDoe"
+            answer = self.api("POST", "/provision/email-account/", payload)
+            self.assertApiError(answer, 400, "VALIDATION_ERROR", f"email_account_data.user_info.{field}")
+        alias = {
+            "alias_data": {
+                "organization_id": org.id,
+                "domain": domain.id,
+                "address": "sales",
+                "recipients": ["a@b.example"],
+                "description": "Sales\rteam",
+            }
+        }
+        self.assertApiError(
+            self.api("POST", "/provision/alias/", alias), 400, "VALIDATION_ERROR", "alias_data.description"
+        )
+        raw = json.dumps(self.event(description="Paid\nX-Injected: 1")).encode()
+        self.assertApiError(self.post_webhook(raw), 400, "VALIDATION_ERROR", "billing_data.description")
+        self.assertFalse(org.account_ids)
+        self.assertFalse(org.alias_ids)
+
+    # -- replays and identities of webhook deliveries ----------------------------------------------
+    def test_a_replay_under_a_new_unsigned_id_header_applies_nothing(self):
+        payment = {
+            "event_type": "payment_received",
+            "organization_id": self.org.id,
+            "billing_data": {"amount": 42.0, "currency": "USD", "invoice_id": "REPLAY-1"},
+            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        raw = json.dumps(payment).encode()  # one capture, signed once by the sender
+        first = self.post_webhook(raw, headers={"X-Webhook-Id": "evt-original"})
+        self.assertEqual((first[0], first[1]["duplicate"]), (200, False), first[1])
+        for header in ({"X-Webhook-Id": "evt-forged-1"}, {"Webhook-Id": "evt-forged-2"}, {}):
+            with self.subTest(header=header):
+                status, body, _ = self.post_webhook(raw, headers=header)
+                self.assertEqual((status, body["duplicate"]), (200, True), body)
+                self.assertEqual(body["webhook_id"], first[1]["webhook_id"])
+        payments = self.org.billing_event_ids.filtered(lambda e: e.event_type == "payment_received")
+        self.assertEqual(len(payments), 1, "three replays, one payment")
+
+    def test_two_organizations_may_use_the_same_delivery_id(self):
+        other = self.env["fayvad.mail.organization"].create(
+            {"name": "Other sender", "partner_id": self.env["res.partner"].create({"name": "Other"}).id}
+        )
+        own = {org: "own-secret-of-" + str(org.id) + "-" + "x" * 24 for org in (self.org, other)}
+        for org, secret in own.items():
+            self.env["fayvad.mail.webhook.secret"].create({"organization_id": org.id, "secret": secret})
+        for org, secret in own.items():
+            with self.subTest(org=org.name):
+                raw = json.dumps(
+                    {"event_type": "payment_failed", "organization_id": org.id, "billing_data": {}}
+                ).encode()
+                status, body, _ = self.api(
+                    "POST",
+                    f"/webhooks/billing/{org.webhook_token}/",
+                    raw=raw,
+                    key=False,
+                    headers={"X-Webhook-Signature": sign(secret, raw), "Webhook-Id": "evt-1"},
+                )
+                self.assertEqual((status, body["duplicate"]), (200, False), body)
+                self.assertEqual(
+                    org.billing_event_ids.filtered(lambda e: e.event_type == "payment_failed").mapped(
+                        "webhook_delivery_id.reference"
+                    ),
+                    [body["webhook_id"]],
+                )
+
+    def test_a_timestamp_far_in_the_future_is_refused(self):
+        now = datetime.now(UTC)
+        for stamp in ("9999-12-31T00:00:00Z", (now + timedelta(hours=25)).strftime("%Y-%m-%dT%H:%M:%SZ")):
+            with self.subTest(stamp=stamp):
+                raw = json.dumps({**self.event(invoice_id=f"F-{stamp}"), "timestamp": stamp}).encode()
+                body = self.assertApiError(self.post_webhook(raw), 400, "VALIDATION_ERROR", "timestamp")
+                self.assertIn("future", body["details"]["timestamp"][0])
+                self.assertIs(body["processed"], False)
+        self.assertFalse(self.org.billing_event_ids, "nothing dated 9999, nothing applied")
+        soon = (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")  # a clock slightly ahead is fine
+        raw = json.dumps({**self.event(invoice_id="F-soon"), "timestamp": soon}).encode()
+        self.assertEqual(self.post_webhook(raw)[0], 200)
+
     def test_unknown_query_parameters_are_ignored(self):
         for query in ("self=1", "self=1&foo=bar", "token=x"):
             with self.subTest(query=query):
@@ -200,6 +290,21 @@ class TestHostileInput(ProvisioningCase):
         line = self.deliveries()[-1]
         self.assertEqual((line.verdict, line.attempt_count), ("invalid_signature", 1000))
         self.assertLessEqual(len(line.body.encode()), 1024)
+
+    def test_refused_deliveries_are_counted_per_ipv6_network(self):
+        """One host holds a whole /64: counting each IPv6 address apart would
+        let it grow the log at will."""
+        Delivery = self.env["fayvad.mail.webhook.delivery"].sudo()
+        raw = json.dumps({"event_type": "payment_failed"}).encode()
+        unsigned = {"X-Webhook-Signature": "sha256=" + "0" * 64}
+        before = len(self.deliveries())
+        for host in range(1, 201):  # 200 addresses of one /64 network
+            Delivery._receive(raw, unsigned, f"2001:db8:1:2::{host:x}")
+        Delivery._receive(raw, unsigned, "2001:db8:1:3::1")  # another network
+        Delivery._receive(raw, unsigned, "::ffff:192.0.2.7")  # an IPv4 client through an IPv6 socket
+        lines = self.deliveries()[before:]
+        self.assertEqual(len(lines), 3)
+        self.assertEqual(sorted(lines.mapped("attempt_count")), [1, 1, 200])
 
     # -- secrets and signatures ------------------------------------------------------------------
     def test_short_or_empty_webhook_secrets_are_refused(self):

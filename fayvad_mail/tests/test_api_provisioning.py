@@ -1,6 +1,7 @@
 import os
 import time
 import uuid
+from unittest.mock import MagicMock, patch
 
 import idna
 import requests
@@ -12,6 +13,7 @@ from odoo.tools import mute_logger
 from odoo.addons.fayvad_mail.models.fayvad_mail_job import DOMAIN_ADMIN_LOCAL_PART
 from odoo.addons.fayvad_mail.tests.common import FaultProxy
 from odoo.addons.fayvad_mail.tests.common_api import ApiCase
+from odoo.addons.fayvad_mail.tools.mailserver import MailServerClient, RemoteDomain, RemoteMailbox
 
 MODOBOA_URL = os.environ.get("FAYVAD_TEST_MODOBOA_URL")
 MODOBOA_TOKEN = os.environ.get("FAYVAD_TEST_MODOBOA_TOKEN")
@@ -250,6 +252,18 @@ class TestProvisioningValidation(ProvisioningCase):
             self.api(
                 "POST", "/provision/email-account/", self.account_payload(org.id, domain.id, address=local)
             )
+        events = org.billing_event_ids.filtered(lambda e: e.event_type == "user_added")
+        self.assertFalse(events, "not on the mail server yet (it does not answer): nothing billed")
+        # the mail server answers and creates them: the one beyond the plan's two is billed
+        client = MagicMock(spec=MailServerClient)
+        client.ensure_domain.return_value = RemoteDomain(
+            9, domain.name, True, 1, 1, dkim_enabled=True, dkim_public_key="KEY", dkim_selector="s"
+        )
+        client.ensure_mailbox.side_effect = lambda email, *a, **k: RemoteMailbox(
+            len(email), email, True, 10, created=True
+        )
+        with patch.object(type(self.env["fayvad.mail.server"]), "_client", lambda s, deadline=None: client):
+            self.env["fayvad.mail.job"]._cron_run()
         events = org.billing_event_ids.filtered(lambda e: e.event_type == "user_added")
         self.assertEqual(len(events), 1)
         # the plan's 5.00 per extra user, for the 16 days left of December's 31

@@ -155,6 +155,35 @@ class TestUsageSummary(ApiCase):
         self.assertEqual(body["billing_events"][0]["unit_price"], 99.99)
         self.assertIs(body["billing_events"][0]["odoo_synced"], False)
 
+    def test_revenue_over_http_reads_payments_minus_refunds(self):
+        """On a served database nothing is cached when a request starts: the
+        revenue must not depend on what the test's own environment read."""
+        env = self.env(context=dict(self.env.context, allowed_company_ids=[self.company2.id]))
+        env["fayvad.mail.billing.event"].create(
+            {
+                "organization_id": self.gamma.id,
+                "event_type": "payment_received",
+                "date": date.today(),
+                "quantity": 1,
+                "unit_price": 12.34,
+                "currency_id": self.env.ref("base.USD").id,
+            }
+        )
+        cases = [
+            ({"start_date": "2025-07-01", "end_date": "2025-07-31"}, 179.99),  # totals, period ended
+            ({"start_date": "2025-07-01", "end_date": "2025-07-31", "organization_id": self.alpha.id}, 79.99),
+            ({"start_date": date.today().replace(day=1).isoformat()}, 12.34),  # totals, up to today
+            ({"organization_id": self.gamma.id}, 12.34),  # events, up to today
+            ({"organization_id": self.alpha.id}, 0.0),
+        ]
+        for params, revenue in cases:
+            with self.subTest(params=params):
+                self.env.invalidate_all()  # as in a new request of a served database
+                self.env.registry.clear_cache()
+                status, body, _ = self.summary(**params)
+                self.assertEqual(status, 200, body)
+                self.assertEqual(body["summary"]["total_revenue"], revenue)
+
     def test_filters_details_and_pagination(self):
         status, body, _ = self.summary(
             organization_id=self.alpha.id,

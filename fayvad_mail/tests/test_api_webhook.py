@@ -306,6 +306,41 @@ class TestBillingWebhook(ApiCase):
         self.assertApiError(answer, 400, "VALIDATION_ERROR", "billing_data.currency")
         self.assertFalse(self.org.billing_event_ids.filtered(lambda e: e.external_invoice_id == "X2"))
 
+    def test_a_payment_without_a_positive_amount_is_refused_and_changes_nothing(self):
+        self.org.write({"state": "suspended", "suspension_reason": "non_payment"})
+        self.org.subscription_id.failed_payment_count = 2
+        for billing in ({"amount": None}, {"amount": 0}):
+            with self.subTest(billing=billing):
+                payload = self.event(invoice_id=f"ZERO-{billing['amount']}", **billing)
+                if billing["amount"] is None:
+                    del payload["billing_data"]["amount"]
+                body = self.assertApiError(self.post(payload), 400, "VALIDATION_ERROR", "billing_data.amount")
+                self.assertIs(body["processed"], False)
+        self.assertFalse(self.org.billing_event_ids.filtered(lambda e: e.event_type == "payment_received"))
+        self.assertEqual((self.org.state, self.org.subscription_id.failed_payment_count), ("suspended", 2))
+
+    def test_amounts_follow_their_currency_decimal_places(self):
+        for code in ("JPY", "KWD"):
+            self.env.ref(f"base.{code}").active = True
+        refused = {("JPY", 1000.5), ("USD", 99.999), ("KWD", 1.0005)}
+        accepted = {("JPY", 1000, 1000.0), ("USD", 99.99, 99.99), ("KWD", 1.005, 1.005)}
+        for code, amount in refused:
+            with self.subTest(code=code, amount=amount):
+                answer = self.post(self.event(invoice_id=f"D-{code}-{amount}", currency=code, amount=amount))
+                body = self.assertApiError(answer, 400, "VALIDATION_ERROR", "billing_data.amount")
+                places = self.env.ref(f"base.{code}").decimal_places
+                self.assertIn(
+                    f"At most {places} decimal places in {code}", body["details"]["billing_data.amount"][0]
+                )
+        for code, amount, stored in accepted:
+            with self.subTest(code=code, amount=amount):
+                answer = self.post(self.event(invoice_id=f"D-{code}-{amount}", currency=code, amount=amount))
+                self.assertEqual(answer[0], 200, answer[1])
+                event = self.org.billing_event_ids.filtered(
+                    lambda e, c=code: (e.external_invoice_id or "").startswith(f"D-{c}")
+                )
+                self.assertEqual((event.currency_id.name, event.amount), (code, stored))
+
     def test_cli_secret_lines(self):
         Secret = self.env["fayvad.mail.webhook.secret"]
         self.assertEqual(Secret._cli_secret(None, "http://h"), COMPANY_SECRET)

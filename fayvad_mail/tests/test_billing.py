@@ -68,6 +68,9 @@ class TestBilling(BillingCase):
         newer = self.init_invoice(
             "out_invoice", partner=self.partner_a, invoice_date="2026-02-10", amounts=[50], post=True
         )
+        (
+            older | newer
+        ).fayvad_organization_id = org  # mail hosting invoices: an unnamed payment's only choice
         self.event(org, "payment_received", "2026-03-10", older.amount_total)
         self.sync("2026-03-10")
         self.assertIn(older.payment_state, ("paid", "in_payment"))
@@ -78,6 +81,7 @@ class TestBilling(BillingCase):
         invoice = self.init_invoice(
             "out_invoice", partner=self.partner_a, invoice_date="2026-03-01", amounts=[100], post=True
         )
+        invoice.fayvad_organization_id = org
         due = invoice.amount_total
         too_much = self.event(
             org, "payment_received", "2026-03-10", due + 1, external_invoice_id=invoice.name

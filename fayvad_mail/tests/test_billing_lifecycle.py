@@ -4,6 +4,7 @@ are applied once per event (not once per invoice), even after the delivery
 log is pruned."""
 
 from datetime import date, timedelta
+from unittest.mock import MagicMock, patch
 
 from freezegun import freeze_time
 
@@ -12,6 +13,7 @@ from odoo.tests import tagged
 
 from odoo.addons.fayvad_mail.models.fayvad_mail_webhook_identity import LEDGER_DAYS
 from odoo.addons.fayvad_mail.tests.common import BillingCase
+from odoo.addons.fayvad_mail.tools.mailserver import MailServerClient, Refused, RemoteDomain, RemoteMailbox
 
 FEE_TYPES = ("subscription_created", "subscription_updated")
 
@@ -110,7 +112,7 @@ class TestOneFeePerPeriod(BillingCase):
                 self.subscription_webhook(org, "subscription_created", 100, "2026-03-05T09:00:00Z")[0], 200
             )
             self.assertEqual(
-                self.subscription_webhook(org, "subscription_updated", 100, "2026-03-06T09:00:00Z")[0], 200
+                self.subscription_webhook(org, "subscription_updated", 100, "2026-03-05T10:00:00Z")[0], 200
             )
         self.assertEqual(self.fees(org), {date(2026, 3, 1): [100.0]})
         recorded = org.billing_event_ids.filtered(lambda e: e.webhook_delivery_id)
@@ -190,7 +192,7 @@ class TestWebhookIdentity(BillingCase):
             )
             two = self.webhook(
                 self.payload(
-                    org, "payment_received", invoice.name, "2026-03-11T08:00:00Z", invoice.amount_total - half
+                    org, "payment_received", invoice.name, "2026-03-10T09:00:00Z", invoice.amount_total - half
                 )
             )
         self.assertFalse(one[1]["duplicate"] or two[1]["duplicate"])
@@ -248,3 +250,257 @@ class TestWebhookIdentity(BillingCase):
         self.assertEqual((status, body["error_code"], body["processed"]), (400, "VALIDATION_ERROR", False))
         self.assertIn("timestamp", body["details"])
         self.assertEqual(org.subscription_id.failed_payment_count, 1, "never applied again")
+
+
+@tagged("post_install", "-at_install")
+class TestReactivation(BillingCase):
+    def test_a_reactivated_subscription_starts_a_new_period_and_lifts_its_suspension(self):
+        org = self.make_org("2026-03-01")  # March billed at sign-up, nothing paid
+        with freeze_time("2026-03-05"):
+            self.webhook({"event_type": "subscription_cancelled", "organization_id": org.id})
+        self.assertEqual((org.state, org.suspension_reason), ("suspended", "cancelled"))
+        for day in ("2026-04-01", "2026-05-01", "2026-06-01"):  # months go by, cancelled
+            with freeze_time(day):
+                self.env["fayvad.mail.subscription"]._cron_monthly_invoicing()
+        with freeze_time("2026-06-21"):  # 10 of June's 30 days left
+            status, _body = self.webhook(
+                {
+                    "event_type": "subscription_updated",
+                    "organization_id": org.id,
+                    "billing_data": {"amount": 100, "currency": "USD", "invoice_id": "REACT-1"},
+                    "timestamp": "2026-06-21T09:00:00Z",
+                }
+            )
+        self.assertEqual(status, 200)
+        sub = org.subscription_id
+        self.assertEqual(
+            (sub.state, sub.period_start, sub.period_end), ("active", date(2026, 6, 21), date(2026, 6, 30))
+        )
+        fees = org.billing_event_ids.filtered(lambda e: e.event_type in FEE_TYPES and e.chargeable)
+        self.assertEqual(
+            sorted((e.date, e.amount) for e in fees),
+            [(date(2026, 3, 1), 100.0), (date(2026, 6, 21), round(100 * 10 / 30, 2))],
+            "nothing for April and May, June's share from the reactivation",
+        )
+        invoices = self.env["account.move"].search([("fayvad_organization_id", "=", org.id)])
+        self.assertFalse(
+            invoices.filtered(lambda m: m.fayvad_period_start in (date(2026, 4, 1), date(2026, 5, 1))),
+            "no invoice for the cancelled months",
+        )
+        self.assertEqual(
+            (org.state, org.suspension_reason), ("active", False), "the cancellation's suspension is lifted"
+        )
+        with freeze_time("2026-07-01"):
+            self.env["fayvad.mail.subscription"]._cron_monthly_invoicing()
+        self.assertEqual(sub.period_start, date(2026, 7, 1))
+        self.assertIn(
+            100.0, org.billing_event_ids.filtered(lambda e: e.date == date(2026, 7, 1)).mapped("amount")
+        )
+
+    def test_reactivation_keeps_a_manual_suspension(self):
+        org = self.make_org("2026-03-01")
+        with freeze_time("2026-03-05"):
+            self.webhook({"event_type": "subscription_cancelled", "organization_id": org.id})
+            org.action_suspend()  # an accountant suspends it by hand too
+            self.webhook(
+                {
+                    "event_type": "subscription_created",
+                    "organization_id": org.id,
+                    "billing_data": {"amount": 100},
+                }
+            )
+        self.assertEqual((org.state, org.suspension_reason), ("suspended", "manual"))
+
+
+@tagged("post_install", "-at_install")
+class TestPaymentsLandWhereNamed(BillingCase):
+    def posted_invoice(self, org, day, amount, hosting=True):
+        with freeze_time(day):
+            invoice = self.env["account.move"].create(
+                {
+                    "move_type": "out_invoice",
+                    "partner_id": org.partner_id.id,
+                    "fayvad_organization_id": org.id if hosting else False,
+                    "invoice_date": day,
+                    "invoice_line_ids": [
+                        fields.Command.create(
+                            {"name": "Hosting", "quantity": 1, "price_unit": amount, "tax_ids": []}
+                        )
+                    ],
+                }
+            )
+            invoice.action_post()
+        return invoice
+
+    def pay(self, org, amount, day, invoice_id=None):
+        billing = {"amount": amount, "currency": "USD"}
+        if invoice_id:
+            billing["invoice_id"] = invoice_id
+        with freeze_time(day):
+            status, body = self.webhook(
+                {
+                    "event_type": "payment_received",
+                    "organization_id": org.id,
+                    "billing_data": billing,
+                    "timestamp": f"{day}T08:00:00Z",
+                }
+            )
+        self.assertEqual(status, 200, body)
+        self.sync(day)
+        return org.billing_event_ids.filtered(lambda e: e.event_type == "payment_received").sorted("id")[-1]
+
+    def test_a_payment_naming_a_paid_invoice_goes_nowhere_else(self):
+        org = self.make_org("2026-03-01")
+        paid = self.posted_invoice(org, "2026-03-02", 50.0)
+        self.pay(org, 50.0, "2026-03-03", paid.name)
+        self.assertIn(paid.payment_state, ("paid", "in_payment"))
+        other = self.posted_invoice(org, "2026-03-04", 50.0)  # open, same amount
+        again = self.pay(org, 50.0, "2026-03-05", paid.name)  # names the paid one
+        self.assertTrue(again.needs_review)
+        self.assertIn("not open", again.review_note)
+        self.assertEqual(other.payment_state, "not_paid", "never put on another invoice")
+        self.assertTrue(again.activity_ids, "the accountants are told")
+
+    def test_a_payment_naming_none_goes_to_mail_hosting_invoices_only(self):
+        org = self.make_org("2026-03-01")
+        foreign = self.posted_invoice(org, "2026-03-02", 30.0, hosting=False)  # another business's invoice
+        self.assertFalse(foreign.fayvad_organization_id)
+        event = self.pay(org, 30.0, "2026-03-03")
+        self.assertTrue(event.needs_review, "the other business's invoice is not a candidate")
+        self.assertEqual(foreign.payment_state, "not_paid")
+        hosting = self.posted_invoice(org, "2026-03-04", 30.0)  # the mail hosting invoice it was for
+        self.assertIn(hosting.payment_state, ("paid", "in_payment"), "the waiting payment lands on it")
+        self.assertFalse(event.needs_review)
+        self.assertEqual(foreign.payment_state, "not_paid")
+        later = self.posted_invoice(org, "2026-03-05", 30.0)
+        self.assertFalse(self.pay(org, 30.0, "2026-03-06").needs_review)
+        self.assertIn(later.payment_state, ("paid", "in_payment"))
+
+    def test_a_payment_received_before_its_invoice_is_posted_is_reconciled_when_it_posts(self):
+        org = self.make_org("2026-03-01")
+        self.sync("2026-03-02")
+        draft = org.billing_event_ids.invoice_id
+        self.assertEqual(draft.state, "draft")
+        draft.ref = "BILL-77"  # the billing system's number of it
+        event = self.pay(org, draft.amount_total, "2026-03-03", "BILL-77")
+        self.assertTrue(event.needs_review)
+        self.assertIn("not posted yet", event.review_note)
+        with freeze_time("2026-03-04"):
+            draft.invoice_date = "2026-03-04"
+            draft.action_post()
+        self.assertIn(draft.payment_state, ("paid", "in_payment"))
+        self.assertEqual((event.needs_review, event.invoice_id), (False, draft))
+
+
+@tagged("post_install", "-at_install")
+class TestPaidInOdoo(BillingCase):
+    def test_an_invoice_paid_in_odoo_lifts_dunning_like_a_payment_webhook(self):
+        self.company.fayvad_dunning_max_failures = 2
+        org = self.make_org("2026-03-01")
+        self.sync("2026-03-02")
+        invoice = org.billing_event_ids.invoice_id
+        invoice.invoice_date = "2026-03-02"
+        invoice.action_post()
+        with freeze_time("2026-03-10"):
+            for stamp in ("2026-03-09T08:00:00Z", "2026-03-10T08:00:00Z"):
+                self.webhook({"event_type": "payment_failed", "organization_id": org.id, "timestamp": stamp})
+        self.assertEqual(
+            (org.state, org.suspension_reason, org.sending_blocked), ("suspended", "non_payment", True)
+        )
+        with freeze_time("2026-03-11"):  # the customer pays by bank transfer; an accountant registers it
+            self.env["account.payment.register"].with_context(
+                active_model="account.move", active_ids=invoice.ids
+            ).create({"journal_id": self.company_data["default_journal_bank"].id})._create_payments()
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        sub = org.subscription_id
+        self.assertEqual((sub.failed_payment_count, sub.state), (0, "active"))
+        self.assertEqual((org.state, org.suspension_reason, org.sending_blocked), ("active", False, False))
+
+    def test_a_manual_suspension_survives_an_invoice_paid_in_odoo(self):
+        org = self.make_org("2026-03-01")
+        self.sync("2026-03-02")
+        invoice = org.billing_event_ids.invoice_id
+        invoice.invoice_date = "2026-03-02"
+        invoice.action_post()
+        org.action_suspend()
+        self.env["account.payment.register"].with_context(
+            active_model="account.move", active_ids=invoice.ids
+        ).create({"journal_id": self.company_data["default_journal_bank"].id})._create_payments()
+        self.assertEqual((org.state, org.suspension_reason), ("suspended", "manual"))
+
+
+@tagged("post_install", "-at_install")
+class TestBillingStartsWithTheService(BillingCase):
+    """An organization is charged from the day its domain is created on the
+    mail server, a mailbox from the day it exists there, whichever screen
+    or route created them; what never existed there is never billed."""
+
+    def setUp(self):
+        super().setUp()
+        self.client = MagicMock(spec=MailServerClient)
+        self.client.ensure_domain.return_value = RemoteDomain(
+            5, "x", True, 1, 1, dkim_enabled=True, dkim_public_key="KEY", dkim_selector="modoboa"
+        )
+        self.client.ensure_mailbox.side_effect = lambda email, *a, **k: RemoteMailbox(
+            abs(hash(email)) % 10**6, email, True, 100, created=True
+        )
+        self.startPatcher(
+            patch.object(
+                type(self.env["fayvad.mail.server"]), "_client", lambda s, deadline=None: self.client
+            )
+        )
+
+    def new_org(self, day):
+        with freeze_time(day):
+            org = self.env["fayvad.mail.organization"].create(
+                {
+                    "name": "Fresh",
+                    "partner_id": self.partner_b.id,
+                    "plan_id": self.plan.id,
+                    "mail_server_id": self.server.id,
+                }
+            )
+            self.env["fayvad.mail.domain"].create(
+                {"name": f"fresh{org.id}.example", "organization_id": org.id}
+            )
+            for local in ("a", "b", "c"):  # one beyond the plan's two included users
+                self.env["fayvad.mail.account"].create(
+                    {"local_part": local, "domain_id": org.domain_ids.id, "quota": 10 * 1024 * 1024}
+                )
+            org.action_provision()
+        return org
+
+    def charges(self, org):
+        return sorted((e.event_type, e.date, e.amount) for e in org.billing_event_ids.filtered("chargeable"))
+
+    def test_nothing_is_charged_before_the_mail_server_has_it(self):
+        org = self.new_org("2026-03-03")
+        self.assertEqual(org.subscription_id.plan_id, self.plan, "subscribed at creation, as through the API")
+        self.assertEqual(self.charges(org), [], "created in Odoo only: nothing charged yet")
+        with freeze_time("2026-03-05"):  # the server takes it two days later
+            self.env["fayvad.mail.job"]._cron_run()
+        self.assertEqual(org.service_start_date, date(2026, 3, 5))
+        self.assertEqual(
+            self.charges(org),
+            [
+                ("subscription_created", date(2026, 3, 5), 100.0),
+                ("user_added", date(2026, 3, 5), round(10 * 27 / 31, 2)),
+            ],
+        )
+
+    def test_what_never_existed_on_the_server_is_never_billed(self):
+        self.client.ensure_domain.side_effect = Refused("the domain is refused")
+        org = self.new_org("2026-03-03")
+        with freeze_time("2026-03-03"):
+            self.env["fayvad.mail.job"]._cron_run()
+        self.assertEqual(org.state, "failed")
+        for day in ("2026-04-01", "2026-05-01"):
+            with freeze_time(day):
+                self.env["fayvad.mail.subscription"]._cron_monthly_invoicing()
+        self.assertEqual(self.charges(org), [], "no fee, no extra user, no renewal")
+        with freeze_time("2026-05-02"):
+            org.account_ids[0].action_terminate()
+        self.assertFalse(
+            org.billing_event_ids.filtered(lambda e: e.event_type == "user_removed"),
+            "nothing credited either",
+        )

@@ -46,6 +46,10 @@ class SlowFakeServer:
         self._record("find_mailbox", email)
         return RemoteMailbox(id=1, email=email, active=True, quota_mb=1)
 
+    def get_mailbox(self, mailbox_id):
+        self._record("get_mailbox", mailbox_id)
+        return RemoteMailbox(id=mailbox_id, email="", active=True, quota_mb=1)
+
     def update_mailbox(self, mailbox_id, quota_mb=None, active=None, password=None):
         self._record("update_mailbox", mailbox_id)
 

@@ -7,12 +7,22 @@ from unittest.mock import MagicMock, patch
 
 import psycopg2
 
+from odoo import fields
+from odoo.exceptions import UserError, ValidationError
 from odoo.modules.neutralize import get_neutralization_queries
 from odoo.tests import tagged
 
 from odoo.addons.fayvad_mail.models.fayvad_mail_job import BACKOFF_MAX, backoff_delay
 from odoo.addons.fayvad_mail.tests.common import FayvadMailCase
-from odoo.addons.fayvad_mail.tools.mailserver import MailServerClient, Refused, RemoteDomain, Unavailable
+from odoo.addons.fayvad_mail.tools.mailserver import (
+    BudgetSpent,
+    MailServerClient,
+    Refused,
+    RemoteAlias,
+    RemoteDomain,
+    RemoteMailbox,
+    Unavailable,
+)
 
 
 class FixedRandom:
@@ -81,18 +91,144 @@ class TestJobQueue(FayvadMailCase):
         first.next_attempt_at = False
         self.assertEqual(self.Job._acquire(job_ids=(first | second).ids), first)
 
-    def test_unavailable_retries_then_fails_at_the_limit(self):
+    def test_a_server_down_is_waited_for_with_the_password_kept_until_it_answers(self):
+        """A mail server that does not answer never fails a job: past its
+        attempts the administrators are told, and it goes on (at most an
+        hour apart) with its password kept, until it succeeds or is cancelled."""
         self.server.max_attempts = 2
         org = self.make_org(domain="down.example")
+        org.domain_ids.state = "active"
+        account = self.make_account(org, "waits", quota_mb=10)
+        account._set_pending_password("Chosen-Passw0rd")
+        account._queue_provisioning()
+        job = org.job_ids
+        self.client.ensure_mailbox.side_effect = Unavailable("POST /api/v2/accounts/: cannot connect")
+        for attempt in range(1, 13):  # hours of outage
+            job._run()
+            self.assertEqual((job.state, job.attempts), ("pending", attempt))
+            wait = (job.next_attempt_at - fields.Datetime.now()).total_seconds()
+            self.assertLessEqual(wait, BACKOFF_MAX + 1)
+        self.assertEqual(account._get_pending_password(), "Chosen-Passw0rd", "kept all along")
+        self.assertEqual((account.state, org.state), ("provisioning", "draft"))
+        activity = job.activity_ids
+        self.assertEqual(len(activity.filtered(lambda a: a.user_id == self.env.ref("base.user_admin"))), 1)
+        self.assertIn("keeps failing", activity[:1].summary)
+        self.client.ensure_mailbox.side_effect = None
+        self.client.ensure_mailbox.return_value = RemoteMailbox(7, account.email, True, 10, created=True)
+        self.assertEqual(job._run(), "done")
+        self.assertEqual(self.client.ensure_mailbox.call_args.args[1], "Chosen-Passw0rd")
+        self.assertFalse(account.password_dropped)
+        self.assertFalse(job.activity_ids, "the administrators' to-do is closed once it made it")
+
+    def test_a_spent_time_budget_is_not_a_failed_attempt(self):
+        org = self.make_org(domain="budget.example")
         org.action_provision()
         job = org.job_ids
-        self.client.ensure_domain.side_effect = Unavailable("GET /api/v2/domains/: cannot connect")
-        job._run()
-        self.assertEqual((job.state, job.attempts), ("pending", 1))
-        self.assertTrue(job.next_attempt_at)
-        job._run()
-        self.assertEqual((job.state, job.attempts), ("failed", 2))
-        self.assertTrue(job.activity_ids)
+        self.client.ensure_domain.side_effect = BudgetSpent(
+            "POST /api/v2/domains/: not sent, the time budget is spent"
+        )
+        for _ in range(job.max_attempts + 2):
+            job._run()
+        self.assertEqual((job.state, job.attempts), ("pending", 0))
+
+    def test_a_crash_on_the_last_attempt_fails_the_job_and_what_waits_for_it(self):
+        """A run that crashes outside its own bookkeeping, on its last
+        attempt: the job fails as any failure does (dependents, password,
+        activity), so nothing stays pending behind it for ever."""
+        self.server.max_attempts = 1
+        org = self.make_org(domain="crash.example")
+        account = self.make_account(org, "crash", quota_mb=10)
+        account._set_pending_password("Lost-In-A-Crash-1")
+        org.action_provision()
+        domain_job = org.job_ids.filtered(lambda j: j.job_type == "create_domain")
+        mailbox_job = org.job_ids - domain_job
+        Job = type(self.Job)
+        with patch.object(Job, "_run", side_effect=psycopg2.OperationalError("server closed the connection")):
+            self.assertEqual(self.Job._cron_run(), 1)
+        self.assertEqual((domain_job.state, domain_job.attempts), ("failed", 1))
+        self.assertEqual(mailbox_job.state, "failed", "the job waiting for it failed with it")
+        self.assertIsNone(account._get_pending_password())
+        self.assertTrue(account.password_dropped, "the mailbox says its password was dropped")
+        self.assertTrue(domain_job.activity_ids)
+        self.assertFalse(self.Job._acquire(), "nothing holds up the organization's queue")
+
+    def test_a_dependency_cycle_is_refused(self):
+        org = self.make_org(domain="cycle.example")
+        org.domain_ids.state = "active"
+        account = self.make_account(org, "cycle", quota_mb=10, state="active")
+        first = self.Job._enqueue("set_quota", account=account)
+        second = self.Job._enqueue("suspend_account", account=account, depends_on=first)
+        with self.assertRaisesRegex(ValidationError, "waits for it"):
+            first.sudo().depends_on_id = second
+        with self.assertRaises(ValidationError):
+            first.sudo().depends_on_id = first
+
+    def test_a_dropped_password_is_said_on_the_mailbox(self):
+        org = self.make_org(domain="dropped.example", state="active")
+        org.domain_ids.state = "active"
+        account = self.make_account(org, "dropped", quota_mb=10)
+        account._set_pending_password("Never-Handed-0ver")
+        account._queue_provisioning()
+        self.assertFalse(account.password_dropped)
+        self.Job.search([("account_id", "=", account.id)]).action_cancel()
+        self.assertTrue(account.password_dropped)
+        self.assertIsNone(account._get_pending_password())
+
+    def test_lifting_an_organization_suspension_restores_only_what_it_suspended(self):
+        org = self.make_org(domain="owners.example", state="active")
+        org.domain_ids.state = "active"
+        mine, customers, admins = (
+            self.make_account(org, local, quota_mb=10, state="active") for local in ("mine", "cust", "adm")
+        )
+        customers._suspend_mailbox("customer")  # from the portal
+        admins.action_suspend()  # from the back office
+        self.Job._cron_run()
+        org._suspend("manual")
+        self.Job._cron_run()
+        self.assertEqual(
+            [(a.state, a.suspended_by) for a in (mine, customers, admins)],
+            [("suspended", "organization"), ("suspended", "customer"), ("suspended", "admin")],
+        )
+        org._unsuspend()
+        self.Job._cron_run()
+        self.assertEqual(
+            [(a.state, a.suspended_by) for a in (mine, customers, admins)],
+            [("active", False), ("suspended", "customer"), ("suspended", "admin")],
+        )
+
+    def test_a_customer_cannot_lift_an_administrators_mailbox_suspension(self):
+        org = self.make_org(domain="owner2.example", state="active")
+        org.domain_ids.state = "active"
+        account = self.make_account(org, "held", quota_mb=10, state="active")
+        account.action_suspend()
+        with self.assertRaisesRegex(UserError, "suspended by your provider"):
+            account._unsuspend_mailbox("customer")
+        self.assertEqual((account.state, account.suspended_by), ("suspended", "admin"))
+        account.action_unsuspend()  # an administrator may
+        self.assertEqual(account.state, "active")
+        account._suspend_mailbox("customer")
+        account._unsuspend_mailbox("customer")  # its own suspension, the customer may
+        self.assertEqual(account.state, "active")
+
+    def test_alias_changes_and_deletions_address_the_object_odoo_created(self):
+        org = self.make_org(domain="remote.example", state="active")
+        org.domain_ids.state = "active"
+        alias = self.env["fayvad.mail.alias"].create(
+            {"local_part": "sales", "domain_id": org.domain_ids.id, "recipients": "a@b.example"}
+        )
+        alias.write({"state": "active", "remote_id": 41})
+        self.client.get_alias.return_value = None  # deleted on the server since
+        self.client.ensure_alias.return_value = RemoteAlias(
+            43, "sales@remote.example", True, ("a@b.example",), created=True
+        )
+        alias.recipients = "c@d.example"
+        self.Job._cron_run()
+        self.client.get_alias.assert_called_once_with(41)
+        self.assertEqual(alias.remote_id, 43)
+        alias.action_delete()
+        self.Job._cron_run()
+        self.client.delete_alias.assert_called_once_with(43)
+        self.client.find_alias.assert_not_called()  # never "whatever has that address now"
 
     def test_dkim_key_not_ready_is_retried(self):
         org = self.make_org(domain="slowkey.example")

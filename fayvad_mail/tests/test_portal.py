@@ -2,6 +2,7 @@
 what, what a customer may change, and that nothing secret reaches a page."""
 
 import re
+from unittest.mock import MagicMock, patch
 
 from odoo import Command
 from odoo.exceptions import AccessError
@@ -10,6 +11,7 @@ from odoo.tools import SQL
 
 from odoo.addons.fayvad_mail.models.fayvad_mail_organization import MB
 from odoo.addons.fayvad_mail.tests.common import BillingCase
+from odoo.addons.fayvad_mail.tools.mailserver import MailServerClient, RemoteMailbox
 
 NO_MAIL_SERVER = "http://127.0.0.1:9"  # nothing listens: jobs stay pending
 
@@ -248,10 +250,15 @@ class TestPortalActions(PortalCase):
         self.assertEqual(carol._get_pending_password(), shown)
         job = self.env["fayvad.mail.job"].search([("account_id", "=", carol.id)])
         self.assertEqual(job.job_type, "create_mailbox")
-        event = self.env["fayvad.mail.billing.event"].search(
-            [("organization_id", "=", self.org_a.id), ("event_type", "=", "user_added")]
-        )
-        self.assertIn("carol@alpha.example", event.description)
+        Event = self.env["fayvad.mail.billing.event"]
+        added = [("organization_id", "=", self.org_a.id), ("event_type", "=", "user_added")]
+        self.assertFalse(Event.search(added), "billed from the day the mail server has it, not before")
+        client = MagicMock(spec=MailServerClient)
+        client.ensure_mailbox.return_value = RemoteMailbox(77, carol.email, True, 50, created=True)
+        with patch.object(type(self.env["fayvad.mail.server"]), "_client", lambda s, deadline=None: client):
+            self.env["fayvad.mail.job"]._cron_run()
+        self.assertEqual(client.ensure_mailbox.call_args.args[1], shown, "the shown password is handed over")
+        self.assertIn("carol@alpha.example", Event.search(added).description)
         # shown once: not on the page of the organization, nor anywhere in chatter
         self.assertNotIn(shown, self.page(f"/my/mail/{self.org_a.id}").text)
         messages = self.env["mail.message"].search(
@@ -319,6 +326,47 @@ class TestPortalActions(PortalCase):
         job = self.env["fayvad.mail.job"].search([("account_id", "=", self.alice.id)])
         self.assertEqual(job.job_type, "set_password")
         self.assertNotIn(shown, self.page(f"/my/mail/{self.org_a.id}").text)
+
+    def test_internal_users_change_nothing_through_the_portal(self):
+        """The portal acts for the customer only: an internal user, read-only
+        or administrator, is answered 403 on every change route."""
+        reader = new_test_user(
+            self.env,
+            login="mail_reader",
+            password="mail_reader_pw",
+            groups="base.group_user,fayvad_mail.fayvad_mail_group_user",
+        )
+        admin = new_test_user(
+            self.env,
+            login="mail_boss",
+            password="mail_boss_pw",
+            groups="base.group_user,fayvad_mail.fayvad_mail_group_admin",
+        )
+        Job = self.env["fayvad.mail.job"]
+        for user in (reader, admin):
+            self.authenticate(user.login, f"{user.login}_pw")
+            self.assertEqual(self.page(f"/my/mail/{self.org_a.id}").status_code, 200, "reading is fine")
+            token = re.search(
+                r'name="csrf_token" value="([^"]+)"', self.url_open(f"/my/mail/{self.org_a.id}").text
+            ).group(1)
+            changes = {
+                f"/my/mail/{self.org_a.id}/mailboxes": {"local_part": "intruder", "quota_mb": "10"},
+                f"/my/mail/mailbox/{self.alice.id}/quota": {"quota_mb": "20"},
+                f"/my/mail/mailbox/{self.alice.id}/password": {},
+                f"/my/mail/mailbox/{self.alice.id}/deactivate": {},
+                f"/my/mail/mailbox/{self.alice.id}/activate": {},
+                f"/my/mail/mailbox/{self.alice.id}/delete": {},
+            }
+            for path, data in changes.items():
+                with self.subTest(user=user.login, path=path):
+                    answer = self.url_open(path, data={"csrf_token": token, **data}, allow_redirects=False)
+                    self.assertEqual(answer.status_code, 403)
+                    self.assertNotIn('id="fayvad_mail_new_password"', answer.text)
+        self.alice.invalidate_recordset()
+        self.assertEqual((self.alice.quota, self.alice.state), (100 * MB, "active"))
+        self.assertIsNone(self.alice._get_pending_password())
+        self.assertFalse(self.env["fayvad.mail.account"].search([("local_part", "=", "intruder")]))
+        self.assertFalse(Job.search([("account_id", "=", self.alice.id)]))
 
     def test_suspended_for_non_payment_shows_the_invoice_and_blocks_changes(self):
         self.org_a._suspend("non_payment")

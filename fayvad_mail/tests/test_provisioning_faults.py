@@ -132,32 +132,53 @@ class TestProvisioningFaults(ModoboaCase):
         )
         self.assertIsNone(bob._get_pending_password())
 
-    def test_retry_limit_then_failed_then_retry(self):
+    def test_a_server_in_error_is_waited_for_past_the_retry_limit(self):
+        """A mail server answering 500 is not a refusal: past its attempts
+        the job stays pending (the administrators are told once), and it
+        completes once the server is back, with nothing done twice."""
         self.server.max_attempts = 3
         org = self.new_org(("alice", 10))
+        org.account_ids._set_pending_password("Kept-During-0utage")
         org.action_provision()
         create_domain = org.job_ids.filtered(lambda j: j.job_type == "create_domain")
         create_mailbox = org.job_ids - create_domain
         self.assertEqual(create_domain.max_attempts, 3)
         self.proxy.mode = "error"
-        for _ in range(3):
+        for _ in range(5):
             self.Job._cron_run()
             self.time_passes(org.job_ids)
-        self.assertEqual((create_domain.state, create_domain.attempts), ("failed", 3))
+        self.assertEqual((create_domain.state, create_domain.attempts), ("pending", 5))
         self.assertIn("HTTP 500", create_domain.last_error)
-        self.assertFalse(create_domain.next_attempt_at)
-        self.assertEqual(create_mailbox.state, "failed", "the mailbox waited for the domain")
-        self.assertEqual((org.state, org.domain_ids.state), ("failed", "failed"))
+        self.assertTrue(create_domain.next_attempt_at)
+        self.assertEqual(create_mailbox.state, "pending", "the mailbox waits for the domain")
+        self.assertEqual((org.state, org.domain_ids.state), ("provisioning", "provisioning"))
+        self.assertEqual(create_mailbox.account_id._get_pending_password(), "Kept-During-0utage", "kept")
         admin = self.env.ref("base.user_admin")
         activity = create_domain.activity_ids.filtered(lambda a: a.user_id == admin)
-        self.assertEqual(len(activity), 1)
-        self.assertIn("Provisioning failed", activity.summary)
+        self.assertEqual(len(activity), 1, "told once, when the attempts ran out")
+        self.assertIn("keeps failing", activity.summary)
 
+        self.proxy.mode = "pass"
+        self.time_passes(org.job_ids)
+        self.server.read_timeout = 30  # the faults are over: a patient client for the DKIM key
+        self.run_jobs()
+        self.assertEqual(set(org.job_ids.mapped("state")), {"done"})
+        self.assertEqual(org.state, "active")
+        self.assertFalse(create_domain.activity_ids)
+        self.assertFalse(create_mailbox.account_id.password_dropped)
+
+    def test_a_cancelled_job_is_retried_by_hand(self):
+        org = self.new_org(("alice", 10))
+        org.action_provision()
+        self.proxy.mode = "error"
+        self.Job._cron_run()
+        create_domain = org.job_ids.filtered(lambda j: j.job_type == "create_domain")
+        create_domain.action_cancel()
+        self.assertEqual(create_domain.state, "cancelled")
         self.proxy.mode = "pass"
         create_domain.action_retry()
         self.assertEqual(set(org.job_ids.mapped("state")), {"pending"})
-        self.assertFalse(create_domain.activity_ids)
-        self.server.read_timeout = 30  # the faults are over: a patient client for the DKIM key
+        self.server.read_timeout = 30
         self.run_jobs()
         self.assertEqual(set(org.job_ids.mapped("state")), {"done"})
         self.assertEqual(org.state, "active")

@@ -299,7 +299,8 @@ class TestProvisioningTransactions(TransactionCase):
                 )
             )
             jobs = cr.fetchall()
-        self.assertEqual(jobs, [("create_domain", "done", 1), ("create_domain_admin", "done", 2)])
+        # run twice, one attempt: meeting a concurrent update is no failure of the mail server
+        self.assertEqual(jobs, [("create_domain", "done", 1), ("create_domain_admin", "done", 1)])
 
     def test_the_usage_cron_meeting_a_concurrent_write_reads_the_domain_next_run(self):
         self.serve(DomainWriter(self, during=None))

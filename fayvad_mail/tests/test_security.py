@@ -1,6 +1,10 @@
-from odoo.exceptions import AccessError
-from odoo.tests import tagged
-from odoo.tools import mute_logger
+import os
+from unittest.mock import MagicMock, patch
+
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tests.common import JsonRpcException
+from odoo.tools import config, mute_logger
 
 from odoo.addons.fayvad_mail.tests.common import FayvadMailCase
 
@@ -146,3 +150,174 @@ class TestSecretsAtRest(FayvadMailCase):
         self.assertEqual(server.token, "old-clear-token-0123456789", "its value moved, encrypted")
         self.env.cr.execute("SELECT token_encrypted FROM fayvad_mail_server WHERE id = %s", [server.id])
         self.assertNotIn("old-clear-token", self.env.cr.fetchone()[0])
+
+
+@tagged("post_install", "-at_install")
+class TestVaultKey(FayvadMailCase):
+    """The key of the secrets at rest comes from the server's configuration,
+    never from the database: a dump alone reveals nothing."""
+
+    KEY_A = "first-vault-key-" + "a" * 32
+    KEY_B = "second-vault-key-" + "b" * 32
+
+    def keys(self, current, old=None):
+        options = {"fayvad_mail_vault_key": current, "fayvad_mail_vault_old_keys": old}
+        return patch.dict(config.options, options)
+
+    def stored(self, server, account):
+        self.env.flush_all()
+        self.env.cr.execute("SELECT token_encrypted FROM fayvad_mail_server WHERE id = %s", [server.id])
+        token = self.env.cr.fetchone()[0]
+        self.env.cr.execute("SELECT pending_password FROM fayvad_mail_account WHERE id = %s", [account.id])
+        return token, self.env.cr.fetchone()[0]
+
+    def test_no_key_or_a_wrong_key_is_a_clear_error_never_an_empty_secret(self):
+        with self.keys(self.KEY_A):
+            server = self.env["fayvad.mail.server"].create(
+                {"name": "V", "url": "http://127.0.0.1:9", "token": "tok-" * 10}
+            )
+        self.env.invalidate_all()
+        with self.keys(None), patch.dict(os.environ, {"FAYVAD_MAIL_VAULT_KEY": ""}):
+            with self.assertRaisesRegex(UserError, "fayvad_mail_vault_key"):
+                self.env["fayvad.mail.server"].create(
+                    {"name": "W", "url": "http://127.0.0.1:9", "token": "x" * 40}
+                )
+            with self.assertRaisesRegex(UserError, "fayvad_mail_vault_key"):
+                server.sudo().token  # noqa: B018
+        self.env.invalidate_all()
+        with self.keys(self.KEY_B), self.assertRaisesRegex(UserError, "cannot be decrypted"):
+            server.sudo().token  # noqa: B018
+        self.env.invalidate_all()
+        # the database's own secret plays no part: a copied database with another one reads the same
+        self.env["ir.config_parameter"].sudo().set_param("database.secret", "another-database-secret")
+        with self.keys(self.KEY_A):
+            self.assertEqual(server.sudo().token, "tok-" * 10)
+        with (
+            patch.dict(config.options, {"fayvad_mail_vault_key": None}),
+            patch.dict(os.environ, {"FAYVAD_MAIL_VAULT_KEY": self.KEY_A}),
+        ):
+            self.env.invalidate_all()
+            self.assertEqual(server.sudo().token, "tok-" * 10, "the environment variable works too")
+
+    def test_rotation_encrypts_every_secret_again_with_the_new_key(self):
+        with self.keys(self.KEY_A):
+            server = self.env["fayvad.mail.server"].create(
+                {"name": "V", "url": "http://127.0.0.1:9", "token": "tok-" * 10}
+            )
+            secret = self.env["fayvad.mail.webhook.secret"].create({"secret": "webhook-secret-" + "w" * 24})
+            org = self.make_org(domain="vault.example")
+            account = self.make_account(org, "rotated")
+            account._set_pending_password("Pending-Passw0rd")
+            before = self.stored(server, account)
+        self.env.invalidate_all()
+        # during the rotation the old keys read too (this database's other secrets are under ./dev's key)
+        with self.keys(self.KEY_B, f"{self.KEY_A},{config['fayvad_mail_vault_key']}"):
+            self.assertEqual(server.sudo().token, "tok-" * 10)
+            self.assertGreaterEqual(self.env["fayvad.mail.vault"]._rotate(), 3)
+            after = self.stored(server, account)
+            self.assertTrue(all(new != old for new, old in zip(after, before, strict=True)))
+        self.env.invalidate_all()
+        with self.keys(self.KEY_B):  # the old key is gone: everything reads with the new one
+            self.assertEqual(server.sudo().token, "tok-" * 10)
+            self.assertEqual(secret.sudo().secret, "webhook-secret-" + "w" * 24)
+            self.assertEqual(account._get_pending_password(), "Pending-Passw0rd")
+        self.env.invalidate_all()
+        with self.keys(self.KEY_A), self.assertRaises(UserError):
+            server.sudo().token  # noqa: B018
+
+
+@tagged("post_install", "-at_install")
+class TestRolesInMethods(FayvadMailCase):
+    """Who may do what is checked by each action itself, not only by the
+    views: the same call by RPC is refused (README, "Roles")."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.org = cls.make_org(domain="roles.example", state="active")
+        cls.org.domain_ids.state = "active"
+        cls.account = cls.make_account(cls.org, "someone", state="active")
+        cls.job = cls.env["fayvad.mail.job"]._enqueue("set_quota", account=cls.account)
+        cls.reader = cls.make_user("roles_reader", "user")
+        cls.accountant = cls.make_user("roles_accountant", "accountant")
+
+    @mute_logger("odoo.models", "odoo.addons.base.models.ir_model", "odoo.addons.base.models.ir_rule")
+    def test_each_action_checks_its_role_in_its_method(self):
+        client_calls = []
+        Server = type(self.env["fayvad.mail.server"])
+        with patch.object(Server, "_client", lambda s, deadline=None: client_calls.append(s) or MagicMock()):
+            refused = {
+                self.reader: [
+                    lambda env: env["fayvad.mail.organization"].browse(self.org.id).action_check_drift(),
+                    lambda env: env["fayvad.mail.server"].browse(self.server.id).action_check_drift(),
+                    lambda env: env["fayvad.mail.server"].browse(self.server.id).action_check_connection(),
+                    lambda env: env["fayvad.mail.organization"].browse(self.org.id).action_suspend(),
+                    lambda env: env["fayvad.mail.account"].browse(self.account.id).action_suspend(),
+                    lambda env: env["fayvad.mail.organization"].browse(self.org.id).action_terminate(),
+                    lambda env: env["fayvad.mail.job"].browse(self.job.id).action_run_now(),
+                ],
+                self.accountant: [
+                    lambda env: env["fayvad.mail.job"].browse(self.job.id).action_retry(),
+                    lambda env: env["fayvad.mail.job"].browse(self.job.id).action_cancel(),
+                    lambda env: env["fayvad.mail.server"].browse(self.server.id).action_check_connection(),
+                    lambda env: env["fayvad.mail.organization"].browse(self.org.id).action_provision(),
+                ],
+            }
+            for user, calls in refused.items():
+                for i, call in enumerate(calls):
+                    with self.subTest(user=user.login, call=i), self.assertRaises(AccessError):
+                        call(self.env(user=user))
+        self.assertFalse(client_calls, "no mail server was called")
+        self.assertEqual(
+            (self.org.state, self.account.state, self.job.state), ("active", "active", "pending")
+        )
+        # an accountant suspends and lifts, and checks for drift
+        self.org.with_user(self.accountant).action_suspend()
+        self.assertEqual(self.org.state, "suspended")
+        self.org.with_user(self.accountant).action_unsuspend()
+        self.assertEqual(self.org.state, "active")
+
+    def test_portal_users_cannot_read_internal_error_texts(self):
+        self.org.sudo().write(
+            {"cron_error": "Renewal: psycopg2 row 42 of res_partner", "cron_error_date": "2026-01-01"}
+        )
+        portal = new_test_user(self.env, login="roles_portal", groups="base.group_portal")
+        portal.partner_id.parent_id = self.org.partner_id
+        org = self.env["fayvad.mail.organization"].with_user(portal).browse(self.org.id)
+        self.assertEqual(org.name, "Org", "the portal user reads its organization")
+        with self.assertRaises(AccessError), mute_logger("odoo.models"):
+            org.read(["cron_error"])
+        with self.assertRaises(AccessError), mute_logger("odoo.models"):
+            org.read(["cron_error_date"])
+        self.assertNotIn("cron_error", org.fields_get())
+
+
+@tagged("post_install", "-at_install")
+class TestRolesOverRpc(HttpCase):
+    @mute_logger("odoo.http")
+    def test_read_only_user_cannot_start_a_drift_check_by_rpc(self):
+        """As the web client or a script calls it, over Odoo's real HTTP stack."""
+        server = self.env["fayvad.mail.server"].create(
+            {"name": "RPC", "url": "http://127.0.0.1:9", "token": "x"}
+        )
+        partner = self.env["res.partner"].create({"name": "RPC customer"})
+        org = self.env["fayvad.mail.organization"].create(
+            {"name": "RPC", "partner_id": partner.id, "mail_server_id": server.id}
+        )
+        new_test_user(
+            self.env,
+            login="rpc_reader",
+            password="rpc_reader_pw",
+            groups="base.group_user,fayvad_mail.fayvad_mail_group_user",
+        )
+        self.authenticate("rpc_reader", "rpc_reader_pw")
+        Server = type(self.env["fayvad.mail.server"])
+        with patch.object(Server, "_client", side_effect=AssertionError("the mail server was called")):
+            for model, record in (("fayvad.mail.organization", org), ("fayvad.mail.server", server)):
+                with self.subTest(model=model), self.assertRaises(JsonRpcException) as caught:
+                    self.make_jsonrpc_request(
+                        f"/web/dataset/call_kw/{model}/action_check_drift",
+                        {"model": model, "method": "action_check_drift", "args": [record.ids], "kwargs": {}},
+                    )
+                self.assertEqual(caught.exception.args[0], "odoo.exceptions.AccessError")
+        self.assertFalse(self.env["fayvad.mail.drift"].search([("server_id", "=", server.id)]))

@@ -1,6 +1,7 @@
 """Normalisation and validation of domain names and mailbox local parts."""
 
 import re
+import unicodedata
 
 import idna
 
@@ -14,6 +15,16 @@ MAX_DOMAIN_INPUT = 253  # longer input is refused before idna runs (its cost gro
 # <DOMAIN_ADMIN_LOCAL_PART>@<domain>; no customer mailbox may take that address.
 DOMAIN_ADMIN_LOCAL_PART = "domainadmin"
 RESERVED_LOCAL_PARTS = frozenset({DOMAIN_ADMIN_LOCAL_PART})
+
+
+def control_character_problem(text):
+    """Why ``text`` cannot be a name shown on one line (None when it can):
+    CR, LF, TAB and every other control character, and the Unicode line and
+    paragraph separators, would split or hide what a person reads."""
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            return f"Must not contain control characters (found U+{ord(char):04X})."
+    return None
 
 
 class InvalidName(ValueError):

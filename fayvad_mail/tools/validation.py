@@ -28,8 +28,10 @@ EVENT_TYPES = (
 )
 REQUIRED = "This field is required."
 
-_CENT = Decimal("0.01")
-_MAX_AMOUNT = Decimal(10**12)  # 15 significant digits with cents: exact as a float too
+# an amount's decimal places are checked against its currency's (JPY 0, USD 2, KWD 3) once the
+# currency is known; none has more than this
+MAX_DECIMALS = 6
+_MAX_AMOUNT = Decimal(10**12)
 # every pattern is matched whole (fullmatch): "$" would accept a trailing newline
 _NUMERIC = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -132,14 +134,18 @@ class _Fields:
             return value
         return None
 
-    def string(self, key, required=False, max_length=None, min_length=0, strip=True, blank=True):
+    def string(
+        self, key, required=False, max_length=None, min_length=0, strip=True, blank=True, single_line=False
+    ):
+        """A string; ``single_line``: a name, where CR, LF, TAB and every other
+        control character are refused."""
         value = self.value(key, required)
         if value is None:
             return None
         if not isinstance(value, str):
             self.error(key, "Must be a string.")
             return None
-        problem = text_problem(value)
+        problem = text_problem(value) or (single_line and names.control_character_problem(value))
         if problem:
             self.error(key, problem)
             return None
@@ -251,10 +257,10 @@ class _Fields:
             self.error(key, "Must be greater than 0.")
         elif value >= _MAX_AMOUNT:
             self.error(key, f"Must be less than {_MAX_AMOUNT}.")
-        elif value != value.quantize(_CENT):
-            self.error(key, "At most 2 decimal places.")
+        elif value != value.quantize(Decimal(1).scaleb(-MAX_DECIMALS)):
+            self.error(key, f"At most {MAX_DECIMALS} decimal places.")
         else:
-            return value.quantize(_CENT)
+            return value
         return None
 
     def timestamp(self, key):
@@ -296,7 +302,7 @@ def validate_organization(body: dict) -> dict:
     errors = {}
     data = _wrapped(body, "organization_data", errors)
     clean = {
-        "name": data.string("name", required=True, max_length=200, blank=False),
+        "name": data.string("name", required=True, max_length=200, blank=False, single_line=True),
         "domain": data.name("domain", names.normalize_domain, "domain name", required=True),
         "odoo_customer_id": data.integer("odoo_customer_id", required=True),
         "max_users": data.integer("max_users"),
@@ -329,8 +335,8 @@ def validate_email_account(body: dict) -> dict:
     }
     user = data.object("user_info")
     clean |= {
-        "first_name": user.string("first_name", max_length=30) or "",
-        "last_name": user.string("last_name", max_length=30) or "",
+        "first_name": user.string("first_name", max_length=30, single_line=True) or "",
+        "last_name": user.string("last_name", max_length=30, single_line=True) or "",
         "password": user.string("password", min_length=8, max_length=128, strip=False),
     }
     _raise_if(errors)
@@ -351,7 +357,7 @@ def validate_alias(body: dict) -> dict:
         "domain_id": data.integer("domain", required=True),
         "address": data.name("address", _alias_local_part, "address", required=True),
         "recipients": data.email_list("recipients", required=True),
-        "description": data.string("description", max_length=200) or "",
+        "description": data.string("description", max_length=200, single_line=True) or "",
     }
     _raise_if(errors)
     return clean
@@ -382,10 +388,12 @@ def validate_billing_webhook(body: dict) -> dict:
     clean |= {
         "amount": billing.amount("amount"),
         "currency": billing.currency("currency"),
-        "description": billing.string("description", max_length=500) or None,
-        "invoice_id": billing.string("invoice_id", max_length=128, blank=False),
+        "description": billing.string("description", max_length=500, single_line=True) or None,
+        "invoice_id": billing.string("invoice_id", max_length=128, blank=False, single_line=True),
         "timestamp": data.timestamp("timestamp"),
     }
+    if clean["event_type"] == "payment_received" and billing.data.get("amount") is None:
+        billing.error("amount", "Required for payment_received: the positive amount paid.")
     _raise_if(errors)
     return clean
 

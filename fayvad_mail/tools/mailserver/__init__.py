@@ -10,6 +10,7 @@ from .base import (
     MailServerError,
     NotFound,
     Refused,
+    RemoteAlias,
     RemoteDomain,
     RemoteMailbox,
     Unavailable,

@@ -283,6 +283,10 @@ class MailServerClient:
         """RemoteMailbox whose login is exactly ``email``, or None."""
         raise NotImplementedError
 
+    def get_mailbox(self, mailbox_id):
+        """RemoteMailbox of that id (the one Odoo created); NotFound when it is gone."""
+        raise NotImplementedError
+
     def ensure_mailbox(self, email, password, quota_mb, first_name="", last_name=""):
         """Create the mailbox unless it exists; RemoteMailbox (``created``
         tells whether this call created it)."""
@@ -305,6 +309,10 @@ class MailServerClient:
         """RemoteAlias whose address is exactly ``address``, or None."""
         raise NotImplementedError
 
+    def get_alias(self, alias_id):
+        """RemoteAlias of that id (the one Odoo created), or None when it is gone."""
+        raise NotImplementedError
+
     def list_aliases(self, domain_name):
         """The aliases of a domain (catch-all and forwards included): list of RemoteAlias."""
         raise NotImplementedError
@@ -324,6 +332,10 @@ class MailServerClient:
 
     def find_domain_alias(self, name):
         """RemoteDomainAlias of exactly that name, or None."""
+        raise NotImplementedError
+
+    def get_domain_alias(self, alias_id):
+        """RemoteDomainAlias of that id (the one Odoo created), or None when it is gone."""
         raise NotImplementedError
 
     def list_domain_aliases(self, domain_name):

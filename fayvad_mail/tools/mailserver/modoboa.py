@@ -311,6 +311,12 @@ class ModoboaClient(MailServerClient):
                 return self._alias(data)
         return None
 
+    def get_alias(self, alias_id):
+        try:
+            return self._alias(self._request("GET", f"{API}/aliases/{alias_id}/"))
+        except NotFound:
+            return None
+
     def list_aliases(self, domain_name):
         return [self._alias(d) for d in self._pages(f"{API}/aliases/", {"domain": domain_name})]
 
@@ -356,6 +362,12 @@ class ModoboaClient(MailServerClient):
         name = name.lower()
         found = [alias for alias in self._all_domain_aliases() if alias.name == name]
         return found[0] if found else None
+
+    def get_domain_alias(self, alias_id):
+        try:
+            return self._domain_alias(self._request("GET", f"{API}/domainaliases/{alias_id}/"))
+        except NotFound:
+            return None
 
     def list_domain_aliases(self, domain_name):
         return self._all_domain_aliases({"domain": domain_name})
