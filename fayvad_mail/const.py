@@ -17,3 +17,9 @@ ROLE_LABELS = {
 
 # -- accounting ---------------------------------------------------------------------------------
 OPEN_PAYMENT_STATES = ("not_paid", "partial")  # an invoice still to be paid
+
+# -- dates ----------------------------------------------------------------------------------------
+# what a billing date may be, at every entry point (API, back office, imports): Odoo's reports
+# group by month and cannot show a date near year 9999
+BILLING_DATE_MIN_YEAR = 2000
+BILLING_DATE_FUTURE_DAYS = 366

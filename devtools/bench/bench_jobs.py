@@ -15,7 +15,7 @@ import time
 from odoo import SUPERUSER_ID, api
 from odoo.tools import SQL
 
-from odoo.addons.fayvad_mail.models.fayvad_mail_organization import MB
+from odoo.addons.fayvad_mail.tools.units import MB
 from odoo.addons.fayvad_mail.tests.common import (
     MODOBOA_TOKEN,
     MODOBOA_URL,

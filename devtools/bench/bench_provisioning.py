@@ -7,7 +7,7 @@ import os
 import time
 import uuid
 
-from odoo.addons.fayvad_mail.models.fayvad_mail_organization import MB
+from odoo.addons.fayvad_mail.tools.units import MB
 from odoo.addons.fayvad_mail.tests.common_api import ApiCase
 
 from devtools.bench.figures import latency, record

@@ -15,8 +15,8 @@ from odoo.http import request
 
 from odoo.addons.account.controllers.portal import PortalAccount
 
-from ..models.fayvad_mail_organization import MB
 from ..tools.api_errors import ApiError
+from ..tools.units import MB
 from ..tools.validation import ValidationFailed, validate_email_account
 
 # what the page says after a change that succeeded (?done=...)

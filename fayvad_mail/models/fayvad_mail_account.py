@@ -6,8 +6,9 @@ from odoo.tools import SQL
 
 from ..fields import ByteSize
 from ..tools.names import InvalidName, check_not_reserved, control_character_problem, normalize_local_part
+from ..tools.units import GB, MB, format_quota
 from .fayvad_mail_domain import PROVISIONING_STATES
-from .fayvad_mail_organization import GB, IN_SERVICE_STATES, MB
+from .fayvad_mail_organization import IN_SERVICE_STATES
 
 
 class FayvadMailAccount(models.Model):
@@ -26,15 +27,20 @@ class FayvadMailAccount(models.Model):
         required=True,
         ondelete="restrict",
         index=True,
-        check_company=True,
         tracking=True,
+        # no check_company: the mailbox's company is its domain's (a related field), so a company
+        # check on the domain filtered the choice by a company not known yet ("No records")
+        domain="[('state', 'not in', ('terminated', 'failed'))]",
     )
     organization_id = fields.Many2one(related="domain_id.organization_id", store=True, index=True)
     company_id = fields.Many2one(related="domain_id.company_id", store=True, index=True)
     email = fields.Char(compute="_compute_email", store=True, index=True, string="Email Address")
     first_name = fields.Char(size=30, tracking=True)
     last_name = fields.Char(size=30, tracking=True)
-    quota = ByteSize(string="Quota (bytes)", required=True, tracking=True)
+    # not tracked itself: Odoo keeps a tracked integer in a 32-bit column (no quota of 2 GB or
+    # more could be saved); its readable form is tracked instead ("5 GB → 10 GB")
+    quota = ByteSize(string="Quota (bytes)", required=True)
+    quota_label = fields.Char(string="Quota", compute="_compute_quota_label", store=True, tracking=True)
     quota_mb = fields.Integer(string="Quota (MB)", compute="_compute_quota_mb", inverse="_inverse_quota_mb")
     storage_used = ByteSize(string="Storage Used (bytes)", readonly=True, copy=False)
     storage_used_mb = fields.Float(string="Used (MB)", compute="_compute_storage", digits=(16, 1))
@@ -96,6 +102,11 @@ class FayvadMailAccount(models.Model):
     def _compute_email(self):
         for account in self:
             account.email = f"{account.local_part}@{account.domain_id.name}" if account.domain_id else False
+
+    @api.depends("quota")
+    def _compute_quota_label(self):
+        for account in self:
+            account.quota_label = format_quota(account.quota) if account.quota else False
 
     @api.depends("quota")
     def _compute_quota_mb(self):

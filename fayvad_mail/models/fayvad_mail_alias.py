@@ -32,14 +32,21 @@ class FayvadMailAlias(models.Model):
     kind = fields.Selection(KINDS, required=True, default="alias", tracking=True)
     local_part = fields.Char(string="Address", help="The part before the @ (none for a catch-all).")
     domain_id = fields.Many2one(
-        "fayvad.mail.domain", required=True, ondelete="cascade", index=True, check_company=True, tracking=True
+        "fayvad.mail.domain",
+        required=True,
+        ondelete="cascade",
+        index=True,
+        tracking=True,
+        # its company is its domain's: no check_company (the choice would be filtered by a company
+        # not known yet)
+        domain="[('state', 'not in', ('terminated', 'failed'))]",
     )
     account_id = fields.Many2one(
         "fayvad.mail.account",
         string="Forwarded Mailbox",
         index="btree_not_null",
         ondelete="cascade",
-        check_company=True,
+        domain="[('domain_id', '=?', domain_id), ('state', '!=', 'terminated')]",
         help="The mailbox whose mail is forwarded (a forward only); it keeps its copy.",
     )
     organization_id = fields.Many2one(related="domain_id.organization_id", store=True, index=True)

@@ -1,14 +1,14 @@
 import logging
 import threading
-from datetime import timedelta
+from datetime import date, timedelta
 
 from psycopg2 import errors as pg_errors
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL, float_compare
 
-from ..const import OPEN_PAYMENT_STATES
+from ..const import BILLING_DATE_FUTURE_DAYS, BILLING_DATE_MIN_YEAR, OPEN_PAYMENT_STATES
 from .fayvad_mail_job import backoff_delay
 
 _logger = logging.getLogger(__name__)
@@ -118,6 +118,21 @@ class FayvadMailBillingEvent(models.Model):
     _sql_constraints = [
         ("quantity_positive", "CHECK(quantity >= 0)", "A billing event's quantity cannot be negative."),
     ]
+
+    @api.constrains("date")
+    def _check_date(self):
+        """A billing date Odoo's reports can show: from 2000 to a year ahead."""
+        latest = fields.Date.context_today(self) + timedelta(days=BILLING_DATE_FUTURE_DAYS)
+        for event in self:
+            if not date(BILLING_DATE_MIN_YEAR, 1, 1) <= event.date <= latest:
+                raise ValidationError(
+                    self.env._(
+                        "A billing event is dated between %(first)s and %(last)s, not %(date)s.",
+                        first=date(BILLING_DATE_MIN_YEAR, 1, 1),
+                        last=latest,
+                        date=event.date,
+                    )
+                )
 
     @api.depends("quantity", "unit_price")
     def _compute_amount(self):

@@ -30,8 +30,11 @@ class FayvadMailBillingWebhook(models.AbstractModel):
         event_type = data["event_type"]
         subscription = org.subscription_id
         if not subscription and event_type in ("subscription_created", "subscription_updated"):
-            subscription = self.env["fayvad.mail.subscription"].create(
-                {"organization_id": org.id, "plan_id": org.plan_id.id, "currency_id": currency.id}
+            # its fee is the event's (charged below, once), not the plan's at creation
+            subscription = (
+                self.env["fayvad.mail.subscription"]
+                .with_context(fayvad_mail_no_fee=True)
+                .create({"organization_id": org.id, "plan_id": org.plan_id.id, "currency_id": currency.id})
             )
         amount = currency.round(float(data["amount"])) if data["amount"] is not None else None
         Event = self.env["fayvad.mail.billing.event"]

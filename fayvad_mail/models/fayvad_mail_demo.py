@@ -18,9 +18,10 @@ class FayvadMailDemo(models.AbstractModel):
         """Demo data that depends on today: subscriptions, a month of billing
         events and daily usage snapshots."""
         today = fields.Date.context_today(self)
-        orgs = self.env["fayvad.mail.organization"].search(
-            [("state", "!=", "draft"), ("partner_id.email", "=like", "%.example")]
-        )
+        orgs = self.env["fayvad.mail.organization"].search([("partner_id.email", "=like", "%.example")])
+        self._failed_provisioning(orgs.filtered(lambda o: o.state == "failed"))
+        # what is not in service is never billed (a draft, a failed provisioning)
+        orgs = orgs.filtered(lambda o: o.state in ("active", "suspended"))
         orgs = orgs.filtered(lambda o: not o.subscription_ids)  # demo functions run again on upgrades
         if not orgs:
             return
@@ -86,6 +87,27 @@ class FayvadMailDemo(models.AbstractModel):
                     used = int(account.quota * fill * (1 - day / 45) * rng.uniform(0.97, 1.0))
                     Snapshot._record(account, max(used, 0), today - relativedelta(days=day))
         self._accounting(orgs, today)
+
+    @api.model
+    def _failed_provisioning(self, orgs):
+        """A failed organization of the demo failed for a reason: the job the
+        mail server refused, as it would be recorded."""
+        Job = self.env["fayvad.mail.job"].sudo()
+        orgs._stop_failed_service()  # never on the mail server: never billed
+        for org in orgs.filtered(lambda o: not o.job_ids):
+            for domain in org.domain_ids:
+                Job.create(
+                    {
+                        "job_type": "create_domain",
+                        "organization_id": org.id,
+                        "domain_id": domain.id,
+                        "company_id": org.company_id.id,
+                        "state": "failed",
+                        "attempts": 1,
+                        "last_error": f"POST /api/v2/domains/: HTTP 400: {domain.name}: domain quota exceeded",
+                        "refusal_reason": f"{domain.name}: domain quota exceeded",
+                    }
+                )
 
     @api.model
     def _accounting(self, orgs, today):

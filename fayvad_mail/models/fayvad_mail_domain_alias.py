@@ -27,7 +27,7 @@ class FayvadMailDomainAlias(models.Model):
         required=True,
         ondelete="cascade",
         index=True,
-        check_company=True,
+        domain="[('state', 'not in', ('terminated', 'failed'))]",
         tracking=True,
     )
     organization_id = fields.Many2one(related="domain_id.organization_id", store=True, index=True)

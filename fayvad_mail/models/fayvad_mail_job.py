@@ -13,7 +13,7 @@ from odoo.tools import SQL, config
 
 from ..tools.mailserver import BudgetSpent, MailServerError, NotFound, Refused, Unavailable
 from ..tools.names import DOMAIN_ADMIN_LOCAL_PART
-from .fayvad_mail_organization import GB, MB
+from ..tools.units import GB, MB
 
 _logger = logging.getLogger(__name__)
 

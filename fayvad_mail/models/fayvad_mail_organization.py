@@ -7,11 +7,10 @@ from odoo.tools import SQL
 from ..const import OPEN_PAYMENT_STATES
 from ..fields import ByteSize
 from ..tools.names import control_character_problem
+from ..tools.units import GB
 from . import fayvad_mail_cron_mixin  # noqa: F401  (the mixin inherited below)
 
-GB = 10**9  # storage sizes in GB are decimal, as the API reports them
 IN_SERVICE_STATES = ("active", "suspended")  # on the mail server: billed
-MB = 1024 * 1024  # mailbox quotas in MB are binary, as Modoboa counts them
 
 
 class FayvadMailOrganization(models.Model):
@@ -148,6 +147,10 @@ class FayvadMailOrganization(models.Model):
     storage_percent = fields.Float(
         string="Storage Used (%)", compute="_compute_usage", search="_search_storage_percent", digits=(16, 2)
     )
+    failure_reason = fields.Text(
+        compute="_compute_failure_reason",
+        help="Why its provisioning failed: each failed job and the mail server's reason.",
+    )
     domain_count = fields.Integer(compute="_compute_counts")
     billing_event_count = fields.Integer(compute="_compute_counts")
     invoice_count = fields.Integer(compute="_compute_counts")
@@ -263,6 +266,27 @@ class FayvadMailOrganization(models.Model):
     def _compute_primary_domain_id(self):
         for org in self:
             org.primary_domain_id = org.domain_ids.sorted("id")[:1]
+
+    @api.depends("state")
+    def _compute_failure_reason(self):
+        failed = {}
+        if self.env["fayvad.mail.job"].has_access("read"):
+            jobs = self.env["fayvad.mail.job"].search(
+                [("organization_id", "in", self.ids), ("state", "=", "failed")], order="id"
+            )
+            for job in jobs:
+                failed.setdefault(job.organization_id.id, []).append(
+                    f"{job.name}: {job.refusal_reason or job.last_error or self.env._('no reason recorded')}"
+                )
+        for org in self:
+            if org.state != "failed":
+                org.failure_reason = False
+            elif failed.get(org.id):
+                org.failure_reason = "\n".join(failed[org.id])
+            else:
+                org.failure_reason = self.env._(
+                    "No failed job explains it (its state was set by hand or by an import): provision it again."
+                )
 
     @api.depends("webhook_token")
     def _compute_webhook_url(self):
@@ -448,7 +472,10 @@ class FayvadMailOrganization(models.Model):
         )
 
     def action_view_jobs(self):
-        return self._action_open("fayvad_mail.fayvad_mail_job_action", [("organization_id", "in", self.ids)])
+        context = {"search_default_failed": 1} if self.filtered(lambda o: o.state == "failed") else {}
+        return self._action_open(
+            "fayvad_mail.fayvad_mail_job_action", [("organization_id", "in", self.ids)], context
+        )
 
     def action_check_drift(self):
         """Compare with the mail server now and list the differences."""
@@ -463,6 +490,10 @@ class FayvadMailOrganization(models.Model):
                 raise UserError(self.env._("Only a draft or failed organization can be provisioned."))
             if not org.domain_ids:
                 raise UserError(self.env._("Add a domain to %s before provisioning it.", org.name))
+            # a failed one: its failed jobs are retried (with what waits for them), the rest queued
+            self.env["fayvad.mail.job"].search(
+                [("organization_id", "=", org.id), ("state", "=", "failed")]
+            ).action_retry()
             org._queue_provisioning()
         return True
 

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from odoo import models
 
-from .fayvad_mail_organization import GB, MB
+from ..tools.units import GB, MB
 
 
 class FayvadMailOrganization(models.Model):

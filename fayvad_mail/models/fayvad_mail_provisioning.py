@@ -10,6 +10,7 @@ from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 
 from ..tools.api_errors import ApiError, validation_error
+from ..tools.units import GB, MB
 from ..tools.validation import parse_json_object
 
 _logger = logging.getLogger(__name__)
@@ -285,7 +286,7 @@ class FayvadMailProvisioning(models.AbstractModel):
                 {
                     "local_part": data["address"],
                     "domain_id": domain.id,
-                    "quota": data["quota"] or org.default_mailbox_quota_mb * 1024 * 1024,
+                    "quota": data["quota"] or org.default_mailbox_quota_mb * MB,
                     "first_name": data["first_name"] or False,
                     "last_name": data["last_name"] or False,
                 }
@@ -323,8 +324,8 @@ class FayvadMailProvisioning(models.AbstractModel):
                     ]
                 }
             )
-        quota = data["quota"] or org.default_mailbox_quota_mb * 1024 * 1024
-        free = org.max_storage_gb * 10**9 - sum(live.mapped("quota"))
+        quota = data["quota"] or org.default_mailbox_quota_mb * MB
+        free = org.max_storage_gb * GB - sum(live.mapped("quota"))
         if quota > free:
             raise validation_error(
                 {

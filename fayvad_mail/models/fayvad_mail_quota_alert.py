@@ -1,6 +1,6 @@
 from odoo import fields, models
 
-from .fayvad_mail_organization import GB, MB
+from ..tools.units import GB, MB
 
 THRESHOLDS = (80, 90, 100)  # percent of a quota at which people are told
 

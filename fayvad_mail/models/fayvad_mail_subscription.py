@@ -1,8 +1,12 @@
+from datetime import date, timedelta
+
 from dateutil.relativedelta import relativedelta
 
 from odoo import api, fields, models
+from odoo.exceptions import ValidationError
 from odoo.tools import SQL, float_compare
 
+from ..const import BILLING_DATE_FUTURE_DAYS, BILLING_DATE_MIN_YEAR
 from . import fayvad_mail_cron_mixin  # noqa: F401  (the mixin inherited below)
 from .fayvad_mail_billing_event import CHARGEABLE_TYPES
 
@@ -74,6 +78,72 @@ class FayvadMailSubscription(models.Model):
         ),
     ]
 
+    def init(self):
+        # one live subscription per organization, also when two transactions add one at once
+        self.env.cr.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS fayvad_mail_subscription_live_uniq "
+            "ON fayvad_mail_subscription (organization_id) WHERE state != 'cancelled'"
+        )
+
+    @api.constrains("state", "organization_id")
+    def _check_one_live_subscription(self):
+        for sub in self.filtered(lambda s: s.state != "cancelled"):
+            live = sub.organization_id.subscription_ids.filtered(lambda s: s.state != "cancelled")
+            if len(live) > 1:
+                raise ValidationError(
+                    self.env._(
+                        "%s already has a subscription: cancel it before adding another.",
+                        sub.organization_id.name,
+                    )
+                )
+
+    @api.constrains("date_start", "period_start", "period_end")
+    def _check_dates(self):
+        latest = fields.Date.context_today(self) + timedelta(days=BILLING_DATE_FUTURE_DAYS)
+        earliest = date(BILLING_DATE_MIN_YEAR, 1, 1)
+        for sub in self:
+            for day in (sub.date_start, sub.period_start, sub.period_end):
+                if day and not earliest <= day <= latest + relativedelta(months=1):
+                    raise ValidationError(
+                        self.env._(
+                            "A subscription's dates are between %(first)s and %(last)s.",
+                            first=earliest,
+                            last=latest,
+                        )
+                    )
+
+    @api.onchange("plan_id")
+    def _onchange_plan_id(self):
+        if self.plan_id:
+            self.amount = self.plan_id.monthly_price
+            self.currency_id = self.plan_id.currency_id
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        """A subscription added by hand (the back office) is billed as the API's
+        sign-up is: its plan's price, the current period, the fee charged
+        once the organization is in service, through ``_bill_fee``."""
+        today = fields.Date.context_today(self)
+        for vals in vals_list:
+            plan = self.env["fayvad.mail.plan"].browse(vals.get("plan_id"))
+            if plan:
+                if "amount" not in vals:
+                    vals["amount"] = plan.monthly_price
+                vals.setdefault("currency_id", plan.currency_id.id)
+            if not vals.get("period_start"):
+                vals["period_start"], vals["period_end"] = self._period_of(today)
+        subscriptions = super().create(vals_list)
+        if not self.env.context.get("fayvad_mail_no_fee"):
+            for sub in subscriptions.filtered(
+                lambda s: s.state != "cancelled" and s.amount and s.organization_id.service_start_date
+            ):
+                sub._bill_fee(
+                    sub.amount,
+                    "subscription_created",
+                    self.env._("%s subscription", sub.plan_id.name or sub.organization_id.name),
+                )
+        return subscriptions
+
     @api.depends("organization_id.name", "plan_id.name")
     def _compute_name(self):
         for sub in self:
@@ -117,7 +187,7 @@ class FayvadMailSubscription(models.Model):
         if live:
             return live[:1]
         start, end = self._period_of(fields.Date.context_today(self))
-        subscription = self.create(
+        return self.create(  # which charges the fee once the organization is in service
             {
                 "organization_id": organization.id,
                 "plan_id": plan.id,
@@ -127,11 +197,6 @@ class FayvadMailSubscription(models.Model):
                 "period_end": end,
             }
         )
-        if organization.service_start_date:
-            subscription._bill_fee(
-                plan.monthly_price, "subscription_created", self.env._("%s subscription", plan.name)
-            )
-        return subscription
 
     def _on_service_started(self):
         """The organization is on the mail server from today: the current

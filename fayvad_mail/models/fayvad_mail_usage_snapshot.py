@@ -8,6 +8,7 @@ from odoo import api, fields, models
 
 from ..fields import ByteSize
 from ..tools.mailserver import MailServerError, NotFound, Unavailable
+from ..tools.units import GB
 from .fayvad_mail_cron_mixin import cron_error_message
 
 _logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class FayvadMailUsageSnapshot(models.Model):
     @api.depends("bytes_used")
     def _compute_gb_used(self):
         for snapshot in self:
-            snapshot.gb_used = snapshot.bytes_used / 10**9
+            snapshot.gb_used = snapshot.bytes_used / GB
 
     @api.model
     def _record(self, account, bytes_used, date=None):

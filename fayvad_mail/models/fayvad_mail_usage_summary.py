@@ -6,7 +6,7 @@ from odoo import api, fields, models
 from odoo.tools import SQL
 
 from ..tools.api_errors import ApiError
-from .fayvad_mail_organization import GB
+from ..tools.units import GB
 
 EVENT_BATCH = 5000  # billing events encoded at a time (a server-side cursor feeds them)
 SPOOL_BYTES = 4 * 1024 * 1024  # an answer larger than this is written to a temporary file

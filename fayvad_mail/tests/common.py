@@ -22,8 +22,8 @@ from odoo.tests.common import BlockedRequest, _super_send
 from odoo.tools import SQL
 
 from odoo.addons.account.tests.common import AccountTestInvoicingCommon
-from odoo.addons.fayvad_mail.models.fayvad_mail_organization import MB
 from odoo.addons.fayvad_mail.tools.signature import sign
+from odoo.addons.fayvad_mail.tools.units import MB
 
 GROUPS = {
     "user": "fayvad_mail.fayvad_mail_group_user",

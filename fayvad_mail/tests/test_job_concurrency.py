@@ -14,9 +14,9 @@ from odoo import SUPERUSER_ID, api
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL
 
-from odoo.addons.fayvad_mail.models.fayvad_mail_organization import MB
 from odoo.addons.fayvad_mail.tests.common import delete_committed
 from odoo.addons.fayvad_mail.tools.mailserver import RemoteDomain, RemoteMailbox
+from odoo.addons.fayvad_mail.tools.units import MB
 
 ORGS = 6
 ACCOUNTS = 3

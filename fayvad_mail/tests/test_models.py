@@ -4,8 +4,8 @@ from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
-from odoo.addons.fayvad_mail.models.fayvad_mail_organization import GB, MB
 from odoo.addons.fayvad_mail.tests.common import FayvadMailCase
+from odoo.addons.fayvad_mail.tools.units import GB, MB
 
 
 @tagged("post_install", "-at_install")

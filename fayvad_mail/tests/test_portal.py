@@ -9,9 +9,9 @@ from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools import SQL
 
-from odoo.addons.fayvad_mail.models.fayvad_mail_organization import MB
 from odoo.addons.fayvad_mail.tests.common import BillingCase
 from odoo.addons.fayvad_mail.tools.mailserver import MailServerClient, RemoteMailbox
+from odoo.addons.fayvad_mail.tools.units import MB
 
 NO_MAIL_SERVER = "http://127.0.0.1:9"  # nothing listens: jobs stay pending
 

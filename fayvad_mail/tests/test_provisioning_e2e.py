@@ -12,8 +12,8 @@ from odoo.addons.fayvad_mail.models.fayvad_mail_job import (
     default_mailbox_quota_mb,
     domain_quota_mb,
 )
-from odoo.addons.fayvad_mail.models.fayvad_mail_organization import MB
 from odoo.addons.fayvad_mail.tests.common import MODOBOA_TOKEN, MODOBOA_URL, ModoboaCase, unique_domain
+from odoo.addons.fayvad_mail.tools.units import MB
 
 PASSWORD = "Hand-0ver_Passw0rd"
 

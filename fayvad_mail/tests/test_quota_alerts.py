@@ -6,8 +6,8 @@ from freezegun import freeze_time
 
 from odoo.tests import tagged
 
-from odoo.addons.fayvad_mail.models.fayvad_mail_organization import GB, MB
 from odoo.addons.fayvad_mail.tests.common import FayvadMailCase, ModoboaCase, unique_domain
+from odoo.addons.fayvad_mail.tools.units import GB, MB
 
 
 class QuotaAlertCase:

@@ -11,8 +11,8 @@ from odoo import SUPERUSER_ID, api, fields
 from odoo.tests import tagged
 from odoo.tools import SQL
 
-from odoo.addons.fayvad_mail.models.fayvad_mail_organization import GB
 from odoo.addons.fayvad_mail.tests.common import FayvadMailCase, delete_committed
+from odoo.addons.fayvad_mail.tools.units import GB
 from odoo.addons.fayvad_mail.tools.validation import validate_usage_query
 
 TALLIES = ("fayvad.mail.organization.tally", "fayvad.mail.account.tally", "fayvad.mail.revenue.tally")

@@ -3,7 +3,7 @@ from datetime import timedelta
 from odoo import fields
 from odoo.tests import HttpCase, new_test_user, tagged
 
-from odoo.addons.fayvad_mail.models.fayvad_mail_organization import MB
+from odoo.addons.fayvad_mail.tools.units import MB
 
 
 @tagged("post_install", "-at_install")

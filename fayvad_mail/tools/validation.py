@@ -14,11 +14,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from . import names
+from .units import MB
 
 INT32_MAX = 2**31 - 1  # ids and counts are PostgreSQL integers
 EVENTS_PAGE_MAX = 10000  # billing events per page of the usage summary
 INT64_MAX = 2**63 - 1
-MIB = 1024 * 1024
+MIB = MB  # the smallest quota
 EVENT_TYPES = (
     "subscription_created",
     "subscription_updated",

@@ -20,6 +20,7 @@ tests/data/modoboa/NOTES.md):
 import html
 import re
 
+from ..units import MB
 from . import register
 from .base import (
     UNCHANGED,
@@ -34,7 +35,6 @@ from .base import (
 
 PAGE_SIZE = 100
 MAX_PAGES = 1000  # 100,000 objects: a guard against a server that never ends its list
-MB = 1024 * 1024
 API = "/api/v2"
 _TAGS = re.compile(r"<[^>]+>")
 
