@@ -20,6 +20,7 @@
         "data/mail_template_data.xml",
         "views/fayvad_mail_organization_views.xml",
         "views/fayvad_mail_plan_views.xml",
+        "views/fayvad_mail_subscription_views.xml",
         "views/fayvad_mail_domain_views.xml",
         "views/fayvad_mail_account_views.xml",
         "views/fayvad_mail_alias_views.xml",

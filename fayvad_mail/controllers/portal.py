@@ -1,11 +1,15 @@
 """The customer's side, in Odoo's portal: ``/my/mail`` shows the customer's
-organization, its mailboxes, domains and DNS records, and lets it add,
-change and delete mailboxes within its plan.
+organization, its mailboxes, aliases, domains and DNS records, the settings
+of its mail clients, and lets it add, change and delete mailboxes and
+aliases, and move up to a bigger plan, within its plan.
 
 Every page checks the record with the portal user's own rights (the record
 rules of security/fayvad_mail_portal_security.xml) before it reads or
-changes it as superuser, as Odoo's own portal pages do; the changes go
-through the model methods the HTTP API and the back office use."""
+changes it as superuser, as Odoo's own portal pages do; changes are for the
+customer's own portal users only (an internal user is answered 403), and go
+through the model methods the HTTP API and the back office use. A new
+password is answered with a redirect to a page that shows it once
+(POST/redirect/GET): reloading that page never posts the form again."""
 
 from werkzeug.exceptions import Forbidden
 
@@ -17,7 +21,7 @@ from odoo.addons.account.controllers.portal import PortalAccount
 
 from ..tools.api_errors import ApiError
 from ..tools.units import MB
-from ..tools.validation import ValidationFailed, validate_email_account
+from ..tools.validation import ValidationFailed, validate_alias, validate_email_account
 
 # what the page says after a change that succeeded (?done=...)
 DONE = {
@@ -25,6 +29,10 @@ DONE = {
     "deactivated": "The mailbox is deactivated: nobody can log in to it.",
     "activated": "The mailbox is active again.",
     "deleted": "The mailbox is deleted, with its mail.",
+    "alias": "The alias is added; it delivers within a minute.",
+    "alias_deleted": "The alias is deleted.",
+    "forward": "The forwarding is changed; the mailbox keeps its copy.",
+    "plan": "Your plan is changed; the new limits apply now.",
 }
 ROUTE = {"type": "http", "auth": "user", "website": True}
 NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
@@ -63,7 +71,40 @@ class MailHostingPortal(PortalAccount):
         org = self._checked("fayvad.mail.organization", org_id)
         return self._render_organization(org, message=DONE.get(done))
 
-    # -- mailbox actions ---------------------------------------------------------------------
+    @http.route("/my/mail/password/<string:token>", methods=["GET"], **ROUTE)
+    def portal_mail_password(self, token, **kw):
+        """The new password, shown once; a reload says it was shown."""
+        values, password = request.env["fayvad.mail.password.reveal"]._take(token)
+        layout = self._prepare_portal_layout_values()
+        if values is None:
+            layout.update(page_name="mail_hosting_password", organization=None, account=None, password=None)
+        else:
+            account = values["account"].sudo()
+            layout.update(values, page_name="mail_hosting_password", account=account, password=password)
+            layout["organization"] = account.organization_id
+            layout["mail_settings"] = account.organization_id.mail_server_id._mail_settings()
+        return request.render("fayvad_mail.portal_my_mail_password", layout, headers=NO_STORE)
+
+    @http.route("/my/mail/<int:org_id>/plan", methods=["GET"], **ROUTE)
+    def portal_mail_plan_preview(self, org_id, plan_id=None, **kw):
+        """What moving up to a plan charges now, before the customer confirms."""
+        org = self._checked("fayvad.mail.organization", org_id)
+        plan = org._portal_upgrades().filtered(lambda p: p.id == _to_int(plan_id))
+        if not plan:
+            return request.redirect(f"/my/mail/{org.id}")
+        amount, currency, share = org._plan_change_preview(plan)
+        values = self._prepare_portal_layout_values()
+        values.update(
+            page_name="mail_hosting_organization",
+            organization=org,
+            plan=plan,
+            amount=amount,
+            currency=currency,
+            share=round(share * 100, 1),
+        )
+        return request.render("fayvad_mail.portal_my_mail_plan", values)
+
+    # -- changes -----------------------------------------------------------------------------
     @http.route("/my/mail/<int:org_id>/mailboxes", methods=["POST"], **ROUTE)
     def portal_mail_add_mailbox(self, org_id, local_part="", first_name="", last_name="", quota_mb="", **kw):
         org = self._checked("fayvad.mail.organization", org_id, change=True)
@@ -73,19 +114,26 @@ class MailHostingPortal(PortalAccount):
             "last_name": last_name,
             "quota_mb": quota_mb,
         }
-        domain_id = _to_int(kw.get("domain_id")) or org.primary_domain_id.id
-        password = org.mail_server_id._password_policy().generate()
+        chosen = kw.get("password") or ""
+        password = chosen or org.mail_server_id._password_policy().generate()
+        quota = _to_int(quota_mb) if quota_mb.strip() else None
+        if quota_mb.strip() and (quota is None or quota < 1):
+            return self._render_organization(
+                org,
+                form=form,
+                errors={"quota": ["The quota is a whole number of MB, 1 at least."]},
+                status=400,
+            )
         body = {
             "email_account_data": {
                 "organization_id": org.id,
                 "address": local_part,
-                "domain": domain_id,
+                "domain": _to_int(kw.get("domain_id")) or org.primary_domain_id.id,
                 "user_info": {"first_name": first_name, "last_name": last_name, "password": password},
             }
         }
-        if quota_mb.strip():
-            quota = _to_int(quota_mb)
-            body["email_account_data"]["quota"] = quota * MB if quota is not None else quota_mb
+        if quota is not None:
+            body["email_account_data"]["quota"] = quota * MB
         try:
             data = validate_email_account(body)
             status, answer = (
@@ -98,9 +146,9 @@ class MailHostingPortal(PortalAccount):
                 org, form=form, errors=_form_errors(exc.details or {"": [exc.message]}), status=exc.status
             )
         except UserError as exc:
-            return self._render_organization(org, form=form, errors={"": [exc.args[0]]}, status=400)
+            return self._render_organization(org, form=form, errors={"mailbox": [exc.args[0]]}, status=400)
         account = request.env["fayvad.mail.account"].sudo().browse(answer["email_account"]["id"])
-        return self._render_password(account, password=password, created=True, status=status)
+        return self._reveal(account, password, created=True, status=status)
 
     @http.route("/my/mail/mailbox/<int:account_id>/quota", methods=["POST"], **ROUTE)
     def portal_mail_mailbox_quota(self, account_id, quota_mb="", **kw):
@@ -109,7 +157,7 @@ class MailHostingPortal(PortalAccount):
         if quota is None or quota < 1:
             return self._render_organization(
                 account.organization_id,
-                errors={"quota": ["The quota is a whole number of MB, 1 at least."]},
+                errors={f"mailbox_{account.id}": ["The quota is a whole number of MB, 1 at least."]},
                 status=400,
             )
         return self._change(account, "quota", lambda: account.write({"quota": quota * MB}))
@@ -119,11 +167,13 @@ class MailHostingPortal(PortalAccount):
         account = self._checked("fayvad.mail.account", account_id, change=True)
         try:
             with request.env.cr.savepoint():
-                password = account._reset_password()
-        except UserError as exc:
-            return self._render_organization(account.organization_id, errors={"": [exc.args[0]]}, status=400)
+                password = account._reset_password(kw.get("password") or None)
+        except (UserError, ValidationError) as exc:
+            return self._render_organization(
+                account.organization_id, errors={f"mailbox_{account.id}": [exc.args[0]]}, status=400
+            )
         request.env["fayvad.mail.provisioning"].sudo()._run_account_jobs(account.id)
-        return self._render_password(account, password=password)
+        return self._reveal(account, password)
 
     @http.route("/my/mail/mailbox/<int:account_id>/deactivate", methods=["POST"], **ROUTE)
     def portal_mail_mailbox_deactivate(self, account_id, **kw):
@@ -140,6 +190,65 @@ class MailHostingPortal(PortalAccount):
         account = self._checked("fayvad.mail.account", account_id, change=True)
         return self._change(account, "deleted", account.action_terminate)
 
+    @http.route("/my/mail/mailbox/<int:account_id>/forward", methods=["POST"], **ROUTE)
+    def portal_mail_mailbox_forward(self, account_id, recipients="", **kw):
+        """Forward the mailbox's mail to ``recipients`` (it keeps its copy); none: stop."""
+        account = self._checked("fayvad.mail.account", account_id, change=True)
+        return self._change(account, "forward", lambda: account._set_forward(recipients))
+
+    @http.route("/my/mail/<int:org_id>/aliases", methods=["POST"], **ROUTE)
+    def portal_mail_add_alias(self, org_id, local_part="", recipients="", **kw):
+        org = self._checked("fayvad.mail.organization", org_id, change=True)
+        form = {"alias_local_part": local_part, "alias_recipients": recipients}
+        body = {
+            "alias_data": {
+                "organization_id": org.id,
+                "domain": _to_int(kw.get("domain_id")) or org.primary_domain_id.id,
+                "address": local_part,
+                "recipients": [r.strip() for r in recipients.replace(",", "\n").splitlines() if r.strip()],
+            }
+        }
+        try:
+            org._check_customer_may_change()
+            data = validate_alias(body)
+            request.env["fayvad.mail.provisioning"].sudo()._provision_valid("alias", data)
+        except ValidationFailed as exc:
+            return self._render_organization(org, form=form, errors=_form_errors(exc.details), status=400)
+        except ApiError as exc:
+            return self._render_organization(
+                org,
+                form=form,
+                errors=_form_errors(exc.details or {"alias": [exc.message]}),
+                status=exc.status,
+            )
+        except UserError as exc:
+            return self._render_organization(org, form=form, errors={"alias": [exc.args[0]]}, status=400)
+        return request.redirect(f"/my/mail/{org.id}?done=alias#fayvad_mail_aliases")
+
+    @http.route("/my/mail/alias/<int:alias_id>/delete", methods=["POST"], **ROUTE)
+    def portal_mail_delete_alias(self, alias_id, **kw):
+        alias = self._checked("fayvad.mail.alias", alias_id, change=True)
+        org = alias.organization_id
+        try:
+            with request.env.cr.savepoint():
+                org._check_customer_may_change()
+                alias.action_delete()
+        except (UserError, ValidationError) as exc:
+            return self._render_organization(org, errors={"alias": [exc.args[0]]}, status=400)
+        return request.redirect(f"/my/mail/{org.id}?done=alias_deleted#fayvad_mail_aliases")
+
+    @http.route("/my/mail/<int:org_id>/plan", methods=["POST"], **ROUTE)
+    def portal_mail_plan_upgrade(self, org_id, plan_id=None, **kw):
+        org = self._checked("fayvad.mail.organization", org_id, change=True)
+        plan = request.env["fayvad.mail.plan"].sudo().browse(_to_int(plan_id) or 0).exists()
+        try:
+            with request.env.cr.savepoint():
+                org._upgrade_plan(plan)
+        except (UserError, ValidationError) as exc:
+            return self._render_organization(org, errors={"plan": [exc.args[0]]}, status=400)
+        request.env["fayvad.mail.job"].sudo()._trigger_runner()
+        return request.redirect(f"/my/mail/{org.id}?done=plan")
+
     # -- helpers -----------------------------------------------------------------------------
     def _checked(self, model, record_id, change=False):
         """The record as superuser, once the portal user may read it; 404
@@ -147,12 +256,12 @@ class MailHostingPortal(PortalAccount):
         for the customer only: an internal user, whatever its groups, is
         answered 403 and changes nothing (the back office is its place)."""
         if change and not request.env.user._is_portal():
-            raise Forbidden(request.env._("Only the customer's own portal users change mailboxes here."))
+            raise Forbidden(request.env._("Only the customer's own portal users change mail hosting here."))
         try:
             record = self._document_check_access(model, record_id)
         except (AccessError, MissingError):
             raise request.not_found() from None
-        if model == "fayvad.mail.account" and record.state == "terminated":
+        if model in ("fayvad.mail.account", "fayvad.mail.alias") and record.state == "terminated":
             raise request.not_found()
         return record
 
@@ -163,9 +272,22 @@ class MailHostingPortal(PortalAccount):
                 account._check_customer_may_change()
                 action()
         except (UserError, ValidationError) as exc:
-            return self._render_organization(account.organization_id, errors={"": [exc.args[0]]}, status=400)
+            return self._render_organization(
+                account.organization_id, errors={f"mailbox_{account.id}": [exc.args[0]]}, status=400
+            )
         request.env["fayvad.mail.provisioning"].sudo()._run_account_jobs(account.id)
         return request.redirect(f"/my/mail/{account.organization_id.id}?done={done}")
+
+    def _reveal(self, account, password, created=False, status=200):
+        """Redirect to the page that shows ``password`` once (POST/redirect/GET)."""
+        token = request.env["fayvad.mail.password.reveal"]._keep(
+            account,
+            password,
+            created=created,
+            pending=status == 202 or account.state == "provisioning",
+            failed=status >= 500,
+        )
+        return request.redirect(f"/my/mail/password/{token}")
 
     def _render_organization(self, org, form=None, errors=None, message=None, status=200):
         values = self._prepare_portal_layout_values()
@@ -178,21 +300,6 @@ class MailHostingPortal(PortalAccount):
         )
         return request.render("fayvad_mail.portal_my_mail", values, status=status)
 
-    def _render_password(self, account, password, created=False, status=200):
-        """The page that shows a new password, once: never cached, never
-        shown again."""
-        values = self._prepare_portal_layout_values()
-        values.update(
-            page_name="mail_hosting_password",
-            organization=account.organization_id,
-            account=account,
-            password=password,
-            created=created,
-            pending=status == 202 or account.state == "provisioning",
-            failed=status >= 500,
-        )
-        return request.render("fayvad_mail.portal_my_mail_password", values, status=200, headers=NO_STORE)
-
 
 def _to_int(value):
     try:
@@ -202,14 +309,21 @@ def _to_int(value):
 
 
 def _form_errors(details):
-    """The API's field paths as the form's field names."""
+    """The API's field paths as the form's field names, messages as people read them."""
     names = {
         "email_account_data.address": "local_part",
         "email_account_data.quota": "quota",
         "email_account_data.user_info.first_name": "first_name",
         "email_account_data.user_info.last_name": "last_name",
+        "email_account_data.user_info.password": "password",
+        "alias_data.address": "alias_local_part",
+        "alias_data.recipients": "alias_recipients",
     }
     errors = {}
     for path, messages in details.items():
-        errors.setdefault(names.get(path, ""), []).extend(messages)
+        field = names.get(path) or ("alias" if path.startswith("alias_data") else "mailbox")
+        errors.setdefault(field, []).extend(
+            message.replace("Must be at least 1048576 bytes (1 MiB).", "At least 1 MB.")
+            for message in messages
+        )
     return errors

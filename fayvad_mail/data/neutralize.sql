@@ -17,3 +17,6 @@ UPDATE fayvad_mail_webhook_secret
    SET expires_at = now() AT TIME ZONE 'UTC';
 UPDATE fayvad_mail_account
    SET pending_password = NULL;
+
+-- passwords waiting to be shown once in the portal
+DELETE FROM fayvad_mail_password_reveal;

@@ -100,6 +100,15 @@ class FayvadMailAlias(models.Model):
         return vals
 
     @api.model
+    def _split_recipients(self, recipients):
+        """The addresses of a recipients text (one a line, or comma-separated), as typed."""
+        return [
+            text.strip().lower()
+            for text in (recipients or "").replace(",", "\n").splitlines()
+            if text.strip()
+        ]
+
+    @api.model
     def _normalize_recipients(self, recipients):
         """A list of e-mail addresses (given as a list or as text, one per
         line or separated by commas), normalised, without duplicates."""

@@ -78,6 +78,21 @@ class FayvadMailBillingEvent(models.Model):
         "was billed already, or the organization was terminated).",
     )
     chargeable = fields.Boolean(compute="_compute_chargeable", store=True, precompute=True)
+    kind = fields.Selection(
+        [
+            ("charge", "Charge"),
+            ("credit", "Credit"),
+            ("payment", "Payment"),
+            ("refund", "Refund"),
+            ("failure", "Failed Payment"),
+            ("record", "No Charge"),
+        ],
+        compute="_compute_kind",
+        store=True,
+        precompute=True,
+        index=True,
+        help="What the amount is: totals and graphs keep charges, payments and failures apart.",
+    )
     sync_state = fields.Selection(
         [("pending", "To Sync"), ("done", "Synced"), ("failed", "Failed"), ("none", "Nothing to Sync")],
         compute="_compute_sync_state",
@@ -122,7 +137,9 @@ class FayvadMailBillingEvent(models.Model):
     @api.constrains("date")
     def _check_date(self):
         """A billing date Odoo's reports can show: from 2000 to a year ahead."""
-        latest = fields.Date.context_today(self) + timedelta(days=BILLING_DATE_FUTURE_DAYS)
+        # today in UTC: a bound a day either way does not matter, and reading the user's time
+        # zone would cost every webhook delivery a query
+        latest = fields.Date.today() + timedelta(days=BILLING_DATE_FUTURE_DAYS)
         for event in self:
             if not date(BILLING_DATE_MIN_YEAR, 1, 1) <= event.date <= latest:
                 raise ValidationError(
@@ -145,6 +162,20 @@ class FayvadMailBillingEvent(models.Model):
             event.chargeable = (
                 event.event_type in CHARGEABLE_TYPES and bool(event.amount) and not event.no_charge_reason
             )
+
+    @api.depends("event_type", "chargeable", "amount")
+    def _compute_kind(self):
+        for event in self:
+            if event.event_type == "payment_received":
+                event.kind = "payment"
+            elif event.event_type == "refund":
+                event.kind = "refund"
+            elif event.event_type == "payment_failed":
+                event.kind = "failure"
+            elif event.chargeable:
+                event.kind = "charge" if event.amount > 0 else "credit"
+            else:
+                event.kind = "record"
 
     @api.depends("chargeable", "event_type")
     def _compute_sync_state(self):

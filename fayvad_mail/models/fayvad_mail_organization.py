@@ -151,6 +151,19 @@ class FayvadMailOrganization(models.Model):
         compute="_compute_failure_reason",
         help="Why its provisioning failed: each failed job and the mail server's reason.",
     )
+    amount_due = fields.Monetary(
+        compute="_compute_dues",
+        search="_search_amount_due",
+        help="What its posted mail hosting invoices still ask for (company currency).",
+    )
+    amount_overdue = fields.Monetary(
+        compute="_compute_dues",
+        search="_search_amount_overdue",
+        help="The part of the amount due whose due date has passed.",
+    )
+    failed_payment_count = fields.Integer(
+        related="subscription_id.failed_payment_count", string="Failed Payments"
+    )
     domain_count = fields.Integer(compute="_compute_counts")
     billing_event_count = fields.Integer(compute="_compute_counts")
     invoice_count = fields.Integer(compute="_compute_counts")
@@ -266,6 +279,58 @@ class FayvadMailOrganization(models.Model):
     def _compute_primary_domain_id(self):
         for org in self:
             org.primary_domain_id = org.domain_ids.sorted("id")[:1]
+
+    def _dues_query(self, overdue=False):
+        """(organization id, residual in company currency) of open mail hosting invoices."""
+        return SQL(
+            """
+            SELECT fayvad_organization_id, sum(amount_residual_signed)
+              FROM account_move
+             WHERE fayvad_organization_id IS NOT NULL AND state = 'posted'
+               AND move_type IN ('out_invoice', 'out_refund') AND payment_state IN %s
+               %s
+          GROUP BY fayvad_organization_id
+            """,
+            (*OPEN_PAYMENT_STATES, "in_payment"),
+            SQL("AND invoice_date_due < %s", fields.Date.context_today(self)) if overdue else SQL(),
+        )
+
+    def _compute_dues(self):
+        due, overdue = {}, {}
+        if self.ids and self.env["account.move"].has_access("read"):
+            self.env["account.move"].flush_model(
+                ["fayvad_organization_id", "amount_residual_signed", "payment_state", "invoice_date_due"]
+            )
+            for target, late in ((due, False), (overdue, True)):
+                self.env.cr.execute(self._dues_query(late))
+                target.update(self.env.cr.fetchall())
+        for org in self:
+            org.amount_due = due.get(org.id, 0.0)
+            org.amount_overdue = overdue.get(org.id, 0.0)
+
+    def _search_dues(self, operator, value, overdue):
+        if operator not in ("=", "!=", "<", "<=", ">", ">=") or not isinstance(value, int | float):
+            raise UserError(self.env._("Amounts can be compared with a number only."))
+        self.env["account.move"].flush_model()
+        self.env.cr.execute(self._dues_query(overdue))
+        amounts = dict(self.env.cr.fetchall())
+        compare = {
+            "=": lambda a: a == value,
+            "!=": lambda a: a != value,
+            "<": lambda a: a < value,
+            "<=": lambda a: a <= value,
+            ">": lambda a: a > value,
+            ">=": lambda a: a >= value,
+        }[operator]
+        if compare(0.0):  # organizations with nothing open match too
+            return [("id", "not in", [org for org, amount in amounts.items() if not compare(amount)])]
+        return [("id", "in", [org for org, amount in amounts.items() if compare(amount)])]
+
+    def _search_amount_due(self, operator, value):
+        return self._search_dues(operator, value, overdue=False)
+
+    def _search_amount_overdue(self, operator, value):
+        return self._search_dues(operator, value, overdue=True)
 
     @api.depends("state")
     def _compute_failure_reason(self):
@@ -460,11 +525,17 @@ class FayvadMailOrganization(models.Model):
         )
 
     def action_view_invoices(self):
-        return self._action_open(
+        """Its invoices and credit notes, with their total and what is still due."""
+        action = self._action_open(
             "account.action_move_out_invoice_type",
             [("fayvad_organization_id", "in", self.ids), ("move_type", "in", ("out_invoice", "out_refund"))],
             {"default_move_type": "out_invoice", "default_partner_id": self.partner_id.id},
         )
+        action["views"] = [
+            (self.env.ref("fayvad_mail.fayvad_mail_invoice_view_list").id, "list"),
+            (False, "form"),
+        ]
+        return action
 
     def action_view_webhook_deliveries(self):
         return self._action_open(
@@ -568,6 +639,18 @@ class FayvadMailOrganization(models.Model):
             org.write({"state": "active", "suspension_reason": False})
             self.env["fayvad.mail.job"]._enqueue("unsuspend_organization", organization=org)
         self.env["fayvad.mail.job"]._trigger_runner()
+
+    def _check_customer_may_change(self):
+        """Customers change nothing while their organization is suspended or terminated."""
+        for org in self:
+            if org.state in ("suspended", "terminated"):
+                raise UserError(
+                    self.env._(
+                        "%(org)s is %(state)s: its mail hosting cannot be changed until that is lifted.",
+                        org=org.name,
+                        state=dict(org._fields["state"]._description_selection(self.env))[org.state],
+                    )
+                )
 
     def _start_service(self):
         """Its first domain exists on the mail server now: billing starts

@@ -10,7 +10,7 @@ from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 
 from ..tools.api_errors import ApiError, validation_error
-from ..tools.units import GB, MB
+from ..tools.units import GB, MB, format_free_space
 from ..tools.validation import parse_json_object
 
 _logger = logging.getLogger(__name__)
@@ -330,7 +330,8 @@ class FayvadMailProvisioning(models.AbstractModel):
             raise validation_error(
                 {
                     "email_account_data.quota": [
-                        f"Exceeds the organization's storage limit: {max(free, 0)} bytes are left of {org.max_storage_gb} GB."
+                        f"Exceeds the organization's storage limit: {format_free_space(max(free, 0))} left of "
+                        f"{org.max_storage_gb} GB ({max(free, 0)} bytes)."
                     ]
                 }
             )

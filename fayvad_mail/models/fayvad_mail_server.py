@@ -48,6 +48,14 @@ class FayvadMailServer(models.Model):
         tracking=True,
         help="Host name customers publish in their MX record, e.g. mail.example.com.",
     )
+    # what customers configure their mail clients with (the portal shows it)
+    imap_host = fields.Char(string="IMAP Host", help="Empty: the mail host.")
+    imap_port = fields.Integer(string="IMAP Port", default=993, help="IMAP over TLS.")
+    smtp_host = fields.Char(string="SMTP Host", help="Empty: the mail host.")
+    smtp_port = fields.Integer(
+        string="SMTP Port", default=587, help="Submission with STARTTLS and authentication."
+    )
+    webmail_url = fields.Char(string="Webmail URL", help="Where customers read their mail in a browser.")
     connect_timeout = fields.Float(default=5.0, tracking=True, help="Seconds to wait for a connection.")
     read_timeout = fields.Float(default=30.0, tracking=True, help="Seconds to wait for an answer.")
     max_attempts = fields.Integer(
@@ -113,6 +121,17 @@ class FayvadMailServer(models.Model):
     def _compute_password_policy_summary(self):
         for server in self:
             server.password_policy_summary = server._password_policy().describe()
+
+    def _mail_settings(self):
+        """What a mail client needs to reach a mailbox of this server."""
+        self.ensure_one()
+        return {
+            "imap_host": self.imap_host or self.mail_host or "",
+            "imap_port": self.imap_port or 993,
+            "smtp_host": self.smtp_host or self.mail_host or "",
+            "smtp_port": self.smtp_port or 587,
+            "webmail_url": self.webmail_url or "",
+        }
 
     def _password_policy(self):
         """The rules this server applies to mailbox passwords (the API

@@ -63,6 +63,15 @@ class FayvadMailSubscription(models.Model):
     )
     first_failure_date = fields.Date(copy=False, help="Date of the first unresolved payment failure.")
     external_ref = fields.Char(string="External Reference", tracking=True, copy=False)
+    company_currency_id = fields.Many2one(related="company_id.currency_id", string="Company Currency")
+    mrr = fields.Monetary(
+        string="Monthly Recurring Revenue",
+        currency_field="company_currency_id",
+        compute="_compute_mrr",
+        store=True,
+        aggregator="sum",
+        help="What a live subscription brings each month, in the company's currency (0 once cancelled).",
+    )
     suspend_on = fields.Date(
         copy=False,
         tracking=True,
@@ -143,6 +152,16 @@ class FayvadMailSubscription(models.Model):
                     self.env._("%s subscription", sub.plan_id.name or sub.organization_id.name),
                 )
         return subscriptions
+
+    @api.depends("amount", "currency_id", "state", "company_id")
+    def _compute_mrr(self):
+        today = fields.Date.context_today(self)
+        for sub in self:
+            if sub.state == "cancelled" or not sub.amount:
+                sub.mrr = 0.0
+                continue
+            company = sub.company_id or self.env.company
+            sub.mrr = sub.currency_id._convert(sub.amount, company.currency_id, company, today)
 
     @api.depends("organization_id.name", "plan_id.name")
     def _compute_name(self):
@@ -239,6 +258,24 @@ class FayvadMailSubscription(models.Model):
         days = (self.period_end - self.period_start).days + 1
         return min(1.0, round(days / ((month_end - month_start).days + 1), 4))
 
+    def _fee_change(self, amount):
+        """What making ``amount`` the period's fee charges now: (price, share
+        of the period it covers). The period's first fee is the whole fee of
+        the period (its share when the period is shorter than a month); a
+        changed fee later in the period is the difference for what is left;
+        nothing while the subscription has ended or the service has not
+        started. What ``_bill_fee`` charges, and what the portal shows
+        before a customer confirms a plan change."""
+        self.ensure_one()
+        if self.state == "cancelled" or not self.organization_id.service_start_date:
+            return 0.0, 0.0
+        period = self.period_start or self._period_of(fields.Date.context_today(self))[0]
+        if self.fee_period_start != period:
+            share = self._period_share()
+            return self.currency_id.round(amount * share), share
+        share = self._prorata()
+        return self.currency_id.round((amount - self.fee_amount) * share), share
+
     def _bill_fee(self, amount, event_type, description, event=None):
         """Charge the current period's fee at ``amount``, at most once per
         period whoever asks: the first charge of a period is the fee; a
@@ -270,9 +307,8 @@ class FayvadMailSubscription(models.Model):
             "quantity": 1,
         }
         if self.fee_period_start != period:
+            price, share = self._fee_change(amount)  # a period shorter than a month pays its share
             self.write({"fee_period_start": period, "fee_amount": amount})
-            share = self._period_share()  # a period shorter than a month pays its share
-            price = self.currency_id.round(amount * share)
             if share < 1:
                 description = self.env._(
                     "%(what)s (%(share)s%% of the month)", what=description, share=round(share * 100, 1)
@@ -296,12 +332,12 @@ class FayvadMailSubscription(models.Model):
                     "The fee of the period from %s is billed already.", period.strftime("%Y-%m-%d")
                 )
             return Event
-        share = self._prorata()
+        price, share = self._fee_change(amount)
         adjustment = Event.create(
             {
                 **base,
                 "event_type": "subscription_updated",
-                "unit_price": self.currency_id.round((amount - self.fee_amount) * share),
+                "unit_price": price,
                 "description": self.env._(
                     "%(what)s: fee changed from %(old)s to %(new)s (%(share)s%% of the period)",
                     what=description,

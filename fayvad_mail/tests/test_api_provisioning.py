@@ -262,8 +262,10 @@ class TestProvisioningValidation(ProvisioningCase):
         client.ensure_mailbox.side_effect = lambda email, *a, **k: RemoteMailbox(
             len(email), email, True, 10, created=True
         )
+        Job = self.env["fayvad.mail.job"]
+        Job.search([("organization_id", "=", org.id)]).write({"next_attempt_at": False})  # due now
         with patch.object(type(self.env["fayvad.mail.server"]), "_client", lambda s, deadline=None: client):
-            self.env["fayvad.mail.job"]._cron_run()
+            Job._cron_run()
         events = org.billing_event_ids.filtered(lambda e: e.event_type == "user_added")
         self.assertEqual(len(events), 1)
         # the plan's 5.00 per extra user, for the 16 days left of December's 31
