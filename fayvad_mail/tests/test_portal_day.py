@@ -102,7 +102,9 @@ class TestPortalDay(PortalCase):
         self.assertRegex(card, r"[0-9.]+ (GB|MB) left of 1 GB")
         self.assertNotIn("bytes are left", too_big.text)
         zero = self.post(f"/my/mail/{self.org_a.id}/mailboxes", local_part="zero", quota_mb="0")
-        self.assertIn("whole number of MB, 1 at least", self.section(zero.text, "fayvad_mail_add_mailbox_card"))
+        self.assertIn(
+            "whole number of MB, 1 at least", self.section(zero.text, "fayvad_mail_add_mailbox_card")
+        )
         self.assertNotIn("1048576", zero.text)
         row = self.post(f"/my/mail/mailbox/{self.alice.id}/quota", quota_mb="0")
         self.assertEqual(row.status_code, 400)
