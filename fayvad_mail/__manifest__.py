@@ -7,7 +7,7 @@
     "author": "Fayvad",
     "website": "https://mail.fayvad.com",
     "license": "LGPL-3",
-    "depends": ["mail", "account", "portal"],
+    "depends": ["mail", "account", "portal", "bus"],
     # beyond Odoo itself, what the addon imports (all in Odoo 18's own requirements)
     "external_dependencies": {"python": ["requests", "idna", "cryptography"]},
     "data": [
@@ -36,6 +36,7 @@
         "views/portal_templates.xml",
     ],
     "assets": {
+        "web.assets_backend": ["fayvad_mail/static/src/js/live_state.js"],
         "web.assets_frontend": ["fayvad_mail/static/src/js/portal.js"],
         "web.assets_tests": ["fayvad_mail/static/src/tours/**/*"],
     },

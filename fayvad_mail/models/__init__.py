@@ -13,6 +13,7 @@ from . import (
     fayvad_mail_dunning,
     fayvad_mail_job,
     fayvad_mail_job_alias,
+    fayvad_mail_live_state,
     fayvad_mail_organization,
     fayvad_mail_organization_portal,
     fayvad_mail_password_reveal,

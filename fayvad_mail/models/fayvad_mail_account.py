@@ -7,6 +7,7 @@ from odoo.tools import SQL
 from ..fields import ByteSize
 from ..tools.names import InvalidName, check_not_reserved, control_character_problem, normalize_local_part
 from ..tools.units import GB, MB, format_quota
+from . import fayvad_mail_live_state  # noqa: F401  (the mixin inherited below)
 from .fayvad_mail_domain import PROVISIONING_STATES
 from .fayvad_mail_organization import IN_SERVICE_STATES
 
@@ -14,7 +15,7 @@ from .fayvad_mail_organization import IN_SERVICE_STATES
 class FayvadMailAccount(models.Model):
     _name = "fayvad.mail.account"
     _description = "Email Account"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "fayvad.mail.live.state"]
     _order = "email"
     _rec_name = "email"
     _check_company_auto = True

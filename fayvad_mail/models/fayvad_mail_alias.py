@@ -8,7 +8,10 @@ from ..tools.names import (
     normalize_email,
     normalize_local_part,
 )
-from . import fayvad_mail_remote_object  # noqa: F401  (the mixin inherited below)
+from . import (
+    fayvad_mail_live_state,  # noqa: F401  (the mixin inherited below)
+    fayvad_mail_remote_object,  # noqa: F401  (the mixin inherited below)
+)
 from .fayvad_mail_domain import PROVISIONING_STATES
 
 KINDS = [("alias", "Alias"), ("catchall", "Catch-all"), ("forward", "Forward")]
@@ -23,7 +26,7 @@ class FayvadMailAlias(models.Model):
 
     _name = "fayvad.mail.alias"
     _description = "Email Alias"
-    _inherit = ["mail.thread", "fayvad.mail.remote.object"]
+    _inherit = ["mail.thread", "fayvad.mail.remote.object", "fayvad.mail.live.state"]
     _order = "address"
     _rec_name = "address"
     _check_company_auto = True

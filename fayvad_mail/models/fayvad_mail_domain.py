@@ -3,7 +3,10 @@ from odoo.exceptions import ValidationError
 
 from ..tools.dns import dns_records, zone_line
 from ..tools.names import InvalidName, normalize_domain
-from . import fayvad_mail_cron_mixin  # noqa: F401  (the mixin inherited below)
+from . import (
+    fayvad_mail_cron_mixin,  # noqa: F401  (the mixin inherited below)
+    fayvad_mail_live_state,  # noqa: F401  (the mixin inherited below)
+)
 
 PROVISIONING_STATES = [
     ("draft", "Draft"),
@@ -18,7 +21,7 @@ PROVISIONING_STATES = [
 class FayvadMailDomain(models.Model):
     _name = "fayvad.mail.domain"
     _description = "Mail Domain"
-    _inherit = ["mail.thread", "fayvad.mail.cron.mixin"]
+    _inherit = ["mail.thread", "fayvad.mail.cron.mixin", "fayvad.mail.live.state"]
     _order = "name"
     _check_company_auto = True
 

@@ -2,7 +2,10 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from ..tools.dns import dns_records, zone_line
-from . import fayvad_mail_remote_object  # noqa: F401  (the mixin inherited below)
+from . import (
+    fayvad_mail_live_state,  # noqa: F401  (the mixin inherited below)
+    fayvad_mail_remote_object,  # noqa: F401  (the mixin inherited below)
+)
 from .fayvad_mail_domain import PROVISIONING_STATES
 
 
@@ -13,7 +16,7 @@ class FayvadMailDomainAlias(models.Model):
 
     _name = "fayvad.mail.domain.alias"
     _description = "Domain Alias"
-    _inherit = ["mail.thread", "fayvad.mail.remote.object"]
+    _inherit = ["mail.thread", "fayvad.mail.remote.object", "fayvad.mail.live.state"]
     _order = "name"
     _check_company_auto = True
     _job_kind = "domain_alias"

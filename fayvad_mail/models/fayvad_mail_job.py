@@ -14,6 +14,7 @@ from odoo.tools import SQL, config
 from ..tools.mailserver import BudgetSpent, MailServerError, NotFound, Refused, Unavailable
 from ..tools.names import DOMAIN_ADMIN_LOCAL_PART
 from ..tools.units import GB, MB
+from . import fayvad_mail_live_state  # noqa: F401  (the mixin inherited below)
 
 _logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class FayvadMailJob(models.Model):
 
     _name = "fayvad.mail.job"
     _description = "Provisioning Job"
-    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _inherit = ["mail.thread", "mail.activity.mixin", "fayvad.mail.live.state"]
     _order = "id desc"
 
     name = fields.Char(compute="_compute_name", store=True)

@@ -8,7 +8,10 @@ from ..const import OPEN_PAYMENT_STATES
 from ..fields import ByteSize
 from ..tools.names import control_character_problem
 from ..tools.units import GB
-from . import fayvad_mail_cron_mixin  # noqa: F401  (the mixin inherited below)
+from . import (
+    fayvad_mail_cron_mixin,  # noqa: F401  (the mixin inherited below)
+    fayvad_mail_live_state,  # noqa: F401  (the mixin inherited below)
+)
 
 IN_SERVICE_STATES = ("active", "suspended")  # on the mail server: billed
 
@@ -16,7 +19,7 @@ IN_SERVICE_STATES = ("active", "suspended")  # on the mail server: billed
 class FayvadMailOrganization(models.Model):
     _name = "fayvad.mail.organization"
     _description = "Mail Hosting Organization"
-    _inherit = ["mail.thread", "mail.activity.mixin", "fayvad.mail.cron.mixin"]
+    _inherit = ["mail.thread", "mail.activity.mixin", "fayvad.mail.cron.mixin", "fayvad.mail.live.state"]
     _order = "name, id"
     _check_company_auto = True
 

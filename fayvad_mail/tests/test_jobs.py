@@ -2,6 +2,7 @@
 and retries (the client is a mock; end to end tests use a real Modoboa)."""
 
 import contextlib
+import json
 import logging
 from unittest.mock import MagicMock, patch
 
@@ -229,6 +230,28 @@ class TestJobQueue(FayvadMailCase):
         self.Job._cron_run()
         self.client.delete_alias.assert_called_once_with(43)
         self.client.find_alias.assert_not_called()  # never "whatever has that address now"
+
+    def test_a_state_change_is_pushed_to_the_open_forms(self):
+        """The job queue changes states behind open forms: each change is sent
+        on the bus to the Mail Hosting users, whose form reloads."""
+        org = self.make_org(domain="live.example")
+        org.action_provision()
+        self.client.ensure_domain.return_value = RemoteDomain(
+            3, "live.example", True, 1, 1, dkim_enabled=True, dkim_public_key="KEY", dkim_selector="s"
+        )
+        self.env.cr.flush()
+        before = self.env["bus.bus"].sudo().search([], order="id desc", limit=1).id or 0
+        self.Job._cron_run()
+        self.env.cr.flush()  # the bus writes its notifications as the transaction commits
+        group = self.env.ref("fayvad_mail.fayvad_mail_group_user")
+        pushed = [
+            json.loads(n.message)["payload"]
+            for n in self.env["bus.bus"].sudo().search([("id", ">", before)])
+            if json.loads(n.message)["type"] == "fayvad_mail/state_changed"
+            and json.loads(n.channel)[1:] == ["res.groups", group.id]
+        ]
+        self.assertIn({"model": "fayvad.mail.domain", "ids": org.domain_ids.ids}, pushed)
+        self.assertIn({"model": "fayvad.mail.organization", "ids": org.ids}, pushed)
 
     def test_dkim_key_not_ready_is_retried(self):
         org = self.make_org(domain="slowkey.example")
