@@ -49,3 +49,31 @@ def _record_secrets_used():
     finally:
         for owner, name, original in patches:
             setattr(owner, name, original)
+
+
+# -- skipped tests are said loudly, and fail a run that must skip nothing ---------------------
+_SKIPPED = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped:
+        _SKIPPED.append(
+            (report.nodeid, str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else "")
+        )
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not _SKIPPED:
+        return
+    terminalreporter.section(f"{len(_SKIPPED)} TESTS WERE SKIPPED: they proved nothing", sep="!", red=True)
+    for nodeid, reason in _SKIPPED:
+        terminalreporter.line(f"SKIPPED {nodeid}: {reason}", red=True)
+    if os.environ.get("FAYVAD_TEST_NO_SKIPS") == "1":
+        terminalreporter.line(
+            "FAYVAD_TEST_NO_SKIPS=1 (./dev test, CI): a skipped test fails the run", red=True
+        )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _SKIPPED and os.environ.get("FAYVAD_TEST_NO_SKIPS") == "1" and session.exitstatus == 0:
+        session.exitstatus = 1

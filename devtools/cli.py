@@ -32,7 +32,7 @@ from .common import (
     terminate_on_sigterm,
     wait_http,
 )
-from .odoo import ODOO_PID_FILE, Odoo
+from .odoo import ODOO_PID_FILE, Odoo, launcher_in
 from .pg import Cluster
 from .pyenv import PythonEnv
 
@@ -111,14 +111,20 @@ def _ensure_chromium():
     apt_install(["chromium"], "browser tests need Chromium")
 
 
+# what ./dev runs in an Odoo shell imports its helpers from devtools/odoo_hooks.py
+HOOKS = (
+    f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+    "from devtools.odoo_hooks import configure_local_server, new_api_key, webhook_secret"
+)
+
+
 def _main_cluster(cache):
     return Cluster(cache / "pg", env_port("FAYVAD_PG_PORT", 5433), cache / "logs" / "postgres.log")
 
 
 def _configure_mail_server(odoo, service):
     odoo.shell(
-        f"env['fayvad.mail.server']._dev_configure_local({service.url!r}, {service.token!r}, "
-        f"{service.password_policy!r})",
+        f"{HOOKS}\nconfigure_local_server(env, {service.url!r}, {service.token!r}, {service.password_policy!r})",
         "configuring the local mail server",
     )
 
@@ -277,7 +283,7 @@ def _fayvad_database():
 
 def cmd_api_key(args):
     with _fayvad_database() as odoo:
-        lines = odoo.shell(f"print(env['res.users']._fayvad_cli_api_key({args.login!r}))", "api-key")
+        lines = odoo.shell(f"{HOOKS}\nprint(new_api_key(env, {args.login!r}))", "api-key")
     print(lines[-1])
     return 0
 
@@ -286,9 +292,7 @@ def cmd_webhook_secret(args):
     org = "None" if args.org_id is None else str(args.org_id)
     base = f"http://127.0.0.1:{env_port('FAYVAD_HTTP_PORT', 8069)}"
     with _fayvad_database() as odoo:
-        lines = odoo.shell(
-            f"print(env['fayvad.mail.webhook.secret']._cli_secret({org}, {base!r}))", "webhook-secret"
-        )
+        lines = odoo.shell(f"{HOOKS}\nprint(webhook_secret(env, {org}, {base!r}))", "webhook-secret")
     print(lines[-1])
     return 0
 
@@ -335,6 +339,7 @@ def _test_env(service, **extra_env):
         FAYVAD_TEST_MODOBOA_DB=str(service.db_path),
         FAYVAD_TEST_MODOBOA_PASSWORD_POLICY=json.dumps(service.password_policy),
         FAYVAD_TEST_REQUIRE_MODOBOA="1",
+        FAYVAD_TEST_NO_SKIPS="1",  # every test runs: a skipped one fails the run
         **extra_env,
     )
 
@@ -360,6 +365,53 @@ def _pytest(env, odoo, service, pytest_args, **extra_env):
 
 
 LONG_DB = "fayvad_long"
+RUNNER_DB = "fayvad_runner"
+
+
+def _odoo_runner(env, cluster, odoo, service, work, extra_env):
+    """devtools/runner: Odoo's own test runner on a copy of the test database
+    finds and passes as many tests as pytest collects."""
+    say("Odoo's test runner: copying the test database ...")
+    cluster.copy_database(odoo.db, RUNNER_DB)
+    filestore = work / "data" / "filestore"
+    if (filestore / odoo.db).exists():
+        shutil.copytree(filestore / odoo.db, filestore / RUNNER_DB, dirs_exist_ok=True)
+    conf = work / "odoo-runner.conf"
+    lines = [
+        line
+        for line in odoo.config.read_text()
+        .replace(f"db_name = {odoo.db}", f"db_name = {RUNNER_DB}")
+        .splitlines()
+        if not line.startswith(("logfile", "http_port"))
+    ]
+    conf.write_text("\n".join([*lines, f"http_port = {free_port()}"]) + "\n")
+    runner_env = _test_env(
+        service,
+        FAYVAD_RUNNER_PYTHON=str(env.python),
+        FAYVAD_RUNNER_LAUNCHER=str(launcher_in(work)),
+        FAYVAD_RUNNER_CONF=str(conf),
+        FAYVAD_RUNNER_DB=RUNNER_DB,
+        FAYVAD_RUNNER_LOG=str(work / "odoo-runner.log"),
+        FAYVAD_RUNNER_COLLECT_CONF=str(odoo.config),
+        FAYVAD_RUNNER_COLLECT_DB=odoo.db,
+        **extra_env,
+    )
+    cmd = [
+        env.python,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:odoo",
+        "-q",
+        "-s",
+        "devtools/runner",
+    ]
+    try:
+        return subprocess.run([str(c) for c in cmd], cwd=REPO, env=runner_env, check=False).returncode
+    finally:
+        cluster.drop_database(RUNNER_DB)
 
 
 def _long_tests(env, cluster, odoo, service, work, cache, extra_env, pytest_args=()):
@@ -442,6 +494,9 @@ def cmd_test(args):
                 env, odoo, service, unit_args or ["fayvad_mail/tests", "devtools/tests"], **secrets_env
             )
             say(f"pytest done in {time.monotonic() - started:.0f}s")
+        if not args.pytest_args:  # the whole suite: Odoo's own runner must find it too
+            tests = _odoo_runner(env, cluster, odoo, service, work, secrets_env) or tests
+            say(f"Odoo's test runner done in {time.monotonic() - started:.0f}s")
         if args.long:
             tests = _long_tests(env, cluster, odoo, service, work, cache, secrets_env, long_args) or tests
             say(f"long tests done in {time.monotonic() - started:.0f}s")

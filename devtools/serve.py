@@ -9,12 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from .common import free_port, stop_process, wait_http
+from .common import REPO, free_port, stop_process, wait_http
 from .odoo import launcher_in
 
 PRELUDE = """
 import json, os, sys, time
 os.unlink(sys.argv[0])  # read already: nothing is left behind if this process is killed
+sys.path.insert(0, REPO)  # devtools/odoo_hooks.py
 import odoo
 from odoo.tools import config
 config.parse_config(["-c", sys.argv[1], "-d", sys.argv[2], "--logfile", sys.argv[3], "--log-level=info"])
@@ -92,7 +93,7 @@ class OdooServer:
 def _script_command(python, conf, db, logs, name, code, workdir):
     Path(logs).mkdir(parents=True, exist_ok=True)
     script = Path(workdir) / f"odoo-{name}-{os.getpid()}-{time.monotonic_ns()}.py"
-    script.write_text(PRELUDE + code)
+    script.write_text(f"REPO = {str(REPO)!r}\n" + PRELUDE + code)
     return script, [str(python), str(script), str(conf), db, str(Path(logs) / f"odoo-{name}.log")]
 
 

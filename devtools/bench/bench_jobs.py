@@ -15,7 +15,6 @@ import time
 from odoo import SUPERUSER_ID, api
 from odoo.tools import SQL
 
-from odoo.addons.fayvad_mail.tools.units import MB
 from odoo.addons.fayvad_mail.tests.common import (
     MODOBOA_TOKEN,
     MODOBOA_URL,
@@ -23,6 +22,7 @@ from odoo.addons.fayvad_mail.tests.common import (
     delete_committed,
     unique_domain,
 )
+from odoo.addons.fayvad_mail.tools.units import MB
 
 from devtools.bench.figures import record
 

@@ -7,8 +7,8 @@ import os
 import time
 import uuid
 
+from odoo.addons.fayvad_mail.tests.common import ApiCase
 from odoo.addons.fayvad_mail.tools.units import MB
-from odoo.addons.fayvad_mail.tests.common_api import ApiCase
 
 from devtools.bench.figures import latency, record
 

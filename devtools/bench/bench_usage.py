@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 from odoo import fields
 from odoo.tests import new_test_user
 
+from odoo.addons.fayvad_mail.tests.common import ApiCase
 from odoo.addons.fayvad_mail.tools.units import MB
-from odoo.addons.fayvad_mail.tests.common_api import ApiCase
 from odoo.addons.fayvad_mail.tools.validation import validate_usage_query
 
 from devtools.bench.figures import latency, record, timed
@@ -107,19 +107,23 @@ class BenchUsageSummary(ApiCase):
         env = self.benv
         partners = env["res.partner"].create([{"name": f"Bench customer {n}"} for n in numbers])
         # the subscriptions are made below, as they were; no fee events of their own
-        orgs = env["fayvad.mail.organization"].with_context(fayvad_mail_no_subscription=True).create(
-            [
-                {
-                    "name": f"Bench {n:04d}",
-                    "partner_id": partner.id,
-                    "company_id": self.company2.id,
-                    "plan_id": self.bench_plan.id,
-                    "mail_server_id": False,
-                    "max_users": ACCOUNTS,
-                    "state": "active",
-                }
-                for n, partner in zip(numbers, partners, strict=True)
-            ]
+        orgs = (
+            env["fayvad.mail.organization"]
+            .with_context(fayvad_mail_no_subscription=True)
+            .create(
+                [
+                    {
+                        "name": f"Bench {n:04d}",
+                        "partner_id": partner.id,
+                        "company_id": self.company2.id,
+                        "plan_id": self.bench_plan.id,
+                        "mail_server_id": False,
+                        "max_users": ACCOUNTS,
+                        "state": "active",
+                    }
+                    for n, partner in zip(numbers, partners, strict=True)
+                ]
+            )
         )
         env["fayvad.mail.subscription"].with_context(fayvad_mail_no_fee=True).create(
             [{"organization_id": org.id, "plan_id": self.bench_plan.id, "amount": 30} for org in orgs]

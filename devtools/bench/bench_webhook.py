@@ -5,7 +5,7 @@ delivery sent again (each answered as a duplicate)."""
 import json
 import time
 
-from odoo.addons.fayvad_mail.tests.common_api import ApiCase
+from odoo.addons.fayvad_mail.tests.common import ApiCase
 from odoo.addons.fayvad_mail.tools.signature import sign
 
 from devtools.bench.figures import latency, record

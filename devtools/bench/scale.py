@@ -44,6 +44,7 @@ USAGE = "/fayvad_api/erp/usage-summary/"
 HEALTH = "/web/health?db_server_status=1"
 
 SETUP = """
+from devtools.odoo_hooks import new_api_key, webhook_secret
 from odoo.addons.fayvad_mail.tests.bulk import bulk_organizations
 with registry.cursor() as cr:
     env = environment(cr)
@@ -56,8 +57,8 @@ with registry.cursor() as cr:
         "name": "Scale API", "login": "scale_api",
         "groups_id": [(6, 0, [env.ref("base.group_user").id, env.ref("fayvad_mail.fayvad_mail_group_api").id])],
     })
-    key = env["res.users"]._fayvad_cli_api_key("scale_api")
-    secret = env["fayvad.mail.webhook.secret"]._cli_secret(None, "")
+    key = new_api_key(env, "scale_api")
+    secret = webhook_secret(env)
     server = env["fayvad.mail.server"].create({
         "name": "Bench Modoboa", "url": MODOBOA_URL, "token": MODOBOA_TOKEN, "mail_host": "mx.bench.example",
         "sequence": 0, "read_timeout": 30,

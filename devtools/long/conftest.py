@@ -26,6 +26,7 @@ def data():
     policy = json.loads(os.environ.get("FAYVAD_TEST_MODOBOA_PASSWORD_POLICY") or "{}")
     made = odoo_script(
         f"""
+from devtools.odoo_hooks import new_api_key
 with registry.cursor() as cr:
     env = environment(cr)
     Server = env["fayvad.mail.server"]
@@ -42,7 +43,7 @@ with registry.cursor() as cr:
         "max_storage_gb": 500, "default_mailbox_quota_mb": 10,
     }})
     partner = env["res.partner"].create({{"name": "Long customer"}})
-    key = env["res.users"]._fayvad_cli_api_key("admin")
+    key = new_api_key(env, "admin")
     org_id = env["fayvad.mail.provisioning"].with_user(env.ref("base.user_admin"))._create_organization({{
         "name": "Long", "domain": {json.dumps(domain)}, "odoo_customer_id": partner.id, "plan_id": plan.id,
         "max_users": 1000, "max_storage_gb": 500,

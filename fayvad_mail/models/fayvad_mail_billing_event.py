@@ -217,7 +217,6 @@ class FayvadMailBillingEvent(models.Model):
             "CREATE INDEX IF NOT EXISTS fayvad_mail_billing_event_organization_date_idx "
             "ON fayvad_mail_billing_event (organization_id, date)"
         )
-        self.env.cr.execute("DROP INDEX IF EXISTS fayvad_mail_billing_event__organization_id_index")
 
     @api.model_create_multi
     def create(self, vals_list):

@@ -147,12 +147,6 @@ class FayvadMailServer(models.Model):
             specials=self.password_min_specials,
         )
 
-    def init(self):
-        # upgrading from the version that kept tokens in clear
-        self.env["fayvad.mail.vault"]._encrypt_clear_column(
-            self._table, "token", "token_encrypted", "server token"
-        )
-
     @api.depends("token_encrypted")
     def _compute_token(self):
         Vault = self.env["fayvad.mail.vault"]
@@ -225,7 +219,6 @@ class FayvadMailServer(models.Model):
         return action
 
     @api.model
-    @api.model
     def _password_policy_vals(self, policy):
         """Field values of a policy given as PasswordPolicy's keywords
         (``min_length``, ``upper``, ``lower``, ``digits``, ``specials``)."""
@@ -233,30 +226,6 @@ class FayvadMailServer(models.Model):
             f"password_{key}" if key == "min_length" else f"password_min_{key}": int(value)
             for key, value in policy.items()
         }
-
-    def _dev_configure_local(self, url, token, password_policy=None):
-        """Used by ``./dev run``: make the local Modoboa the company's server
-        (with the password policy that Modoboa was configured to enforce),
-        and queue what the demo organizations need on it."""
-        server = self.with_context(active_test=False).search([("url", "=", url)], limit=1)
-        vals = {
-            **self._password_policy_vals(password_policy or {}),
-            "name": "Local Modoboa",
-            "url": url,
-            "token": token,
-            "server_type": "modoboa",
-            "mail_host": "mail.fayvad.test",
-            "active": True,
-            "sequence": 1,
-        }
-        if server:
-            server.write(vals)
-        else:
-            server = self.create(vals)
-        orgs = self.env["fayvad.mail.organization"].search([("mail_server_id", "=", False)])
-        orgs.mail_server_id = server
-        server._repair_drift()
-        return server
 
     def _repair_drift(self):
         """Queue the jobs that put on the server what Odoo says is there

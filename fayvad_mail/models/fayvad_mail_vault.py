@@ -85,6 +85,15 @@ class FayvadMailVault(models.AbstractModel):
         return self._cipher(purpose).encrypt(value.encode()).decode()
 
     @api.model
+    def _encrypt_clear_columns(self):
+        """Upgrading from the versions that kept the servers' tokens and the
+        webhook secrets in clear (migrations/18.0.1.1.0)."""
+        self._encrypt_clear_column("fayvad_mail_server", "token", "token_encrypted", "server token")
+        self._encrypt_clear_column(
+            "fayvad_mail_webhook_secret", "secret", "secret_encrypted", "webhook secret"
+        )
+
+    @api.model
     def _encrypt_clear_column(self, table, clear, encrypted, purpose):
         """Upgrading from a version that kept ``table.clear`` in clear: move
         every value, encrypted, to ``table.encrypted`` and drop the column."""

@@ -151,8 +151,6 @@ class FayvadMailWebhookDelivery(models.Model):
             delivery.last_attempt_at = counter.last_attempt_at or delivery.create_date
 
     def init(self):
-        # exactly-once moved to the identity ledger (fayvad.mail.webhook.identity)
-        self.env.cr.execute("DROP INDEX IF EXISTS fayvad_mail_webhook_delivery_dedup_uniq")
         # references (webhook_000123) count on from those an ir.sequence gave before
         self.env.cr.execute(
             SQL(

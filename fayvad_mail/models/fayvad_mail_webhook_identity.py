@@ -50,24 +50,6 @@ class FayvadMailWebhookIdentity(models.Model):
 
     _sql_constraints = [("key_unique", "UNIQUE(key)", "An event is applied once.")]
 
-    def init(self):
-        # upgrading from the log-only version: carry the applied identities over
-        self.env.cr.execute(
-            "SELECT 1 FROM information_schema.columns "
-            "WHERE table_name = 'fayvad_mail_webhook_delivery' AND column_name = 'dedup_key'"
-        )
-        if self.env.cr.fetchone():
-            self.env.cr.execute(
-                """
-                INSERT INTO fayvad_mail_webhook_identity
-                       (key, company_id, organization_id, delivery_reference, applied_at)
-                SELECT dedup_key, company_id, organization_id, reference, create_date
-                  FROM fayvad_mail_webhook_delivery
-                 WHERE verdict = 'processed' AND dedup_key IS NOT NULL
-                ON CONFLICT (key) DO NOTHING
-                """
-            )
-
     @api.model
     def _cutoff(self):
         """Events stamped before this moment are no longer in the ledger."""

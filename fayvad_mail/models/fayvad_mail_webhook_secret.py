@@ -1,7 +1,7 @@
 import secrets
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import ValidationError
 
 from ..tools.signature import MIN_SECRET_BYTES, standard_secret
 
@@ -46,12 +46,6 @@ class FayvadMailWebhookSecret(models.Model):
         string="Expires", help="Deliveries signed with this secret are refused after."
     )
     is_live = fields.Boolean(string="Live", compute="_compute_is_live")
-
-    def init(self):
-        # upgrading from the version that kept secrets in clear
-        self.env["fayvad.mail.vault"]._encrypt_clear_column(
-            self._table, "secret", "secret_encrypted", "webhook secret"
-        )
 
     @api.depends("secret_encrypted")
     def _compute_secret(self):
@@ -118,27 +112,3 @@ class FayvadMailWebhookSecret(models.Model):
         self.env["res.users"]._fayvad_require("admin")
         self.write({"expires_at": fields.Datetime.now()})
         return True
-
-    @api.model
-    def _cli_secret(self, organization_id, base_url):
-        """For ``./dev webhook-secret``: a live secret (created if none) of the
-        company, or ``"<url> <secret>"`` of that organization."""
-        if organization_id is None:
-            company = self.env.ref("base.main_company")
-            organization = None
-        else:
-            organization = self.env["fayvad.mail.organization"].browse(organization_id).exists()
-            if not organization:
-                raise UserError(self.env._("organization %s does not exist", organization_id))
-            company = organization.company_id
-        live = self._live_secrets(company, organization)
-        secret = (
-            live[0]
-            if live
-            else self.sudo()
-            .create({"company_id": company.id, "organization_id": organization and organization.id})
-            .secret
-        )
-        if organization is None:
-            return secret
-        return f"{base_url}/fayvad_api/erp/webhooks/billing/{organization.webhook_token}/ {secret}"

@@ -1,5 +1,5 @@
 from odoo import api, models
-from odoo.exceptions import AccessError, UserError
+from odoo.exceptions import AccessError
 
 from odoo.addons.base.models.res_users import check_identity
 
@@ -28,20 +28,6 @@ class ResUsers(models.Model):
                     user=self.env.user.name,
                 )
             )
-
-    @api.model
-    def _fayvad_cli_api_key(self, login):
-        """For ``./dev api-key LOGIN``: a new persistent API key of the
-        addon's scope for that user."""
-        user = self.search([("login", "=", login)], limit=1)
-        if not user:
-            raise UserError(self.env._("no user with login %s", login))
-        return (
-            self.env["res.users.apikeys"]
-            .with_user(user)
-            .sudo()
-            ._generate(API_KEY_SCOPE, "fayvad_mail ERP API (./dev api-key)", None)
-        )
 
     @check_identity
     def action_fayvad_api_key_wizard(self):

@@ -5,6 +5,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -17,11 +18,12 @@ from urllib.parse import urlsplit
 import requests
 from freezegun import freeze_time
 
-from odoo.tests import TransactionCase, new_test_user
+from odoo.tests import HttpCase, TransactionCase, new_test_user
 from odoo.tests.common import BlockedRequest, _super_send
 from odoo.tools import SQL
 
 from odoo.addons.account.tests.common import AccountTestInvoicingCommon
+from odoo.addons.fayvad_mail.models.res_users import API_KEY_SCOPE
 from odoo.addons.fayvad_mail.tools.signature import sign
 from odoo.addons.fayvad_mail.tools.units import MB
 
@@ -211,6 +213,15 @@ class BillingCase(AccountTestInvoicingCommon):
 
 
 # -- a real Modoboa (started by ./dev test) ---------------------------------------------
+def loopback_only(session, request, **kw):
+    """Odoo's tests block outbound HTTP: requests to 127.0.0.1 (Modoboa, the
+    fault proxy) go through with the client's own (connect, read) timeouts;
+    anything else stays blocked."""
+    if urlsplit(request.url).hostname in ("127.0.0.1", "localhost"):
+        return _super_send(session, request, **kw)
+    raise BlockedRequest(f"External requests verboten (was {request.method} {request.url})")
+
+
 MODOBOA_URL = os.environ.get("FAYVAD_TEST_MODOBOA_URL")
 MODOBOA_TOKEN = os.environ.get("FAYVAD_TEST_MODOBOA_TOKEN")
 MODOBOA_DB = os.environ.get("FAYVAD_TEST_MODOBOA_DB")
@@ -239,13 +250,7 @@ class ModoboaCase(FayvadMailCase):
         super().setUpClass()
         cls.modoboa = cls.make_modoboa_server(MODOBOA_URL)
 
-    @classmethod
-    def _request_handler(cls, s, r, /, **kw):
-        """Requests to 127.0.0.1 (Modoboa, the fault proxy) keep the client's
-        own (connect, read) timeouts; anything else stays blocked."""
-        if urlsplit(r.url).hostname in ("127.0.0.1", "localhost"):
-            return _super_send(s, r, **kw)
-        raise BlockedRequest(f"External requests verboten (was {r.method} {r.url})")
+    _request_handler = classmethod(lambda cls, s, r, /, **kw: loopback_only(s, r, **kw))
 
     @classmethod
     def make_modoboa_server(cls, url, **vals):
@@ -429,3 +434,134 @@ def delete_committed(registry, org_ids, server_ids=(), secret_ids=()):
             cr.execute(SQL("DELETE FROM fayvad_mail_server WHERE id IN %s", tuple(server_ids)))
         if secret_ids:
             cr.execute(SQL("DELETE FROM fayvad_mail_webhook_secret WHERE id IN %s", tuple(secret_ids)))
+
+
+# -- the HTTP API through Odoo's real HTTP stack -------------------------------------------
+SECRET_PATTERNS = [
+    re.compile(p) for p in (r"Traceback \(most recent call last\)", r"<html", r"psycopg2", r"SELECT .* FROM")
+]
+
+
+class ApiCase(HttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.api_user = new_test_user(
+            cls.env, login="erp_api_bot", groups="base.group_user,fayvad_mail.fayvad_mail_group_api"
+        )
+        cls.api_key = cls.new_key(cls.api_user)
+        cls.plan = cls.env["fayvad.mail.plan"].create(
+            {
+                "name": "API Plan",
+                "monthly_price": 99.99,
+                "included_users": 2,
+                "price_per_extra_user": 5.0,
+                "max_users": 20,
+                "max_storage_gb": 40,
+                "default_mailbox_quota_mb": 100,
+            }
+        )
+        cls.customer = cls.env["res.partner"].create({"name": "API Customer", "is_company": True})
+        url = os.environ.get("FAYVAD_TEST_MODOBOA_URL")
+        cls.server = cls.env["fayvad.mail.server"].create(
+            {
+                "name": "API test server",
+                "url": url or "http://127.0.0.1:9",
+                "token": os.environ.get("FAYVAD_TEST_MODOBOA_TOKEN", "x" * 40),
+                "mail_host": "mx.api.example",
+                "sequence": 0,
+                "read_timeout": 10,
+            }
+        )
+
+    _request_handler = classmethod(lambda cls, s, r, /, **kw: loopback_only(s, r, **kw))
+
+    @classmethod
+    def new_key(cls, user, scope=API_KEY_SCOPE, expiration=None):
+        return cls.env["res.users.apikeys"].with_user(user).sudo()._generate(scope, "test key", expiration)
+
+    def api(self, method, path, body=None, key=None, headers=None, raw=None, prefix="/fayvad_api/erp"):
+        """Call the API; returns (status, decoded JSON, response). Every answer
+        must be JSON and free of tracebacks, HTML and SQL."""
+        all_headers = {"Content-Type": "application/json"}
+        if key is not False:
+            all_headers["Authorization"] = f"Token {key or self.api_key}"
+        all_headers.update(headers or {})
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        response = self.opener.request(
+            method,
+            f"{self.base_url()}{prefix}{path}",
+            data=data,
+            headers=all_headers,
+            timeout=60,
+            allow_redirects=False,
+        )
+        self.assertEqual(
+            response.headers.get("Content-Type", "").split(";")[0], "application/json", response.text
+        )
+        for pattern in SECRET_PATTERNS:
+            self.assertNotRegex(response.text, pattern)
+        return response.status_code, response.json(), response
+
+    def assertApiError(self, answer, status, code, *fields):
+        got_status, body, _response = answer
+        self.assertEqual((got_status, body.get("error_code")), (status, code), body)
+        self.assertIsInstance(body.get("error"), str)
+        for field in fields:
+            self.assertIn(field, body.get("details", {}), body)
+        return body
+
+    def signed(self, secret, payload):
+        raw = json.dumps(payload).encode()
+        return raw, {"X-Webhook-Signature": sign(secret, raw)}
+
+
+def require_modoboa(cls):
+    """Skip without a real Modoboa, unless ./dev test promised one."""
+    if not MODOBOA_URL:
+        if os.environ.get("FAYVAD_TEST_REQUIRE_MODOBOA"):
+            raise AssertionError("FAYVAD_TEST_MODOBOA_URL is not set: ./dev test starts a Modoboa")
+        cls.skipTest(cls, "needs a real Modoboa (run ./dev test)")
+
+
+def unique(prefix="org"):
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class ProvisioningCase(ApiCase):
+    def org_payload(self, customer=None, **fields):
+        customer = customer or self.env["res.partner"].create({"name": unique("customer")})
+        data = {
+            "name": "Acme Corporation",
+            "domain": f"{unique()}.example",
+            "odoo_customer_id": customer.id,
+            "max_users": 10,
+            "max_storage_gb": 5,
+            "plan_id": self.plan.id,
+            "contact_info": {
+                "primary_email": "admin@acme.example",
+                "phone": "+1234567890",
+                "address": "123 Business St",
+            },
+        }
+        data.update(fields)
+        return {"organization_data": data}
+
+    def account_payload(self, org_id, domain_id, **fields):
+        data = {
+            "organization_id": org_id,
+            "address": "john.doe",
+            "domain": domain_id,
+            "quota": 10 * MB,
+            "user_info": {"first_name": "John", "last_name": "Doe", "password": "Secure-Passw0rd-123"},
+        }
+        data.update(fields)
+        return {"email_account_data": data}
+
+    def make_org(self, **fields):
+        """An organization made through the API (mail server unreachable: pending)."""
+        self.server.url = "http://127.0.0.1:9"
+        status, body, _ = self.api("POST", "/provision/organization/", self.org_payload(**fields))
+        self.assertIn(status, (201, 202), body)
+        org = self.env["fayvad.mail.organization"].browse(body["organization"]["id"])
+        return org, org.domain_ids

@@ -5,7 +5,7 @@ import requests
 
 from odoo.tests import tagged
 
-from odoo.addons.fayvad_mail.tests.test_api_provisioning import MODOBOA_URL, ProvisioningCase, require_modoboa
+from odoo.addons.fayvad_mail.tests.common import MODOBOA_URL, ProvisioningCase, require_modoboa
 
 PATH = "/provision/alias/"
 

@@ -7,7 +7,7 @@ from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
 from odoo.addons.fayvad_mail.models import res_users_apikeys
-from odoo.addons.fayvad_mail.tests.common_api import ApiCase
+from odoo.addons.fayvad_mail.tests.common import ApiCase
 
 
 @tagged("post_install", "-at_install")
@@ -110,14 +110,6 @@ class TestApiAuthentication(ApiCase):
         answer = self.api("GET", "/webhooks/billing/", key=False)
         self.assertApiError(answer, 405, "METHOD_NOT_ALLOWED")
         self.assertEqual(answer[2].headers.get("Allow"), "POST")
-
-    def test_cli_key_is_scoped(self):
-        key = self.env["res.users"]._fayvad_cli_api_key(self.api_user.login)
-        self.assertEqual(self.api("GET", "/usage-summary/", key=key)[0], 200)
-        apikey = self.env["res.users.apikeys"].search(
-            [("user_id", "=", self.api_user.id)], order="id desc", limit=1
-        )
-        self.assertEqual(apikey.scope, "fayvad_mail.erp_api")
 
     def test_settings_dialog_makes_a_scoped_key(self):
         # Odoo's "New API Key" dialog calls _generate(None, ...) in the context

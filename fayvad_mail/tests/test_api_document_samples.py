@@ -10,7 +10,7 @@ from freezegun import freeze_time
 
 from odoo.tests import tagged
 
-from odoo.addons.fayvad_mail.tests.test_api_provisioning import (
+from odoo.addons.fayvad_mail.tests.common import (
     MODOBOA_TOKEN,
     MODOBOA_URL,
     ProvisioningCase,

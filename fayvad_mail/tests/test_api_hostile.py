@@ -15,7 +15,7 @@ from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
-from odoo.addons.fayvad_mail.tests.test_api_provisioning import ProvisioningCase
+from odoo.addons.fayvad_mail.tests.common import ProvisioningCase
 from odoo.addons.fayvad_mail.tools.signature import sign, standard_secret, verify
 
 SECRET = "hostile-company-secret-" + "h" * 24

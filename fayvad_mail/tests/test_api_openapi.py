@@ -6,8 +6,7 @@ import jsonschema
 from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
-from odoo.addons.fayvad_mail.tests.common import FaultProxy
-from odoo.addons.fayvad_mail.tests.test_api_provisioning import MODOBOA_URL, ProvisioningCase, require_modoboa
+from odoo.addons.fayvad_mail.tests.common import MODOBOA_URL, FaultProxy, ProvisioningCase, require_modoboa
 from odoo.addons.fayvad_mail.tools.signature import sign
 
 SECRET = "openapi-secret-" + "o" * 24

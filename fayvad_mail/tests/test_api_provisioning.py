@@ -1,6 +1,4 @@
-import os
 import time
-import uuid
 from unittest.mock import MagicMock, patch
 
 import idna
@@ -11,64 +9,15 @@ from odoo.tests import tagged
 from odoo.tools import mute_logger
 
 from odoo.addons.fayvad_mail.models.fayvad_mail_job import DOMAIN_ADMIN_LOCAL_PART
-from odoo.addons.fayvad_mail.tests.common import FaultProxy
-from odoo.addons.fayvad_mail.tests.common_api import ApiCase
+from odoo.addons.fayvad_mail.tests.common import (
+    MODOBOA_TOKEN,
+    MODOBOA_URL,
+    FaultProxy,
+    ProvisioningCase,
+    require_modoboa,
+)
 from odoo.addons.fayvad_mail.tools.mailserver import MailServerClient, RemoteDomain, RemoteMailbox
-
-MODOBOA_URL = os.environ.get("FAYVAD_TEST_MODOBOA_URL")
-MODOBOA_TOKEN = os.environ.get("FAYVAD_TEST_MODOBOA_TOKEN")
-MB = 1024 * 1024
-
-
-def require_modoboa(cls):
-    """Skip without a real Modoboa, unless ./dev test promised one."""
-    if not MODOBOA_URL:
-        if os.environ.get("FAYVAD_TEST_REQUIRE_MODOBOA"):
-            raise AssertionError("FAYVAD_TEST_MODOBOA_URL is not set: ./dev test starts a Modoboa")
-        cls.skipTest(cls, "needs a real Modoboa (run ./dev test)")
-
-
-def unique(prefix="org"):
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-class ProvisioningCase(ApiCase):
-    def org_payload(self, customer=None, **fields):
-        customer = customer or self.env["res.partner"].create({"name": unique("customer")})
-        data = {
-            "name": "Acme Corporation",
-            "domain": f"{unique()}.example",
-            "odoo_customer_id": customer.id,
-            "max_users": 10,
-            "max_storage_gb": 5,
-            "plan_id": self.plan.id,
-            "contact_info": {
-                "primary_email": "admin@acme.example",
-                "phone": "+1234567890",
-                "address": "123 Business St",
-            },
-        }
-        data.update(fields)
-        return {"organization_data": data}
-
-    def account_payload(self, org_id, domain_id, **fields):
-        data = {
-            "organization_id": org_id,
-            "address": "john.doe",
-            "domain": domain_id,
-            "quota": 10 * MB,
-            "user_info": {"first_name": "John", "last_name": "Doe", "password": "Secure-Passw0rd-123"},
-        }
-        data.update(fields)
-        return {"email_account_data": data}
-
-    def make_org(self, **fields):
-        """An organization made through the API (mail server unreachable: pending)."""
-        self.server.url = "http://127.0.0.1:9"
-        status, body, _ = self.api("POST", "/provision/organization/", self.org_payload(**fields))
-        self.assertIn(status, (201, 202), body)
-        org = self.env["fayvad.mail.organization"].browse(body["organization"]["id"])
-        return org, org.domain_ids
+from odoo.addons.fayvad_mail.tools.units import MB
 
 
 @tagged("post_install", "-at_install")

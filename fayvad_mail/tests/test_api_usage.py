@@ -4,9 +4,8 @@ from freezegun import freeze_time
 
 from odoo.tests import new_test_user, tagged
 
-from odoo.addons.fayvad_mail.tests.common_api import ApiCase
-
-MB = 1024 * 1024
+from odoo.addons.fayvad_mail.tests.common import ApiCase
+from odoo.addons.fayvad_mail.tools.units import MB
 
 
 @tagged("post_install", "-at_install")

@@ -8,7 +8,7 @@ from odoo import fields
 from odoo.tests import tagged
 from odoo.tools import config, mute_logger
 
-from odoo.addons.fayvad_mail.tests.common_api import ApiCase
+from odoo.addons.fayvad_mail.tests.common import ApiCase
 from odoo.addons.fayvad_mail.tools.signature import sign
 
 COMPANY_SECRET = "company-secret-0123456789abcdef"
@@ -340,19 +340,3 @@ class TestBillingWebhook(ApiCase):
                     lambda e, c=code: (e.external_invoice_id or "").startswith(f"D-{c}")
                 )
                 self.assertEqual((event.currency_id.name, event.amount), (code, stored))
-
-    def test_cli_secret_lines(self):
-        Secret = self.env["fayvad.mail.webhook.secret"]
-        self.assertEqual(Secret._cli_secret(None, "http://h"), COMPANY_SECRET)
-        line = Secret._cli_secret(self.org.id, "http://h")
-        url, secret = line.split(" ")
-        self.assertEqual(url, f"http://h/fayvad_api/erp/webhooks/billing/{self.org.webhook_token}/")
-        self.assertEqual(Secret._cli_secret(self.org.id, "http://h"), line, "created once, then reused")
-        self.assertEqual(
-            self.post(
-                self.event(invoice_id="CLI"),
-                secret=secret,
-                path=f"/webhooks/billing/{self.org.webhook_token}/",
-            )[0],
-            200,
-        )

@@ -20,12 +20,12 @@ from odoo.addons.fayvad_mail.tools.mailserver import (
     make_client,
 )
 from odoo.addons.fayvad_mail.tools.passwords import generate_password
+from odoo.addons.fayvad_mail.tools.units import MB
 
 DATA = Path(__file__).parent / "data" / "modoboa"
 URL = "http://127.0.0.1:8999"
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
 PASSWORD = "Sup3r-Secret_Passw0rd!"
-MB = 1024 * 1024
 
 
 def recorded(name):

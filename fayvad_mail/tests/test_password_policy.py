@@ -14,10 +14,10 @@ import requests
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
-from odoo.addons.fayvad_mail.tests.common import FaultProxy
-from odoo.addons.fayvad_mail.tests.test_api_provisioning import (
+from odoo.addons.fayvad_mail.tests.common import (
     MODOBOA_TOKEN,
     MODOBOA_URL,
+    FaultProxy,
     ProvisioningCase,
     require_modoboa,
 )

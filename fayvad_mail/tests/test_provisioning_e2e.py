@@ -12,7 +12,7 @@ from odoo.addons.fayvad_mail.models.fayvad_mail_job import (
     default_mailbox_quota_mb,
     domain_quota_mb,
 )
-from odoo.addons.fayvad_mail.tests.common import MODOBOA_TOKEN, MODOBOA_URL, ModoboaCase, unique_domain
+from odoo.addons.fayvad_mail.tests.common import ModoboaCase, unique_domain
 from odoo.addons.fayvad_mail.tools.units import MB
 
 PASSWORD = "Hand-0ver_Passw0rd"
@@ -334,42 +334,3 @@ class TestProvisioningE2E(ModoboaCase):
         line.action_repair()
         self.run_jobs()
         self.assertIsNone(self.api_domain(org.domain_ids.name))
-
-    # -- ./dev run's local server --------------------------------------------------------------
-    def test_dev_configure_local_provisions_demo_data(self):
-        """The demo organizations, active or suspended in Odoo but on no
-        server, are queued for provisioning on the local Modoboa."""
-        demo = self.env.ref("fayvad_mail.org_fayvad", raise_if_not_found=False)
-        if not demo:
-            self.skipTest("no demo data in this database")
-        globex = self.env.ref("fayvad_mail.org_globex")
-        demo_orgs = self.env["fayvad.mail.organization"].search(
-            [("mail_server_id", "=", False), ("state", "in", ("active", "suspended"))]
-        )
-        self.assertIn(globex, demo_orgs)
-        server = self.env["fayvad.mail.server"]._dev_configure_local(MODOBOA_URL, MODOBOA_TOKEN)
-        self.assertEqual(demo.mail_server_id, server)
-        jobs = self.env["fayvad.mail.job"].search([("organization_id", "in", demo_orgs.ids)])
-        self.assertEqual(set(jobs.mapped("job_type")), {"create_domain", "create_mailbox"})
-        self.run_jobs(rounds=40)
-        jobs = self.env["fayvad.mail.job"].search([("organization_id", "in", demo_orgs.ids)])
-        self.assertEqual(
-            set(jobs.mapped("state")),
-            {"done"},
-            jobs.filtered(lambda j: j.state != "done").mapped("last_error"),
-        )
-        remote = self.api_domain("fayvad.example")
-        self.assertTrue(remote["dkim_public_key"])
-        self.assertEqual(len(self.api_accounts(remote["pk"])), len(demo.account_ids))
-        globex_remote = self.api_accounts(self.api_domain("globex.example")["pk"])
-        self.assertEqual(
-            {a["is_active"] for a in globex_remote}, {False}, "suspended in Odoo: logins blocked"
-        )
-        self.assertEqual(set(globex.account_ids.mapped("state")), {"suspended"})
-        # running it again queues nothing new
-        self.env["fayvad.mail.server"]._dev_configure_local(MODOBOA_URL, MODOBOA_TOKEN)
-        self.assertFalse(
-            self.env["fayvad.mail.job"].search(
-                [("state", "=", "pending"), ("organization_id", "in", demo_orgs.ids)]
-            )
-        )

@@ -140,7 +140,7 @@ class TestSecretsAtRest(FayvadMailCase):
             "UPDATE fayvad_mail_server SET token = 'old-clear-token-0123456789', token_encrypted = NULL WHERE id = %s",
             [server.id],
         )
-        self.env["fayvad.mail.server"].init()
+        self.env["fayvad.mail.vault"]._encrypt_clear_columns()  # what migrations/18.0.1.1.0 runs
         self.env.cr.execute(
             "SELECT count(*) FROM information_schema.columns "
             "WHERE table_name = 'fayvad_mail_server' AND column_name = 'token'"

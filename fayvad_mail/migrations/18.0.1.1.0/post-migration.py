@@ -1,5 +1,8 @@
 """18.0.1.0.0 -> 18.0.1.1.0 (CONTRACT.md, second amendments).
 
+- Upgrade steps that ran from init() at every update run here, once: the
+  servers' tokens and webhook secrets of versions that kept them in clear are
+  encrypted, indexes nothing uses any more are dropped.
 - Secrets at rest were encrypted with a key derived from the database's own
   secret: they are encrypted again with the key of the server's
   configuration (``fayvad_mail_vault_key``), so that a dump alone reveals none.
@@ -16,6 +19,10 @@ def migrate(cr, version):
     if not version:
         return
     env = api.Environment(cr, SUPERUSER_ID, {})
+    # indexes of earlier versions that nothing uses any more
+    cr.execute("DROP INDEX IF EXISTS fayvad_mail_webhook_delivery_dedup_uniq")
+    cr.execute("DROP INDEX IF EXISTS fayvad_mail_billing_event__organization_id_index")
+    env["fayvad.mail.vault"]._encrypt_clear_columns()  # from versions that kept them in clear
     env["fayvad.mail.vault"]._reencrypt_from_database_secret()
     cr.execute(
         """

@@ -1,0 +1,68 @@
+"""What ``./dev`` (and the long tests and benchmarks) do inside Odoo, with an
+environment ``env`` of the database: not part of the addon, whose models
+carry no command-line hooks."""
+
+API_KEY_SCOPE = "fayvad_mail.erp_api"
+
+
+def new_api_key(env, login):
+    """``./dev api-key LOGIN``: a new persistent API key of the addon's scope for that user."""
+    user = env["res.users"].search([("login", "=", login)], limit=1)
+    if not user:
+        raise ValueError(f"no user with login {login}")
+    return (
+        env["res.users.apikeys"]
+        .with_user(user)
+        .sudo()
+        ._generate(API_KEY_SCOPE, "fayvad_mail ERP API (./dev api-key)", None)
+    )
+
+
+def webhook_secret(env, organization_id=None, base_url=""):
+    """``./dev webhook-secret [ORG_ID]``: a live secret (created if none) of the
+    company, or ``"<url> <secret>"`` of that organization."""
+    Secret = env["fayvad.mail.webhook.secret"].sudo()
+    if organization_id is None:
+        company, organization = env.ref("base.main_company"), None
+    else:
+        organization = env["fayvad.mail.organization"].browse(organization_id).exists()
+        if not organization:
+            raise ValueError(f"organization {organization_id} does not exist")
+        company = organization.company_id
+    live = Secret._live_secrets(company, organization)
+    secret = (
+        live[0]
+        if live
+        else Secret.create(
+            {"company_id": company.id, "organization_id": organization and organization.id}
+        ).secret
+    )
+    if organization is None:
+        return secret
+    return f"{base_url}/fayvad_api/erp/webhooks/billing/{organization.webhook_token}/ {secret}"
+
+
+def configure_local_server(env, url, token, password_policy=None):
+    """``./dev run``: make the local Modoboa the company's server (with the
+    password policy that Modoboa was configured to enforce), and queue what the
+    demo organizations need on it."""
+    Server = env["fayvad.mail.server"]
+    server = Server.with_context(active_test=False).search([("url", "=", url)], limit=1)
+    vals = {
+        **Server._password_policy_vals(password_policy or {}),
+        "name": "Local Modoboa",
+        "url": url,
+        "token": token,
+        "server_type": "modoboa",
+        "mail_host": "mail.fayvad.test",
+        "active": True,
+        "sequence": 1,
+    }
+    if server:
+        server.write(vals)
+    else:
+        server = Server.create(vals)
+    orgs = env["fayvad.mail.organization"].search([("mail_server_id", "=", False)])
+    orgs.mail_server_id = server
+    server._repair_drift()
+    return server
