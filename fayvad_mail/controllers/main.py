@@ -10,8 +10,8 @@ from werkzeug.wsgi import wrap_file
 from odoo import SUPERUSER_ID, fields, http
 from odoo.http import request
 
-from ..models.ir_http import json_error_response, max_body_bytes
-from ..tools.api_errors import ApiError, validation_error
+from ..models.ir_http import max_body_bytes
+from ..tools.api_errors import ApiError, json_error_response, validation_error
 from ..tools.openapi import openapi_document
 from ..tools.validation import (
     ValidationFailed,

@@ -4,18 +4,17 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
+from ..const import IN_SERVICE_STATES, PROVISIONING_STATES
 from ..fields import ByteSize
 from ..tools.names import InvalidName, check_not_reserved, control_character_problem, normalize_local_part
-from ..tools.units import GB, MB, format_quota
-from . import fayvad_mail_live_state  # noqa: F401  (the mixin inherited below)
-from .fayvad_mail_domain import PROVISIONING_STATES
-from .fayvad_mail_organization import IN_SERVICE_STATES
+from ..tools.units import MB, format_quota
+from . import fayvad_mail_live_state, fayvad_mail_quota_alert  # noqa: F401  (the mixins inherited below)
 
 
 class FayvadMailAccount(models.Model):
     _name = "fayvad.mail.account"
     _description = "Email Account"
-    _inherit = ["mail.thread", "fayvad.mail.live.state"]
+    _inherit = ["mail.thread", "fayvad.mail.live.state", "fayvad.mail.quota.alert.mixin"]
     _order = "email"
     _rec_name = "email"
     _check_company_auto = True
@@ -130,22 +129,10 @@ class FayvadMailAccount(models.Model):
     @api.constrains("quota", "state", "domain_id")
     def _check_organization_limits(self):
         for org in self.organization_id:
-            live = org.account_ids.filtered(lambda a: a.state != "terminated")
-            if len(live) > org.max_users:
-                raise ValidationError(
-                    self.env._(
-                        "%(org)s allows at most %(max)s email accounts.", org=org.name, max=org.max_users
-                    )
-                )
-            if sum(live.mapped("quota")) > org.max_storage_gb * GB:
-                raise ValidationError(
-                    self.env._(
-                        "The mailbox quotas of %(org)s would add up to %(used).2f GB, more than its %(max)s GB.",
-                        org=org.name,
-                        used=sum(live.mapped("quota")) / GB,
-                        max=org.max_storage_gb,
-                    )
-                )
+            problems = org._room_problems()
+            for kind in ("users", "storage"):
+                if kind in problems:
+                    raise ValidationError(problems[kind])
 
     @api.constrains("first_name", "last_name")
     def _check_names_one_line(self):
@@ -300,7 +287,6 @@ class FayvadMailAccount(models.Model):
             if account.state not in ("draft", "failed"):
                 raise UserError(self.env._("%s is already on the mail server.", account.email))
         self._queue_provisioning()
-        self.env["fayvad.mail.job"]._trigger_runner()
         return True
 
     def action_suspend(self):
@@ -321,7 +307,6 @@ class FayvadMailAccount(models.Model):
         for account in self.filtered(lambda a: a.state == "active"):
             account.write({"state": "suspended", "suspended_by": owner})
             self.env["fayvad.mail.job"]._enqueue("suspend_account", account=account)
-        self.env["fayvad.mail.job"]._trigger_runner()
 
     def _unsuspend_mailbox(self, by):
         """Lift the suspension of these mailboxes, ``by`` the customer (its
@@ -336,7 +321,6 @@ class FayvadMailAccount(models.Model):
                 )
             account.write({"state": "active", "suspended_by": False})
             self.env["fayvad.mail.job"]._enqueue("unsuspend_account", account=account)
-        self.env["fayvad.mail.job"]._trigger_runner()
 
     def action_terminate(self):
         """Delete the mailbox on the mail server (and bill the removal)."""
@@ -350,7 +334,6 @@ class FayvadMailAccount(models.Model):
                 self.env["fayvad.mail.job"]._enqueue("delete_mailbox", account=account)
             if account.service_start_date:  # a mailbox that never existed was never billed
                 self.env["fayvad.mail.billing.event"]._on_user_removed(account)
-        self.env["fayvad.mail.job"]._trigger_runner()
         return True
 
     # -- what a customer may do to its own mailboxes (the portal) -----------------------------
@@ -424,7 +407,6 @@ class FayvadMailAccount(models.Model):
             jobs.filtered(lambda j: j.state == "failed").action_retry()  # pending ones keep their schedule
             account.state = "provisioning"
             account.domain_id.organization_id._resume_provisioning()
-        Job._trigger_runner()
 
     def _queue_provisioning(self):
         Job = self.env["fayvad.mail.job"]
@@ -434,8 +416,19 @@ class FayvadMailAccount(models.Model):
                 [
                     ("domain_id", "=", account.domain_id.id),
                     ("job_type", "=", "create_domain"),
-                    ("state", "in", ("pending", "running", "failed")),
+                    ("state", "in", ("pending", "failed")),
                 ],
                 limit=1,
             )
             Job._enqueue("create_mailbox", account=account, depends_on=domain_job)
+
+    # -- quota alerts -------------------------------------------------------------------------
+    def _quota_alert_organization(self):
+        return self.organization_id
+
+    def _quota_alert_figures(self):
+        return (
+            self.env._("The mailbox %s", self.email),
+            f"{self.storage_used / MB:,.0f} MB",
+            f"{self.quota / MB:,.0f} MB",
+        )

@@ -1,6 +1,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
+from ..const import PROVISIONING_STATES
 from ..tools.names import (
     InvalidName,
     check_not_reserved,
@@ -12,7 +13,6 @@ from . import (
     fayvad_mail_live_state,  # noqa: F401  (the mixin inherited below)
     fayvad_mail_remote_object,  # noqa: F401  (the mixin inherited below)
 )
-from .fayvad_mail_domain import PROVISIONING_STATES
 
 KINDS = [("alias", "Alias"), ("catchall", "Catch-all"), ("forward", "Forward")]
 MAX_RECIPIENTS = 100
@@ -181,10 +181,9 @@ class FayvadMailAlias(models.Model):
     def _check_organization_limit(self):
         """The plan's number of aliases (catch-alls count, forwards do not)."""
         for org in self.organization_id:
-            if self._live_count(org) > org.max_aliases:
-                raise ValidationError(
-                    self.env._("%(org)s allows at most %(max)s aliases.", org=org.name, max=org.max_aliases)
-                )
+            problem = org._room_problems().get("aliases")
+            if problem:
+                raise ValidationError(problem)
 
     def _counted_domain(self):
         """Aliases and catch-alls count; forwards are part of their mailbox."""

@@ -8,40 +8,18 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL, float_compare
 
-from ..const import BILLING_DATE_FUTURE_DAYS, BILLING_DATE_MIN_YEAR, OPEN_PAYMENT_STATES
-from .fayvad_mail_job import backoff_delay
+from ..const import (
+    BILLING_DATE_FUTURE_DAYS,
+    BILLING_DATE_MIN_YEAR,
+    CHARGEABLE_TYPES,
+    EVENT_TYPES,
+    OPEN_PAYMENT_STATES,
+)
+from ..tools.backoff import backoff_delay
 
 _logger = logging.getLogger(__name__)
 MAX_SYNC_ATTEMPTS = 5
 SYNC_BATCH = 200
-
-EVENT_TYPES = [
-    ("user_added", "User Added"),
-    ("user_removed", "User Removed"),
-    ("storage_changed", "Storage Changed"),
-    ("subscription_created", "Subscription Created"),
-    ("subscription_updated", "Subscription Updated"),
-    ("subscription_cancelled", "Subscription Cancelled"),
-    ("payment_received", "Payment Received"),
-    ("payment_failed", "Payment Failed"),
-    ("refund", "Refund"),
-    ("alias_added", "Alias Added"),
-    ("alias_removed", "Alias Removed"),
-    ("domain_alias_added", "Domain Alias Added"),
-    ("domain_alias_removed", "Domain Alias Removed"),
-]
-# Events that become invoice lines; payments and refunds go to account.payment / credit notes.
-CHARGEABLE_TYPES = (
-    "user_added",
-    "user_removed",
-    "storage_changed",
-    "subscription_created",
-    "subscription_updated",
-    "alias_added",
-    "alias_removed",
-    "domain_alias_added",
-    "domain_alias_removed",
-)
 
 
 class FayvadMailBillingEvent(models.Model):
@@ -278,50 +256,39 @@ class FayvadMailBillingEvent(models.Model):
     def _on_user_added(self, account):
         """Bill a mailbox beyond the plan's included users, prorated."""
         org = account.organization_id
-        plan = org.plan_id
-        if not plan or org._in_service_count() <= plan.included_users:
+        extra, price = org.plan_id._extra_units("users", org._in_service_count())
+        if not extra or not price:
             return self.browse()
         return self._prorated(
-            org,
-            plan.price_per_extra_user,
-            self.env._("Additional user added: %s", account.email),
-            "user_added",
+            org, price, self.env._("Additional user added: %s", account.email), "user_added"
         )
+
+    @api.model
+    def _on_user_removed(self, account):
+        """Credit the rest of the period of a removed extra user."""
+        org = account.organization_id
+        extra, price = org.plan_id._extra_units("users", org._in_service_count() + 1)
+        if not extra or not price:
+            return self.browse()
+        return self._prorated(org, -price, self.env._("User removed: %s", account.email), "user_removed")
 
     @api.model
     def _on_alias_change(self, alias, added):
         """Bill (or credit) an alias or catch-all beyond the plan's included
         ones, or a domain alias beyond its included ones, prorated, when the
         plan prices them. Forwards are part of their mailbox."""
+        if alias._name == "fayvad.mail.alias" and alias.kind == "forward":
+            return self.browse()
         org = alias.organization_id
-        plan = org.plan_id
-        if alias._name == "fayvad.mail.domain.alias":
-            kind, included, price = (
-                "domain_alias",
-                plan.included_domain_aliases,
-                plan.price_per_extra_domain_alias,
-            )
-        else:
-            if alias.kind == "forward":
-                return self.browse()
-            kind, included, price = "alias", plan.included_aliases, plan.price_per_extra_alias
-        live, what = alias._live_count(org), alias.display_name
-        if not plan or not price or (live if added else live + 1) <= included:
+        kind = "domain_aliases" if alias._name == "fayvad.mail.domain.alias" else "aliases"
+        live = alias._live_count(org)
+        extra, price = org.plan_id._extra_units(kind, live if added else live + 1)
+        if not extra or not price:
             return self.browse()
+        event_kind, what = kind[:-2], alias.display_name  # alias, domain_alias
         if added:
-            return self._prorated(org, price, self.env._("Additional alias: %s", what), f"{kind}_added")
-        return self._prorated(org, -price, self.env._("Alias removed: %s", what), f"{kind}_removed")
-
-    @api.model
-    def _on_user_removed(self, account):
-        """Credit the rest of the period of a removed extra user."""
-        org = account.organization_id
-        plan = org.plan_id
-        if not plan or org._in_service_count() + 1 <= plan.included_users:
-            return self.browse()
-        return self._prorated(
-            org, -plan.price_per_extra_user, self.env._("User removed: %s", account.email), "user_removed"
-        )
+            return self._prorated(org, price, self.env._("Additional alias: %s", what), f"{event_kind}_added")
+        return self._prorated(org, -price, self.env._("Alias removed: %s", what), f"{event_kind}_removed")
 
     def action_retry_sync(self):
         self.env["res.users"]._fayvad_require("accountant")
@@ -418,11 +385,7 @@ class FayvadMailBillingEvent(models.Model):
             self._notify_accountants(self.env._("Billing event not synced: %s", message))
 
     def _notify_accountants(self, summary):
-        group = self.env.ref("fayvad_mail.fayvad_mail_group_accountant")
-        users = group.users.filtered(
-            lambda u: u.active and not u.share and u.id != self.env.ref("base.user_root").id
-        )
-        for user in users[:5]:
+        for user in self.env["res.users"]._fayvad_members("accountant")[:5]:
             self.activity_schedule("mail.mail_activity_data_todo", user_id=user.id, summary=summary)
 
     def _product(self):

@@ -1,21 +1,13 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
+from ..const import PROVISIONING_STATES
 from ..tools.dns import dns_records, zone_line
 from ..tools.names import InvalidName, normalize_domain
 from . import (
     fayvad_mail_cron_mixin,  # noqa: F401  (the mixin inherited below)
     fayvad_mail_live_state,  # noqa: F401  (the mixin inherited below)
 )
-
-PROVISIONING_STATES = [
-    ("draft", "Draft"),
-    ("provisioning", "Provisioning"),
-    ("active", "Active"),
-    ("suspended", "Suspended"),
-    ("failed", "Failed"),
-    ("terminated", "Terminated"),
-]
 
 
 class FayvadMailDomain(models.Model):

@@ -1,12 +1,12 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
+from ..const import PROVISIONING_STATES
 from ..tools.dns import dns_records, zone_line
 from . import (
     fayvad_mail_live_state,  # noqa: F401  (the mixin inherited below)
     fayvad_mail_remote_object,  # noqa: F401  (the mixin inherited below)
 )
-from .fayvad_mail_domain import PROVISIONING_STATES
 
 
 class FayvadMailDomainAlias(models.Model):
@@ -78,16 +78,11 @@ class FayvadMailDomainAlias(models.Model):
 
     @api.constrains("domain_id", "state")
     def _check_organization_limit(self):
+        """The plan's number of domain aliases."""
         for org in self.organization_id:
-            count = self._live_count(org)
-            if count > org.max_domain_aliases:
-                raise ValidationError(
-                    self.env._(
-                        "%(org)s allows at most %(max)s domain aliases.",
-                        org=org.name,
-                        max=org.max_domain_aliases,
-                    )
-                )
+            problem = org._room_problems().get("domain_aliases")
+            if problem:
+                raise ValidationError(problem)
 
     # -- CRUD ---------------------------------------------------------------------------------------
     @api.model_create_multi

@@ -3,6 +3,7 @@ import logging
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
+from ..const import LIVE_ACCOUNT_STATES
 from ..tools.mailserver import MailServerError
 from ..tools.mailserver.drift import (
     KINDS,
@@ -12,7 +13,7 @@ from ..tools.mailserver.drift import (
     ExpectedMailbox,
     compare,
 )
-from .fayvad_mail_job import LIVE_ACCOUNT_STATES, default_mailbox_quota_mb, domain_quota_mb, mb_ceil
+from ..tools.units import mb_ceil
 
 _logger = logging.getLogger(__name__)
 
@@ -100,7 +101,6 @@ class FayvadMailDrift(models.Model):
                     "job_ids": [(4, j.id) for j in jobs],
                 }
             )
-        self.env["fayvad.mail.job"]._trigger_runner()
         return True
 
     def action_ignore(self):
@@ -247,8 +247,8 @@ class FayvadMailDrift(models.Model):
                 want = ExpectedDomain(
                     domain.name,
                     present=not gone,
-                    quota_mb=domain_quota_mb(org),
-                    default_mailbox_quota_mb=default_mailbox_quota_mb(org),
+                    quota_mb=org._domain_quotas()[0],
+                    default_mailbox_quota_mb=org._domain_quotas()[1],
                     ref=domain,
                 )
                 for account in domain.account_ids:

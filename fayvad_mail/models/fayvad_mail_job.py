@@ -1,6 +1,4 @@
 import logging
-import math
-import random
 import threading
 import time
 from datetime import timedelta
@@ -11,68 +9,18 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL, config
 
+from ..const import JOB_TYPES, LIVE_ACCOUNT_STATES
+from ..tools.backoff import backoff_delay
 from ..tools.mailserver import BudgetSpent, MailServerError, NotFound, Refused, Unavailable
 from ..tools.names import DOMAIN_ADMIN_LOCAL_PART
-from ..tools.units import GB, MB
+from ..tools.units import mb_ceil
 from . import fayvad_mail_live_state  # noqa: F401  (the mixin inherited below)
 
 _logger = logging.getLogger(__name__)
 
-JOB_TYPES = [
-    ("create_domain", "Create domain (DKIM on)"),
-    ("create_domain_admin", "Create domain administrator"),
-    ("create_mailbox", "Create mailbox"),
-    ("set_quota", "Change mailbox quota"),
-    ("set_password", "Hand over mailbox password"),
-    ("suspend_account", "Suspend mailbox"),
-    ("unsuspend_account", "Unsuspend mailbox"),
-    ("delete_mailbox", "Delete mailbox"),
-    ("suspend_organization", "Suspend organization"),
-    ("unsuspend_organization", "Unsuspend organization"),
-    ("terminate_organization", "Terminate organization"),
-    ("update_domain_quota", "Update domain (quotas, enabled)"),
-    ("create_alias", "Create alias"),
-    ("update_alias", "Update alias"),
-    ("delete_alias", "Delete alias"),
-    ("create_domain_alias", "Create domain alias"),
-    ("update_domain_alias", "Update domain alias"),
-    ("delete_domain_alias", "Delete domain alias"),
-    ("update_sending_limits", "Update daily sending limits"),
-]
-BACKOFF_BASE = 30  # seconds before the first retry
-BACKOFF_MAX = 3600  # never wait more than an hour between attempts
 BATCH_SIZE = 50  # jobs per cron call
 RUNNER_BUDGET = 60.0  # seconds a cron call runs jobs at most (capped to half of Odoo's cron time limit)
 ACQUIRE_CANDIDATES = 100  # due jobs looked at per acquisition
-LIVE_ACCOUNT_STATES = ("active", "suspended")
-
-
-def backoff_delay(attempts, rng=random):
-    """Seconds to wait after ``attempts`` failed tries: exponential
-    (30 s, 60 s, 2 min, ... capped at an hour) with jitter between half and
-    all of it, so that workers retrying the same outage spread out."""
-    delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** max(attempts - 1, 0))
-    return delay * (0.5 + rng.random() / 2)
-
-
-def mb_ceil(size_bytes):
-    """Bytes as whole MB for the mail server, rounded up (never below 1)."""
-    return max(1, math.ceil(size_bytes / MB))
-
-
-def domain_quota_mb(org):
-    """The domain quota on the mail server for an organization: its storage
-    limit in whole MB plus 1 MB per allowed user. Odoo enforces the limit on
-    the sum of the quotas in bytes; each mailbox quota is rounded up to whole
-    MB on the server, which adds less than 1 MB per mailbox, so the server
-    never refuses a mailbox Odoo accepted. The domain administrator has no
-    mailbox and takes nothing of it."""
-    return math.ceil(org.max_storage_gb * GB / MB) + org.max_users
-
-
-def default_mailbox_quota_mb(org):
-    """The server refuses a default mailbox quota above the domain quota."""
-    return min(org.default_mailbox_quota_mb, domain_quota_mb(org))
 
 
 class FayvadMailJob(models.Model):
@@ -588,9 +536,7 @@ class FayvadMailJob(models.Model):
         """A to-do activity on the job for each mail hosting administrator:
         it failed for good, or (``still_retrying``) it used up its attempts
         against a server that does not answer and goes on trying."""
-        group = self.env.ref("fayvad_mail.fayvad_mail_group_admin")
-        root = self.env.ref("base.user_root")
-        users = group.users.filtered(lambda u: not u.share and u.active and u != root)
+        users = self.env["res.users"]._fayvad_members("admin")
         if still_retrying:
             summary = self.env._("Provisioning keeps failing: %s", self.name)
             note = self.env._(
@@ -658,7 +604,7 @@ class FayvadMailJob(models.Model):
         domain, org = self.domain_id, self.organization_id
         if "terminated" in (domain.state, org.state):
             return
-        quota, default_quota = domain_quota_mb(org), default_mailbox_quota_mb(org)
+        quota, default_quota = org._domain_quotas()
         remote = client.ensure_domain(domain.name, quota_mb=quota, default_mailbox_quota_mb=default_quota)
         if (remote.quota_mb, remote.default_mailbox_quota_mb, remote.enabled) != (quota, default_quota, True):
             client.update_domain(
@@ -843,7 +789,7 @@ class FayvadMailJob(models.Model):
 
     def _step_update_domain_quota(self, client):
         org = self.organization_id
-        quota, default_quota = domain_quota_mb(org), default_mailbox_quota_mb(org)
+        quota, default_quota = org._domain_quotas()
         for domain in org.domain_ids.filtered(lambda d: d.state == "active"):
             remote = client.find_domain(domain.name)
             if remote and (remote.quota_mb, remote.default_mailbox_quota_mb, remote.enabled) != (

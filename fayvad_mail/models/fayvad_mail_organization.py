@@ -1,25 +1,30 @@
 import secrets
+from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
-from ..const import OPEN_PAYMENT_STATES
+from ..const import IN_SERVICE_STATES, OPEN_PAYMENT_STATES
 from ..fields import ByteSize
 from ..tools.names import control_character_problem
-from ..tools.units import GB
+from ..tools.units import GB, MB, default_mailbox_quota_mb, domain_quota_mb, format_free_space
 from . import (
     fayvad_mail_cron_mixin,  # noqa: F401  (the mixin inherited below)
     fayvad_mail_live_state,  # noqa: F401  (the mixin inherited below)
 )
 
-IN_SERVICE_STATES = ("active", "suspended")  # on the mail server: billed
-
 
 class FayvadMailOrganization(models.Model):
     _name = "fayvad.mail.organization"
     _description = "Mail Hosting Organization"
-    _inherit = ["mail.thread", "mail.activity.mixin", "fayvad.mail.cron.mixin", "fayvad.mail.live.state"]
+    _inherit = [
+        "mail.thread",
+        "mail.activity.mixin",
+        "fayvad.mail.cron.mixin",
+        "fayvad.mail.live.state",
+        "fayvad.mail.quota.alert.mixin",
+    ]
     _order = "name, id"
     _check_company_auto = True
 
@@ -92,6 +97,13 @@ class FayvadMailOrganization(models.Model):
         [("manual", "Manual"), ("non_payment", "Non-payment"), ("cancelled", "Subscription cancelled")],
         tracking=True,
         copy=False,
+    )
+    sending_blocked = fields.Boolean(
+        readonly=True,
+        copy=False,
+        tracking=True,
+        help="Set by dunning after a failed payment: the mailboxes may not send (they still log in and "
+        "receive). A payment lifts it.",
     )
     suspension_exempt = fields.Boolean(
         string="Never Suspend Automatically",
@@ -394,31 +406,12 @@ class FayvadMailOrganization(models.Model):
             if problem:
                 raise ValidationError(self.env._("The organization's name: %s", problem))
 
-    @api.constrains("max_users", "account_ids")
-    def _check_max_users(self):
+    @api.constrains("max_users", "max_storage_gb", "max_aliases", "max_domain_aliases", "account_ids")
+    def _check_limits(self):
         for org in self:
-            if org.user_count > org.max_users:
-                raise ValidationError(
-                    self.env._(
-                        "%(org)s has %(count)s email accounts but allows only %(max)s.",
-                        org=org.name,
-                        count=org.user_count,
-                        max=org.max_users,
-                    )
-                )
-
-    @api.constrains("max_storage_gb", "account_ids")
-    def _check_max_storage(self):
-        for org in self:
-            if org.quota_allocated > org.max_storage_gb * GB:
-                raise ValidationError(
-                    self.env._(
-                        "The mailbox quotas of %(org)s add up to %(used).2f GB, more than its %(max)s GB.",
-                        org=org.name,
-                        used=org.quota_allocated / GB,
-                        max=org.max_storage_gb,
-                    )
-                )
+            problems = org._room_problems()
+            if problems:
+                raise ValidationError(" ".join(problems.values()))
 
     # -- CRUD ------------------------------------------------------------------------
     @api.model_create_multi
@@ -444,14 +437,19 @@ class FayvadMailOrganization(models.Model):
             if {"plan_id", "max_storage_gb"} & set(vals)
             else {}
         )
+        limits = (
+            {org: org._message_limit() for org in self} if {"plan_id", "sending_blocked"} & set(vals) else {}
+        )
         res = super().write(vals)
         for org, (plan, storage) in before.items():
             org._bill_changes(plan, storage)
+        for org, limit in limits.items():
+            if org._message_limit() != limit:
+                org._push_sending_limits()
         if {"max_storage_gb", "max_users", "default_mailbox_quota_mb"} & set(vals):
             # the domain quota on the mail server follows the limits
             for org in self.filtered(lambda o: "active" in o.domain_ids.mapped("state")):
                 self.env["fayvad.mail.job"]._enqueue("update_domain_quota", organization=org)
-                self.env["fayvad.mail.job"]._trigger_runner()
         return res
 
     def _bill_changes(self, old_plan, old_storage_gb):
@@ -474,21 +472,19 @@ class FayvadMailOrganization(models.Model):
                         new=self.plan_id.name,
                     ),
                 )
-        plan = self.plan_id
-        if plan.price_per_extra_gb and old_storage_gb != self.max_storage_gb:
-            extra_before = max(old_storage_gb - plan.max_storage_gb, 0)
-            extra_after = max(self.max_storage_gb - plan.max_storage_gb, 0)
-            if extra_after != extra_before:
-                Event._prorated(
-                    self,
-                    plan.price_per_extra_gb * (extra_after - extra_before),
-                    self.env._(
-                        "Storage changed from %(old)s GB to %(new)s GB",
-                        old=old_storage_gb,
-                        new=self.max_storage_gb,
-                    ),
-                    "storage_changed",
-                )
+        extra_before, price = self.plan_id._extra_units("storage_gb", old_storage_gb)
+        extra_after, _price = self.plan_id._extra_units("storage_gb", self.max_storage_gb)
+        if price and extra_after != extra_before:
+            Event._prorated(
+                self,
+                price * (extra_after - extra_before),
+                self.env._(
+                    "Storage changed from %(old)s GB to %(new)s GB",
+                    old=old_storage_gb,
+                    new=self.max_storage_gb,
+                ),
+                "storage_changed",
+            )
 
     @api.onchange("plan_id")
     def _onchange_plan_id(self):
@@ -600,14 +596,12 @@ class FayvadMailOrganization(models.Model):
     # -- business ----------------------------------------------------------------------
     def _queue_provisioning(self):
         """Queue creation of every domain and mailbox not yet on the server."""
-        Job = self.env["fayvad.mail.job"]
         for org in self:
             org.state = "provisioning"
             for domain in org.domain_ids.filtered(lambda d: d.state in ("draft", "failed")):
                 domain._queue_provisioning()
             for account in org.account_ids.filtered(lambda a: a.state in ("draft", "failed")):
                 account._queue_provisioning()
-        Job._trigger_runner()
 
     def _resume_provisioning(self):
         """Carry on with an organization whose provisioning is pending or
@@ -622,7 +616,6 @@ class FayvadMailOrganization(models.Model):
                 org.state = "provisioning"
             for domain in org.domain_ids.filtered(lambda d: d.state in ("draft", "failed")):
                 domain._queue_provisioning()
-        Job._trigger_runner()
 
     def _suspend(self, reason):
         """Suspend on the mail server (logins blocked, mail still received)."""
@@ -635,13 +628,11 @@ class FayvadMailOrganization(models.Model):
                 continue
             org.write({"state": "suspended", "suspension_reason": reason})
             self.env["fayvad.mail.job"]._enqueue("suspend_organization", organization=org)
-        self.env["fayvad.mail.job"]._trigger_runner()
 
     def _unsuspend(self):
         for org in self.filtered(lambda o: o.state == "suspended"):
             org.write({"state": "active", "suspension_reason": False})
             self.env["fayvad.mail.job"]._enqueue("unsuspend_organization", organization=org)
-        self.env["fayvad.mail.job"]._trigger_runner()
 
     def _check_customer_may_change(self):
         """Customers change nothing while their organization is suspended or terminated."""
@@ -673,6 +664,70 @@ class FayvadMailOrganization(models.Model):
             if org.subscription_id and org.subscription_id.state != "cancelled":
                 org.subscription_id._credit_failed_provisioning()
             org.service_start_date = False
+
+    def _domain_quotas(self):
+        """(domain quota, default mailbox quota) in MB on the mail server."""
+        self.ensure_one()
+        return (
+            domain_quota_mb(self.max_storage_gb, self.max_users),
+            default_mailbox_quota_mb(self.default_mailbox_quota_mb, self.max_storage_gb, self.max_users),
+        )
+
+    # -- its limits, in one place --------------------------------------------------------------
+    def _room_problems(self, users=None, storage=None, aliases=None, domain_aliases=None):
+        """What its limits refuse once ``users`` more mailboxes, ``storage``
+        more bytes of quota, ``aliases`` more aliases or catch-alls or
+        ``domain_aliases`` more domain aliases are added to what it has; with
+        none given, whether all it has fits. ``{kind: message}``, empty when
+        there is room: the one check of the organization's limits, used by the
+        API, the portal, the back office and the constraints."""
+        self.ensure_one()
+        asked = {
+            kind: count
+            for kind, count in (
+                ("users", users),
+                ("storage", storage),
+                ("aliases", aliases),
+                ("domain_aliases", domain_aliases),
+            )
+            if count is not None
+        } or dict.fromkeys(("users", "storage", "aliases", "domain_aliases"), 0)
+        problems = {}
+        live = self.account_ids.filtered(lambda a: a.state != "terminated")
+        if "users" in asked and len(live) + asked["users"] > self.max_users:
+            problems["users"] = self.env._(
+                "The organization's limit of %(max)s users is reached (%(org)s allows at most %(max)s email accounts).",
+                max=self.max_users,
+                org=self.name,
+            )
+        quotas = sum(live.mapped("quota"))
+        if "storage" in asked and quotas + asked["storage"] > self.max_storage_gb * GB:
+            free = max(self.max_storage_gb * GB - quotas, 0)
+            problems["storage"] = self.env._(
+                "Exceeds the organization's storage limit: %(free)s left of %(max)s GB (%(free_bytes)s bytes); "
+                "the mailbox quotas would add up to %(used).2f GB, more than its %(max)s GB.",
+                free=format_free_space(free),
+                free_bytes=free,
+                max=self.max_storage_gb,
+                used=(quotas + asked["storage"]) / GB,
+            )
+        for kind, model, limit, label in (
+            ("aliases", "fayvad.mail.alias", self.max_aliases, self.env._("aliases")),
+            (
+                "domain_aliases",
+                "fayvad.mail.domain.alias",
+                self.max_domain_aliases,
+                self.env._("domain aliases"),
+            ),
+        ):
+            if kind in asked and self.env[model]._live_count(self) + asked[kind] > limit:
+                problems[kind] = self.env._(
+                    "The organization's limit of %(max)s %(what)s is reached (%(org)s allows at most %(max)s %(what)s).",
+                    max=limit,
+                    what=label,
+                    org=self.name,
+                )
+        return problems
 
     def _open_invoices(self):
         """Its posted mail hosting invoices still to be paid, oldest first."""
@@ -710,3 +765,151 @@ class FayvadMailOrganization(models.Model):
                     tuple(self.ids),
                 )
             )
+
+    # -- sending limits -----------------------------------------------------------------------
+    # Daily sending limits: each mailbox may send the plan's number of messages a day
+    # (Modoboa's ``message_limit``, enforced by its policy daemon). A dunning stage before
+    # suspension blocks sending (limit 0) while logins and receiving go on; a payment
+    # restores the plan's limit.
+    def _message_limit(self):
+        """The ``message_limit`` of each of its mailboxes on the mail server
+        (None: no limit)."""
+        self.ensure_one()
+        if self.sending_blocked:
+            return 0
+        return self.plan_id.daily_message_limit or None
+
+    def _push_sending_limits(self):
+        Job = self.env["fayvad.mail.job"]
+        for org in self.filtered(lambda o: o.state not in ("draft", "terminated")):
+            Job._enqueue("update_sending_limits", organization=org)
+
+    def _block_sending(self):
+        """The dunning stage before suspension."""
+        for org in self.filtered(lambda o: not o.sending_blocked and o.state == "active"):
+            org.sending_blocked = True
+            org.message_post(
+                body=self.env._(
+                    "Sending is blocked after a failed payment: the mailboxes still log in and receive mail. "
+                    "A payment restores sending."
+                )
+            )
+
+    def _unblock_sending(self):
+        for org in self.filtered("sending_blocked"):
+            org.sending_blocked = False
+            org.message_post(body=self.env._("Payment received: sending is restored."))
+
+    # -- quota alerts -------------------------------------------------------------------------
+    def _quota_alert_organization(self):
+        return self
+
+    def _quota_alert_figures(self):
+        return (
+            self.env._("The mail hosting of %s", self.name),
+            f"{self.storage_used / GB:,.2f} GB",
+            f"{self.max_storage_gb} GB",
+        )
+
+    def _quota_alert(self, record, level):
+        """Tell the accountants (an activity: offer more storage) and the
+        customer (an e-mail through Odoo's mail queue)."""
+        self.ensure_one()
+        what, used, quota = record._quota_alert_figures()
+        summary = self.env._("%(what)s is at %(level)s%% of its quota", what=what, level=level)
+        self.activity_schedule(
+            "mail.mail_activity_data_todo",
+            user_id=self._quota_alert_user().id,
+            summary=summary,
+            note=self.env._(
+                "%(used)s used of %(quota)s. An upsell: more storage, or a bigger plan.",
+                used=used,
+                quota=quota,
+            ),
+        )
+        template = self.env.ref("fayvad_mail.mail_template_quota_alert")
+        template.with_context(
+            alert_what=what, alert_level=level, alert_used=used, alert_quota=quota
+        ).send_mail(self.id, email_layout_xmlid="mail.mail_notification_light")
+
+    def _quota_alert_user(self):
+        """Who follows the customer: its salesperson, else the first mail hosting accountant."""
+        salesperson = self.partner_id.user_id
+        if salesperson and not salesperson.share:
+            return salesperson
+        return self.env["res.users"]._fayvad_members("accountant")[:1] or self.env.user
+
+    # -- the customer portal (controllers/portal.py) -------------------------------------------
+    def _portal_values(self):
+        """The values of the ``/my/mail/<id>`` page: figures as the customer
+        reads them, never a secret (no webhook token, no server token)."""
+        self.ensure_one()
+        subscription = self.subscription_id
+        renewal = subscription if subscription.state != "cancelled" and subscription.period_end else None
+        free_bytes = max(self.max_storage_gb * GB - self.quota_allocated, 0)
+        aliases = self.alias_ids.filtered(lambda a: a.state != "terminated")
+        return {
+            "organization": self,
+            "plan_name": self.plan_id.name or "",
+            "subscription": subscription,
+            "next_renewal": renewal.period_end + timedelta(days=1) if renewal else None,
+            "mailboxes": self.account_ids.sorted("email"),
+            "domains": self.domain_ids.sorted("name"),
+            "aliases": aliases.sorted("address"),
+            "forwards": {alias.account_id.id: alias for alias in aliases if alias.kind == "forward"},
+            "aliases_left": max(self.max_aliases - self.env["fayvad.mail.alias"]._live_count(self), 0),
+            "domain_aliases": self.domain_alias_ids.sorted("name"),
+            "storage_percent_of_plan": min(self.storage_percent, 100),
+            "quota_free_mb": int(free_bytes // MB),
+            "quota_free": format_free_space(free_bytes),
+            "users_left": max(self.max_users - self.user_count, 0),
+            "open_invoices": self._open_invoices(),
+            "blocked": self.state in ("suspended", "terminated"),
+            "mail_settings": self.mail_server_id._mail_settings() if self.mail_server_id else {},
+            "upgrades": self._portal_upgrades(),
+            "password_policy": self.mail_server_id._password_policy().describe(),
+        }
+
+    # -- plan upgrades -----------------------------------------------------------------------
+    def _portal_upgrades(self):
+        """The plans a customer may move up to: the company's active plans
+        dearer than its own."""
+        self.ensure_one()
+        if self.state not in ("active", "provisioning") or not self.plan_id:
+            return self.env["fayvad.mail.plan"]
+        return self.env["fayvad.mail.plan"].search(
+            [
+                ("company_id", "=", self.company_id.id),
+                ("currency_id", "=", self.plan_id.currency_id.id),
+                ("monthly_price", ">", self.plan_id.monthly_price),
+            ]
+        )
+
+    def _plan_change_preview(self, plan):
+        """What moving to ``plan`` charges now (before the customer confirms):
+        (amount, currency, share of the period it covers), as ``_bill_fee``
+        will charge it."""
+        self.ensure_one()
+        subscription = self.subscription_id
+        if not subscription or subscription.state == "cancelled":
+            return 0.0, plan.currency_id, 0.0
+        amount, share = subscription._fee_change(plan.monthly_price)
+        return amount, subscription.currency_id, share
+
+    def _upgrade_plan(self, plan):
+        """Move to ``plan`` (one of ``_portal_upgrades``): its limits where
+        they are larger, and its fee from now, charged as any plan change is
+        (a prorated adjustment of the period)."""
+        self.ensure_one()
+        if plan not in self._portal_upgrades():
+            raise UserError(self.env._("%s is not a plan you can move up to.", plan.display_name))
+        self.write(
+            {
+                "plan_id": plan.id,
+                "max_users": max(self.max_users, plan.max_users),
+                "max_aliases": max(self.max_aliases, plan.max_aliases),
+                "max_domain_aliases": max(self.max_domain_aliases, plan.max_domain_aliases),
+                "max_storage_gb": max(self.max_storage_gb, plan.max_storage_gb),
+            }
+        )
+        self.message_post(body=self.env._("The customer moved up to the plan %s in the portal.", plan.name))

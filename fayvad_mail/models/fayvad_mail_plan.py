@@ -1,6 +1,14 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
+# what a plan prices beyond what its fee includes: kind -> (included field, unit price field)
+EXTRA_UNITS = {
+    "users": ("included_users", "price_per_extra_user"),
+    "aliases": ("included_aliases", "price_per_extra_alias"),
+    "domain_aliases": ("included_domain_aliases", "price_per_extra_domain_alias"),
+    "storage_gb": ("max_storage_gb", "price_per_extra_gb"),
+}
+
 
 class FayvadMailPlan(models.Model):
     _name = "fayvad.mail.plan"
@@ -116,6 +124,17 @@ class FayvadMailPlan(models.Model):
                         max=plan.max_users,
                     )
                 )
+
+    def _extra_units(self, kind, count):
+        """(units of ``kind`` beyond what the plan's fee includes when an
+        organization has ``count`` of them, the plan's price of one): the one
+        home of extra-unit pricing, for additions, removals and renewals.
+        No plan, or no price: nothing extra."""
+        if not self:
+            return 0, 0.0
+        self.ensure_one()
+        included, price = EXTRA_UNITS[kind]
+        return max(count - self[included], 0), self[price]
 
     def action_view_organizations(self):
         self.ensure_one()

@@ -10,7 +10,7 @@ from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 
 from ..tools.api_errors import ApiError, validation_error
-from ..tools.units import GB, MB, format_free_space
+from ..tools.units import MB
 from ..tools.validation import parse_json_object
 
 _logger = logging.getLogger(__name__)
@@ -306,7 +306,7 @@ class FayvadMailProvisioning(models.AbstractModel):
 
     @staticmethod
     def _check_room(org, data):
-        """The organization's state and limits, as field errors."""
+        """The organization's state and limits (``_room_problems``), as field errors."""
         if org.state in ("suspended", "terminated"):
             raise validation_error(
                 {
@@ -315,26 +315,10 @@ class FayvadMailProvisioning(models.AbstractModel):
                     ]
                 }
             )
-        live = org.account_ids.filtered(lambda a: a.state != "terminated")
-        if len(live) >= org.max_users:
-            raise validation_error(
-                {
-                    "email_account_data.organization_id": [
-                        f"The organization's limit of {org.max_users} users is reached."
-                    ]
-                }
-            )
-        quota = data["quota"] or org.default_mailbox_quota_mb * MB
-        free = org.max_storage_gb * GB - sum(live.mapped("quota"))
-        if quota > free:
-            raise validation_error(
-                {
-                    "email_account_data.quota": [
-                        f"Exceeds the organization's storage limit: {format_free_space(max(free, 0))} left of "
-                        f"{org.max_storage_gb} GB ({max(free, 0)} bytes)."
-                    ]
-                }
-            )
+        problems = org._room_problems(users=1, storage=data["quota"] or org.default_mailbox_quota_mb * MB)
+        if problems:
+            fields = {"users": "email_account_data.organization_id", "storage": "email_account_data.quota"}
+            raise validation_error({fields[kind]: [message] for kind, message in problems.items()})
 
     def _describe_account(self, account_id):
         account = self.env["fayvad.mail.account"].with_context(active_test=False).browse(account_id)
@@ -384,14 +368,9 @@ class FayvadMailProvisioning(models.AbstractModel):
                     ]
                 }
             )
-        if Alias._live_count(org) >= org.max_aliases:
-            raise validation_error(
-                {
-                    "alias_data.organization_id": [
-                        f"The organization's limit of {org.max_aliases} aliases is reached."
-                    ]
-                }
-            )
+        problem = org._room_problems(aliases=1).get("aliases")
+        if problem:
+            raise validation_error({"alias_data.organization_id": [problem]})
         try:
             alias = self.env["fayvad.mail.alias"].create(
                 {
@@ -434,14 +413,9 @@ class FayvadMailProvisioning(models.AbstractModel):
                     ]
                 }
             )
-        if DomainAlias._live_count(org) >= org.max_domain_aliases:
-            raise validation_error(
-                {
-                    "domain_alias_data.organization_id": [
-                        f"The organization's limit of {org.max_domain_aliases} domain aliases is reached."
-                    ]
-                }
-            )
+        problem = org._room_problems(domain_aliases=1).get("domain_aliases")
+        if problem:
+            raise validation_error({"domain_alias_data.organization_id": [problem]})
         try:
             alias = self.env["fayvad.mail.domain.alias"].create({"name": name, "domain_id": domain.id})
         except ValidationError as exc:

@@ -50,7 +50,6 @@ class FayvadMailRemoteObject(models.AbstractModel):
             if record.state not in ("draft", "failed"):
                 raise UserError(self.env._("%s is already on the mail server.", record.display_name))
         self._queue_provisioning()
-        self.env["fayvad.mail.job"]._trigger_runner()
         return True
 
     def action_delete(self):
@@ -63,7 +62,6 @@ class FayvadMailRemoteObject(models.AbstractModel):
             self.env["fayvad.mail.billing.event"]._on_alias_change(record, added=False)
             if on_server:
                 record._enqueue_job("delete")
-        self.env["fayvad.mail.job"]._trigger_runner()
         return True
 
     def _resume_provisioning(self):
@@ -82,7 +80,6 @@ class FayvadMailRemoteObject(models.AbstractModel):
                 continue
             jobs.filtered(lambda j: j.state == "failed").action_retry()
             record.state = "provisioning"
-        Job._trigger_runner()
 
     def _queue_provisioning(self):
         for record in self:

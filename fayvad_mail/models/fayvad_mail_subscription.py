@@ -6,9 +6,8 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import SQL, float_compare
 
-from ..const import BILLING_DATE_FUTURE_DAYS, BILLING_DATE_MIN_YEAR
+from ..const import BILLING_DATE_FUTURE_DAYS, BILLING_DATE_MIN_YEAR, CHARGEABLE_TYPES
 from . import fayvad_mail_cron_mixin  # noqa: F401  (the mixin inherited below)
-from .fayvad_mail_billing_event import CHARGEABLE_TYPES
 
 RENEWAL_BATCH = 500  # subscriptions renewed per cron call
 
@@ -376,52 +375,39 @@ class FayvadMailSubscription(models.Model):
                 "currency_id": sub.currency_id.id,
             }
             plan, org = sub.plan_id, sub.organization_id
-            extra_users = org._in_service_count() - plan.included_users
-            if plan and extra_users > 0 and plan.price_per_extra_user:
-                Event.create(
-                    {
-                        **base,
-                        "event_type": "user_added",
-                        "quantity": extra_users,
-                        "unit_price": plan.price_per_extra_user,
-                        "description": self.env._("Additional users %s", label),
-                    }
-                )
-            for kind, what, extra, price in (
+            counts = (  # what the organization has that the plan may price beyond its fee
+                ("users", "user_added", self.env._("Additional users %s", label), org._in_service_count()),
                 (
+                    "aliases",
                     "alias_added",
                     self.env._("Additional aliases %s", label),
-                    self.env["fayvad.mail.alias"]._live_count(org) - plan.included_aliases,
-                    plan.price_per_extra_alias,
+                    self.env["fayvad.mail.alias"]._live_count(org),
                 ),
                 (
+                    "domain_aliases",
                     "domain_alias_added",
                     self.env._("Additional domain aliases %s", label),
-                    self.env["fayvad.mail.domain.alias"]._live_count(org) - plan.included_domain_aliases,
-                    plan.price_per_extra_domain_alias,
+                    self.env["fayvad.mail.domain.alias"]._live_count(org),
                 ),
-            ):
-                if plan and extra > 0 and price:
+                (
+                    "storage_gb",
+                    "storage_changed",
+                    self.env._("Additional storage (GB) %s", label),
+                    org.max_storage_gb,
+                ),
+            )
+            for kind, event_type, description, count in counts:
+                extra, price = plan._extra_units(kind, count)
+                if extra and price:
                     Event.create(
                         {
                             **base,
-                            "event_type": kind,
+                            "event_type": event_type,
                             "quantity": extra,
                             "unit_price": price,
-                            "description": what,
+                            "description": description,
                         }
                     )
-            extra_gb = org.max_storage_gb - plan.max_storage_gb
-            if plan and extra_gb > 0 and plan.price_per_extra_gb:
-                Event.create(
-                    {
-                        **base,
-                        "event_type": "storage_changed",
-                        "quantity": extra_gb,
-                        "unit_price": plan.price_per_extra_gb,
-                        "description": self.env._("Additional storage (GB) %s", label),
-                    }
-                )
 
     def _renew_until(self, today):
         self.ensure_one()

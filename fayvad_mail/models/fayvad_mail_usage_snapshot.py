@@ -6,6 +6,7 @@ from psycopg2.extensions import TransactionRollbackError
 
 from odoo import api, fields, models
 
+from ..const import LIVE_ACCOUNT_STATES
 from ..fields import ByteSize
 from ..tools.mailserver import MailServerError, NotFound, Unavailable
 from ..tools.units import GB
@@ -14,7 +15,6 @@ from .fayvad_mail_cron_mixin import cron_error_message
 _logger = logging.getLogger(__name__)
 
 USAGE_BATCH = 20  # domains per cron call
-LIVE_ACCOUNT_STATES = ("active", "suspended")
 
 
 class FayvadMailUsageSnapshot(models.Model):

@@ -45,7 +45,7 @@ class FayvadMailUsageSummary(models.AbstractModel):
         (the caller closes it)."""
         out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (the caller closes it)
         try:
-            self._write(query, out)
+            self._write_answer(query, out)
         except BaseException:
             out.close()
             raise
@@ -88,7 +88,7 @@ class FayvadMailUsageSummary(models.AbstractModel):
         )
 
     # -- the answer ----------------------------------------------------------------------------------
-    def _write(self, query, out):
+    def _write_answer(self, query, out):
         start, end = query["start_date"], query["end_date"]
         lang = self.env.lang or "en_US"
         self.env.flush_all()

@@ -6,13 +6,9 @@ from psycopg2 import errors as pg_errors
 from odoo import api, fields, models
 from odoo.tools import SQL
 
-_logger = logging.getLogger(__name__)
+from ..const import FUTURE_HOURS, LEDGER_DAYS
 
-# A delivery whose timestamp is older than this is refused: the ledger no
-# longer holds the identities of events that old (CONTRACT.md: >= 400 days).
-LEDGER_DAYS = 400
-# ... and one stamped further ahead than this (a sender's clock is never that wrong)
-FUTURE_HOURS = 24
+_logger = logging.getLogger(__name__)
 
 
 class AlreadyClaimed(Exception):

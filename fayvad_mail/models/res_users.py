@@ -5,11 +5,18 @@ from odoo.addons.base.models.res_users import check_identity
 
 from ..const import ROLE_LABELS, ROLES
 
-API_KEY_SCOPE = "fayvad_mail.erp_api"
-
 
 class ResUsers(models.Model):
     _inherit = "res.users"
+
+    @api.model
+    def _fayvad_members(self, role):
+        """The people of ``role`` ("user", "accountant", "admin") to tell
+        something: active internal users of its group (not the superuser),
+        oldest first."""
+        root = self.env.ref("base.user_root")
+        users = self.env.ref(ROLES[role]).sudo().users
+        return users.filtered(lambda u: u.active and not u.share and u != root).sorted("id")
 
     @api.model
     def _fayvad_require(self, role):

@@ -6,7 +6,7 @@ from odoo.tools import SQL
 
 from odoo.addons.base.models.res_users import INDEX_SIZE, KEY_CRYPT_CONTEXT
 
-from .res_users import API_KEY_SCOPE
+from ..const import API_KEY_SCOPE
 
 # Keys this process has verified: the SHA-256 of a presented key -> the stored hash it
 # matched. Verifying a hash (PBKDF2) costs about 7 ms of every API request; the lookup

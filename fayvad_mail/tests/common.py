@@ -23,7 +23,7 @@ from odoo.tests.common import BlockedRequest, _super_send
 from odoo.tools import SQL
 
 from odoo.addons.account.tests.common import AccountTestInvoicingCommon
-from odoo.addons.fayvad_mail.models.res_users import API_KEY_SCOPE
+from odoo.addons.fayvad_mail.const import API_KEY_SCOPE
 from odoo.addons.fayvad_mail.tools.signature import sign
 from odoo.addons.fayvad_mail.tools.units import MB
 

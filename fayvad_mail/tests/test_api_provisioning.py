@@ -8,7 +8,6 @@ from freezegun import freeze_time
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
-from odoo.addons.fayvad_mail.models.fayvad_mail_job import DOMAIN_ADMIN_LOCAL_PART
 from odoo.addons.fayvad_mail.tests.common import (
     MODOBOA_TOKEN,
     MODOBOA_URL,
@@ -17,6 +16,7 @@ from odoo.addons.fayvad_mail.tests.common import (
     require_modoboa,
 )
 from odoo.addons.fayvad_mail.tools.mailserver import MailServerClient, RemoteDomain, RemoteMailbox
+from odoo.addons.fayvad_mail.tools.names import DOMAIN_ADMIN_LOCAL_PART
 from odoo.addons.fayvad_mail.tools.units import MB
 
 

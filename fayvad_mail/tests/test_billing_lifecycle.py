@@ -11,7 +11,7 @@ from freezegun import freeze_time
 from odoo import fields
 from odoo.tests import tagged
 
-from odoo.addons.fayvad_mail.models.fayvad_mail_webhook_identity import LEDGER_DAYS
+from odoo.addons.fayvad_mail.const import LEDGER_DAYS
 from odoo.addons.fayvad_mail.tests.common import BillingCase
 from odoo.addons.fayvad_mail.tools.mailserver import MailServerClient, Refused, RemoteDomain, RemoteMailbox
 

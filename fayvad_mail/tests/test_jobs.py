@@ -13,8 +13,8 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.modules.neutralize import get_neutralization_queries
 from odoo.tests import tagged
 
-from odoo.addons.fayvad_mail.models.fayvad_mail_job import BACKOFF_MAX, backoff_delay
 from odoo.addons.fayvad_mail.tests.common import FayvadMailCase
+from odoo.addons.fayvad_mail.tools.backoff import BACKOFF_MAX, backoff_delay
 from odoo.addons.fayvad_mail.tools.mailserver import (
     BudgetSpent,
     MailServerClient,

@@ -7,12 +7,8 @@ from odoo import fields
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
-from odoo.addons.fayvad_mail.models.fayvad_mail_job import (
-    DOMAIN_ADMIN_LOCAL_PART,
-    default_mailbox_quota_mb,
-    domain_quota_mb,
-)
 from odoo.addons.fayvad_mail.tests.common import ModoboaCase, unique_domain
+from odoo.addons.fayvad_mail.tools.names import DOMAIN_ADMIN_LOCAL_PART
 from odoo.addons.fayvad_mail.tools.units import MB
 
 PASSWORD = "Hand-0ver_Passw0rd"
@@ -76,11 +72,11 @@ class TestProvisioningE2E(ModoboaCase):
         self.assertTrue(remote["enabled"])
         self.assertTrue(remote["enable_dkim"])
         self.assertTrue(remote["dkim_public_key"])
-        self.assertEqual(remote["quota"], str(domain_quota_mb(org)))
+        self.assertEqual(remote["quota"], str(org._domain_quotas()[0]))
         self.assertEqual(
             remote["quota"], str(2 * 10**9 // MB + 1 + 5)
         )  # 2 GB in MB, rounded up, + 1 MB per user
-        self.assertEqual(remote["default_mailbox_quota"], str(default_mailbox_quota_mb(org)))
+        self.assertEqual(remote["default_mailbox_quota"], str(org._domain_quotas()[1]))
         self.assertEqual(domain.remote_id, remote["pk"])
 
         # DNS: the records to publish, the DKIM one from Modoboa's key
@@ -175,7 +171,7 @@ class TestProvisioningE2E(ModoboaCase):
         # organization limits follow on the domain quota
         org.max_storage_gb = 3
         self.run_jobs()
-        self.assertEqual(self.api_domain(name)["quota"], str(domain_quota_mb(org)))
+        self.assertEqual(self.api_domain(name)["quota"], str(org._domain_quotas()[0]))
 
         # termination: the accounts (administrator included), then the domain
         org.action_terminate()
@@ -276,7 +272,7 @@ class TestProvisioningE2E(ModoboaCase):
                 ("state_mismatch", bob.email): ("active", "disabled"),
                 ("missing_mailbox", gone.email): ("on the server", "missing"),
                 ("quota_mismatch", name): (
-                    f"{domain_quota_mb(org)} MB, 100 MB per mailbox",
+                    f"{org._domain_quotas()[0]} MB, 100 MB per mailbox",
                     "4000 MB, 100 MB per mailbox",
                 ),
             },
@@ -293,7 +289,7 @@ class TestProvisioningE2E(ModoboaCase):
         self.assertEqual(self.api_account(alice.email)["mailbox"]["quota"], "300")
         self.assertTrue(self.api_account(bob.email)["is_active"])
         self.assertEqual(self.api_account(gone.email)["mailbox"]["quota"], "10")
-        self.assertEqual(self.api_domain(name)["quota"], str(domain_quota_mb(org)))
+        self.assertEqual(self.api_domain(name)["quota"], str(org._domain_quotas()[0]))
 
         # checked again: only the mailbox Odoo does not know is left, and can be ignored
         open_lines = self.env["fayvad.mail.drift"]._check(self.modoboa, org)

@@ -8,8 +8,8 @@ from datetime import timedelta
 from odoo import fields
 from odoo.tests import tagged
 
-from odoo.addons.fayvad_mail.models.fayvad_mail_job import BACKOFF_BASE
 from odoo.addons.fayvad_mail.tests.common import MODOBOA_URL, FaultProxy, ModoboaCase, unique_domain
+from odoo.addons.fayvad_mail.tools.backoff import BACKOFF_BASE
 
 PASSWORD = "Pr0xy-Passw0rd_x"
 

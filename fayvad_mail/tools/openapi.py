@@ -1,28 +1,9 @@
 """The OpenAPI 3.1 document of the ERP integration routes, served at
 /fayvad_api/erp/openapi.json. Tests check real answers against it."""
 
+from ..const import ERROR_CODES
 from .validation import EVENT_TYPES, EVENTS_PAGE_MAX
 
-ERROR_CODES = [
-    "AUTHENTICATION_FAILED",
-    "PERMISSION_DENIED",
-    "ORGANIZATION_NOT_FOUND",
-    "DOMAIN_NOT_FOUND",
-    "NOT_FOUND",
-    "METHOD_NOT_ALLOWED",
-    "VALIDATION_ERROR",
-    "ORGANIZATION_ALREADY_EXISTS",
-    "ODOO_CUSTOMER_ID_EXISTS",
-    "EMAIL_ACCOUNT_ALREADY_EXISTS",
-    "ALIAS_ALREADY_EXISTS",
-    "CONFLICT",
-    "PROVISIONING_FAILED",
-    "INVALID_WEBHOOK_SIGNATURE",
-    "WEBHOOK_PROCESSING_FAILED",
-    "PAYLOAD_TOO_LARGE",
-    "INTERNAL_ERROR",
-    "SERVICE_UNAVAILABLE",
-]
 TOO_LARGE = "Request body above the limit (1 MiB by default), refused before it is read"
 
 INT = {"type": "integer"}

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+from ..const import WEBHOOK_EVENT_TYPES as EVENT_TYPES
 from . import names
 from .units import MB
 
@@ -20,13 +21,6 @@ INT32_MAX = 2**31 - 1  # ids and counts are PostgreSQL integers
 EVENTS_PAGE_MAX = 10000  # billing events per page of the usage summary
 INT64_MAX = 2**63 - 1
 MIB = MB  # the smallest quota
-EVENT_TYPES = (
-    "subscription_created",
-    "subscription_updated",
-    "subscription_cancelled",
-    "payment_received",
-    "payment_failed",
-)
 REQUIRED = "This field is required."
 
 # an amount's decimal places are checked against its currency's (JPY 0, USD 2, KWD 3) once the
