@@ -21,6 +21,7 @@ from ..tools.validation import (
     validate_organization,
     validate_usage_query,
 )
+from . import answers
 
 PREFIXES = ("/fayvad_api/erp", "/erp")
 STREAM_CHUNK = 64 * 1024  # bytes of a streamed answer sent at a time
@@ -103,10 +104,15 @@ class FayvadMailApi(http.Controller):
         key = request.httprequest.headers.get("Idempotency-Key")
         # what the API creates is no chatter news (its state changes are), and the API user
         # follows none of it: it reads no notifications
-        Provisioning = request.env["fayvad.mail.provisioning"].with_context(
-            fayvad_mail_api=True, mail_create_nolog=True, mail_create_nosubscribe=True
+        env = request.env(
+            context=dict(
+                request.env.context,
+                fayvad_mail_api=True,
+                mail_create_nolog=True,
+                mail_create_nosubscribe=True,
+            )
         )
-        status, body = Provisioning._handle(kind, raw, validate, key)
+        status, body = answers.handle(env, kind, raw, validate, key)
         return request.make_json_response(body, status=status)
 
     # signed, not logged in: no user to look up (auth="public" would find the public user's

@@ -21,7 +21,7 @@ from odoo.addons.account.controllers.portal import PortalAccount
 
 from ..tools.api_errors import ApiError
 from ..tools.units import MB
-from ..tools.validation import ValidationFailed, validate_alias, validate_email_account
+from ..tools.validation import ValidationFailed, validate_alias_data, validate_email_account_data
 
 # what the page says after a change that succeeded (?done=...)
 DONE = {
@@ -124,20 +124,19 @@ class MailHostingPortal(PortalAccount):
                 errors={"quota": ["The quota is a whole number of MB, 1 at least."]},
                 status=400,
             )
-        body = {
-            "email_account_data": {
-                "organization_id": org.id,
-                "address": local_part,
-                "domain": _to_int(kw.get("domain_id")) or org.primary_domain_id.id,
-                "user_info": {"first_name": first_name, "last_name": last_name, "password": password},
-            }
+        data = {
+            "organization_id": org.id,
+            "address": local_part,
+            "domain": _to_int(kw.get("domain_id")) or org.primary_domain_id.id,
+            "user_info": {"first_name": first_name, "last_name": last_name, "password": password},
         }
         if quota is not None:
-            body["email_account_data"]["quota"] = quota * MB
+            data["quota"] = quota * MB
         try:
-            data = validate_email_account(body)
-            status, answer = (
-                request.env["fayvad.mail.provisioning"].sudo()._provision_valid("email_account", data)
+            account, outcome = (
+                request.env["fayvad.mail.provisioning"]
+                .sudo()
+                ._provision("email_account", validate_email_account_data(data))
             )
         except ValidationFailed as exc:
             return self._render_organization(org, form=form, errors=_form_errors(exc.details), status=400)
@@ -147,8 +146,7 @@ class MailHostingPortal(PortalAccount):
             )
         except UserError as exc:
             return self._render_organization(org, form=form, errors={"mailbox": [exc.args[0]]}, status=400)
-        account = request.env["fayvad.mail.account"].sudo().browse(answer["email_account"]["id"])
-        return self._reveal(account, password, created=True, status=status)
+        return self._reveal(account, password, created=True, outcome=outcome[0])
 
     @http.route("/my/mail/mailbox/<int:account_id>/quota", methods=["POST"], **ROUTE)
     def portal_mail_mailbox_quota(self, account_id, quota_mb="", **kw):
@@ -200,18 +198,15 @@ class MailHostingPortal(PortalAccount):
     def portal_mail_add_alias(self, org_id, local_part="", recipients="", **kw):
         org = self._checked("fayvad.mail.organization", org_id, change=True)
         form = {"alias_local_part": local_part, "alias_recipients": recipients}
-        body = {
-            "alias_data": {
-                "organization_id": org.id,
-                "domain": _to_int(kw.get("domain_id")) or org.primary_domain_id.id,
-                "address": local_part,
-                "recipients": [r.strip() for r in recipients.replace(",", "\n").splitlines() if r.strip()],
-            }
+        data = {
+            "organization_id": org.id,
+            "domain": _to_int(kw.get("domain_id")) or org.primary_domain_id.id,
+            "address": local_part,
+            "recipients": [r.strip() for r in recipients.replace(",", "\n").splitlines() if r.strip()],
         }
         try:
             org._check_customer_may_change()
-            data = validate_alias(body)
-            request.env["fayvad.mail.provisioning"].sudo()._provision_valid("alias", data)
+            request.env["fayvad.mail.provisioning"].sudo()._provision("alias", validate_alias_data(data))
         except ValidationFailed as exc:
             return self._render_organization(org, form=form, errors=_form_errors(exc.details), status=400)
         except ApiError as exc:
@@ -278,14 +273,14 @@ class MailHostingPortal(PortalAccount):
         request.env["fayvad.mail.provisioning"].sudo()._run_account_jobs(account.id)
         return request.redirect(f"/my/mail/{account.organization_id.id}?done={done}")
 
-    def _reveal(self, account, password, created=False, status=200):
+    def _reveal(self, account, password, created=False, outcome=None):
         """Redirect to the page that shows ``password`` once (POST/redirect/GET)."""
         token = request.env["fayvad.mail.password.reveal"]._keep(
             account,
             password,
             created=created,
-            pending=status == 202 or account.state == "provisioning",
-            failed=status >= 500,
+            pending=outcome == "pending" or account.state == "provisioning",
+            failed=outcome == "failed",
         )
         return request.redirect(f"/my/mail/password/{token}")
 

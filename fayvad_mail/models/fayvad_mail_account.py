@@ -4,10 +4,11 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
-from ..const import IN_SERVICE_STATES, PROVISIONING_STATES
+from ..const import IN_SERVICE_STATES, LIVE_ACCOUNT_STATES, PROVISIONING_STATES
 from ..fields import ByteSize
+from ..tools.mailserver import NotFound
 from ..tools.names import InvalidName, check_not_reserved, control_character_problem, normalize_local_part
-from ..tools.units import MB, format_quota
+from ..tools.units import MB, format_quota, mb_ceil
 from . import fayvad_mail_live_state, fayvad_mail_quota_alert  # noqa: F401  (the mixins inherited below)
 
 
@@ -421,6 +422,104 @@ class FayvadMailAccount(models.Model):
                 limit=1,
             )
             Job._enqueue("create_mailbox", account=account, depends_on=domain_job)
+
+    # -- its life on the mail server (run by the job queue; each step idempotent) --------------
+    def _logins_allowed(self):
+        """Whether the mailbox's logins should work on the mail server."""
+        self.ensure_one()
+        return self.state not in ("suspended", "terminated") and self.organization_id.state not in (
+            "suspended",
+            "terminated",
+        )
+
+    def _remote_mailbox(self, client):
+        """The mailbox on the server: the one Odoo created (its remote id),
+        never another that has its address now; None while it was never
+        created there (creating it then applies Odoo's values)."""
+        self.ensure_one()
+        if self.remote_id:
+            try:
+                return client.get_mailbox(self.remote_id)
+            except NotFound:
+                raise NotFound(self.env._("%s is missing on the mail server.", self.email)) from None
+        remote = client.find_mailbox(self.email)  # created before Odoo kept its id
+        if remote is not None:
+            self.remote_id = remote.id
+        return remote
+
+    def _mail_server_create(self, client, job):
+        """Create the mailbox (or adopt the one an earlier attempt made), hand
+        its pending password over, and make quota, logins and sending limit
+        what Odoo says."""
+        if self.state == "terminated":
+            return
+        org = self.organization_id
+        quota = mb_ceil(self.quota)
+        password = self._get_pending_password()
+        if password is None:  # nobody chose one (or it was dropped): the mailbox says so
+            self.password_dropped = True
+        remote = client.ensure_mailbox(
+            self.email,
+            password or job._server()._password_policy().generate(),
+            quota,
+            first_name=self.first_name or "",
+            last_name=self.last_name or "",
+        )
+        if not remote.created and password:
+            client.update_mailbox(remote.id, password=password)  # it existed: hand the password over now
+        if remote.quota_mb != quota:
+            client.update_mailbox(remote.id, quota_mb=quota)
+        if remote.active != self._logins_allowed():
+            client.update_mailbox(remote.id, active=self._logins_allowed())
+        if remote.message_limit != org._message_limit():
+            client.update_mailbox(remote.id, message_limit=org._message_limit())
+        self._wipe_pending_password()
+        if password is not None and self.password_dropped:
+            self.password_dropped = False
+        vals = {"remote_id": remote.id}
+        if self.state not in LIVE_ACCOUNT_STATES:
+            vals["state"] = "suspended" if org.state == "suspended" else "active"
+            if org.state == "suspended":
+                vals["suspended_by"] = "organization"
+        self.write(vals)
+        self._start_service()  # billed from the day it exists on the server
+        org._update_provisioning_state()
+
+    def _mail_server_set_quota(self, client, job):
+        if self.state == "terminated":
+            return
+        remote = self._remote_mailbox(client)
+        quota = mb_ceil(self.quota)
+        if remote and remote.quota_mb != quota:
+            client.update_mailbox(remote.id, quota_mb=quota)
+
+    def _mail_server_set_password(self, client, job):
+        password = self._get_pending_password()
+        if not password or self.state == "terminated":
+            self._wipe_pending_password()
+            return
+        remote = self._remote_mailbox(client)
+        if remote:  # else creating the mailbox hands it over
+            client.update_mailbox(remote.id, password=password)
+            self._wipe_pending_password()
+            if self.password_dropped:
+                self.password_dropped = False
+
+    def _mail_server_set_login(self, client, job):
+        """Suspending and lifting both set the login as Odoo says now, so
+        they end right in whatever order they run."""
+        if self.state == "terminated":
+            return
+        remote = self._remote_mailbox(client)
+        if remote and remote.active != self._logins_allowed():
+            client.update_mailbox(remote.id, active=self._logins_allowed())
+            self.organization_id._mail_server_sync_aliases(client)
+
+    def _mail_server_delete(self, client, job):
+        """Delete the mailbox Odoo created (by its remote id) only."""
+        if self.remote_id:
+            client.delete_mailbox(self.remote_id)
+        self.remote_id = False
 
     # -- quota alerts -------------------------------------------------------------------------
     def _quota_alert_organization(self):

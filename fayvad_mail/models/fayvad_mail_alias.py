@@ -232,3 +232,46 @@ class FayvadMailAlias(models.Model):
             limit=1,
         )
         return mailbox or super()._jobs_before()
+
+    # -- its life on the mail server (run by the job queue; each step idempotent) --------------
+    def _mail_server_fields(self):
+        """What the server should hold. Suspension keeps aliases delivering
+        (soft suspension: mail is still received)."""
+        self.ensure_one()
+        return {
+            "address": self.address,
+            "recipients": sorted(self._recipient_list()),
+            "enabled": bool(self.enabled),
+            "description": self.description or "",
+            "expire_at": self.expire_at.isoformat() if self.expire_at else None,
+        }
+
+    def _mail_server_create(self, client, job):
+        """Create the alias, or make the one Odoo created (its remote id)
+        what Odoo says now; never another object that has the address."""
+        if "terminated" in (self.state, self.organization_id.state):
+            return
+        wanted = self._mail_server_fields()
+        remote = client.get_alias(self.remote_id) if self.remote_id else None
+        if remote is None:  # never created, or deleted on the server since: Odoo's is created
+            remote = client.ensure_alias(**wanted)
+        have = {
+            "address": remote.address,
+            "recipients": sorted(remote.recipients),
+            "enabled": remote.enabled,
+            "description": remote.description,
+            "expire_at": remote.expire_at,
+        }
+        if have != wanted:
+            client.update_alias(remote.id, **wanted)
+        vals = {"remote_id": remote.id}
+        if self.state in ("draft", "provisioning", "failed"):
+            vals["state"] = "active"
+        self.write(vals)
+
+    def _mail_server_delete(self, client, job):
+        """Delete the alias Odoo created (by its remote id); one that has
+        the same address now is another's and stays."""
+        if self.remote_id:
+            client.delete_alias(self.remote_id)
+        self.remote_id = False

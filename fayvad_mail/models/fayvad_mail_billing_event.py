@@ -1,5 +1,4 @@
 import logging
-import threading
 from datetime import date, timedelta
 
 from psycopg2 import errors as pg_errors
@@ -16,6 +15,7 @@ from ..const import (
     OPEN_PAYMENT_STATES,
 )
 from ..tools.backoff import backoff_delay
+from . import fayvad_mail_queue  # noqa: F401  (the mixin inherited below)
 
 _logger = logging.getLogger(__name__)
 MAX_SYNC_ATTEMPTS = 5
@@ -25,7 +25,7 @@ SYNC_BATCH = 200
 class FayvadMailBillingEvent(models.Model):
     _name = "fayvad.mail.billing.event"
     _description = "Billing Event"
-    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _inherit = ["mail.thread", "mail.activity.mixin", "fayvad.mail.queue"]
     _order = "date desc, id desc"
     _check_company_auto = True
 
@@ -320,38 +320,30 @@ class FayvadMailBillingEvent(models.Model):
     def _cron_sync(self, limit=SYNC_BATCH):
         """Turn due events into invoice lines, payments and credit notes, one
         transaction each; several workers never take the same event."""
-        testing = getattr(threading.current_thread(), "testing", False)
-        done = 0
-        while done < limit:
-            event = self.sudo()._acquire_due()  # every company's events, as the cron user would
-            if not event:
-                break
-            event.with_company(event.company_id)._sync()
-            done += 1
-            if not testing:
-                self.env.cr.commit()  # pylint: disable=invalid-commit
+        Events = self.sudo()  # every company's events, as the cron user would
+        done, _spent = Events._queue_work(
+            Events._acquire_due, lambda event: event.with_company(event.company_id)._sync(), limit
+        )
         remaining = self.search_count([("sync_state", "=", "pending")])
         self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
         return done
 
     @api.model
-    def _acquire_due(self):
-        self.flush_model(["sync_state", "next_sync_at"])
-        self.env.cr.execute(
+    def _acquire_due(self, tried=()):
+        """The next event to sync, locked (several workers never take the same one)."""
+        return self._queue_take(
             SQL(
                 """
-            SELECT id FROM fayvad_mail_billing_event
-             WHERE sync_state = 'pending'
-               AND (next_sync_at IS NULL OR next_sync_at <= %s)
-             ORDER BY date, id
-             LIMIT 1
-               FOR NO KEY UPDATE SKIP LOCKED
-            """,
+                SELECT id FROM fayvad_mail_billing_event
+                 WHERE sync_state = 'pending' AND (next_sync_at IS NULL OR next_sync_at <= %s) %s
+              ORDER BY date, id
+                 LIMIT 20
+                """,
                 fields.Datetime.now(),
-            )
+                SQL("AND id NOT IN %s", tuple(tried)) if tried else SQL(),
+            ),
+            SQL("sync_state = 'pending'"),
         )
-        row = self.env.cr.fetchone()
-        return self.browse(row[0]) if row else self.browse()
 
     def _sync(self):
         """Sync this event once; on failure retry later with backoff, and

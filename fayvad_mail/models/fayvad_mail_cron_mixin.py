@@ -1,5 +1,4 @@
 import logging
-import threading
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
@@ -46,10 +45,12 @@ class FayvadMailCronMixin(models.AbstractModel):
         what it did is rolled back, the error is logged and written on the
         record's owner (``owner(record)``, the record itself by default),
         and the next record is handled. Returns the records that failed."""
-        testing = getattr(threading.current_thread(), "testing", False)
         owner = owner or (lambda record: record)
         failed = records.browse()
-        for record in records:
+        queue = iter(records)
+
+        def work(record):
+            nonlocal failed
             target = owner(record)
             try:
                 with self.env.cr.savepoint():
@@ -67,6 +68,8 @@ class FayvadMailCronMixin(models.AbstractModel):
             else:
                 if target and (target.sudo().cron_error or "").startswith(f"{what}:"):
                     target.sudo().write({"cron_error": False, "cron_error_date": False})
-            if not testing:
-                self.env.cr.commit()  # pylint: disable=invalid-commit
+
+        self.env["fayvad.mail.queue"]._queue_work(
+            lambda tried: next(queue, records.browse()), work, len(records) or 0
+        )
         return failed

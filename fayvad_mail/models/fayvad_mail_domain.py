@@ -3,7 +3,8 @@ from odoo.exceptions import ValidationError
 
 from ..const import PROVISIONING_STATES
 from ..tools.dns import dns_records, zone_line
-from ..tools.names import InvalidName, normalize_domain
+from ..tools.mailserver import Unavailable
+from ..tools.names import DOMAIN_ADMIN_LOCAL_PART, InvalidName, normalize_domain
 from . import (
     fayvad_mail_cron_mixin,  # noqa: F401  (the mixin inherited below)
     fayvad_mail_live_state,  # noqa: F401  (the mixin inherited below)
@@ -106,6 +107,46 @@ class FayvadMailDomain(models.Model):
         for domain in self:
             domain.state = "provisioning"
             Job._enqueue("create_domain", domain=domain)
+
+    # -- its life on the mail server (run by the job queue; each step idempotent) --------------
+    def _mail_server_create(self, client, job):
+        """Create the domain (DKIM on) with the organization's quotas, keep
+        its remote id and DKIM key, and queue its administrator."""
+        org = self.organization_id
+        if "terminated" in (self.state, org.state):
+            return
+        quota, default_quota = org._domain_quotas()
+        remote = client.ensure_domain(self.name, quota_mb=quota, default_mailbox_quota_mb=default_quota)
+        if (remote.quota_mb, remote.default_mailbox_quota_mb, remote.enabled) != (quota, default_quota, True):
+            client.update_domain(
+                remote.id, quota_mb=quota, default_mailbox_quota_mb=default_quota, enabled=True
+            )
+        if not remote.dkim_public_key:
+            # a production Modoboa generates the key in its rqworker: look again later
+            raise Unavailable(
+                self.env._("%s: the mail server has not generated the DKIM key yet.", self.name)
+            )
+        vals = {
+            "remote_id": remote.id,
+            "dkim_selector": remote.dkim_selector or self.dkim_selector,
+            "dkim_public_key": remote.dkim_public_key,
+        }
+        if self.state in ("draft", "provisioning", "failed"):
+            vals["state"] = "active"
+        self.write(vals)
+        org._start_service()  # billing starts with the service
+        if not self.admin_created:
+            job._enqueue("create_domain_admin", domain=self, depends_on=job)
+        org._update_provisioning_state()
+
+    def _mail_server_create_admin(self, client, job):
+        """The domain's administrator login (no mailbox)."""
+        if "terminated" in (self.state, self.organization_id.state):
+            return
+        username = f"{DOMAIN_ADMIN_LOCAL_PART}@{self.name}"
+        client.ensure_domain_admin(self.name, username, job._server()._password_policy().generate())
+        self.admin_created = True
+        self.organization_id._update_provisioning_state()
 
 
 class FayvadMailDnsRecord(models.Model):

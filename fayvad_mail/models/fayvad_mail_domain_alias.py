@@ -3,6 +3,7 @@ from odoo.exceptions import ValidationError
 
 from ..const import PROVISIONING_STATES
 from ..tools.dns import dns_records, zone_line
+from ..tools.mailserver import Unavailable
 from . import (
     fayvad_mail_live_state,  # noqa: F401  (the mixin inherited below)
     fayvad_mail_remote_object,  # noqa: F401  (the mixin inherited below)
@@ -115,3 +116,27 @@ class FayvadMailDomainAlias(models.Model):
         if "enabled" in vals:
             self._push_changes()
         return res
+
+    # -- its life on the mail server (run by the job queue; each step idempotent) --------------
+    def _mail_server_create(self, client, job):
+        """Create the domain alias, or make the one Odoo created what Odoo says now."""
+        if "terminated" in (self.state, self.organization_id.state):
+            return
+        target = client.find_domain(self.domain_id.name)
+        if target is None:
+            raise Unavailable(self.env._("%s is not on the mail server yet.", self.domain_id.name))
+        remote = client.get_domain_alias(self.remote_id) if self.remote_id else None
+        if remote is None:
+            remote = client.ensure_domain_alias(self.name, target.id, enabled=self.enabled)
+        if (remote.name, remote.target_id, remote.enabled) != (self.name, target.id, self.enabled):
+            client.update_domain_alias(remote.id, self.name, target.id, enabled=self.enabled)
+        vals = {"remote_id": remote.id}
+        if self.state in ("draft", "provisioning", "failed"):
+            vals["state"] = "active"
+        self.write(vals)
+
+    def _mail_server_delete(self, client, job):
+        """Delete the domain alias Odoo created (by its remote id) only."""
+        if self.remote_id:
+            client.delete_domain_alias(self.remote_id)
+        self.remote_id = False

@@ -141,7 +141,7 @@ class FayvadMailDrift(models.Model):
         if account and self.kind == "quota_mismatch":
             return Job._enqueue("set_quota", account=account)
         if account:  # state_mismatch: both steps set the login as Odoo says
-            kind = "unsuspend_account" if Job._desired_active(account) else "suspend_account"
+            kind = "unsuspend_account" if account._logins_allowed() else "suspend_account"
             return Job._enqueue(kind, account=account)
         return Job._enqueue("update_domain_quota", organization=domain.organization_id)
 
@@ -259,7 +259,7 @@ class FayvadMailDrift(models.Model):
                         account.email,
                         present=account.state != "terminated",
                         quota_mb=mb_ceil(account.quota),
-                        active=Job._desired_active(account),
+                        active=account._logins_allowed(),
                         ref=account,
                     )
                 self._expected_aliases(domain, want, busy_aliases, skip)

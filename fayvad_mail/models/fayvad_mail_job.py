@@ -1,5 +1,4 @@
 import logging
-import threading
 import time
 from datetime import timedelta
 
@@ -9,18 +8,40 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL, config
 
-from ..const import JOB_TYPES, LIVE_ACCOUNT_STATES
+from ..const import JOB_TYPES
 from ..tools.backoff import backoff_delay
-from ..tools.mailserver import BudgetSpent, MailServerError, NotFound, Refused, Unavailable
-from ..tools.names import DOMAIN_ADMIN_LOCAL_PART
-from ..tools.units import mb_ceil
-from . import fayvad_mail_live_state  # noqa: F401  (the mixin inherited below)
+from ..tools.mailserver import BudgetSpent, MailServerError, Refused
+from . import fayvad_mail_live_state, fayvad_mail_queue  # noqa: F401  (the mixins inherited below)
 
 _logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 50  # jobs per cron call
 RUNNER_BUDGET = 60.0  # seconds a cron call runs jobs at most (capped to half of Odoo's cron time limit)
 ACQUIRE_CANDIDATES = 100  # due jobs looked at per acquisition
+
+
+# job type: (the field of the record it changes, that record's step)
+STEPS = {
+    "create_domain": ("domain_id", "_mail_server_create"),
+    "create_domain_admin": ("domain_id", "_mail_server_create_admin"),
+    "create_mailbox": ("account_id", "_mail_server_create"),
+    "set_quota": ("account_id", "_mail_server_set_quota"),
+    "set_password": ("account_id", "_mail_server_set_password"),
+    "suspend_account": ("account_id", "_mail_server_set_login"),
+    "unsuspend_account": ("account_id", "_mail_server_set_login"),
+    "delete_mailbox": ("account_id", "_mail_server_delete"),
+    "suspend_organization": ("organization_id", "_mail_server_suspend"),
+    "unsuspend_organization": ("organization_id", "_mail_server_unsuspend"),
+    "terminate_organization": ("organization_id", "_mail_server_terminate"),
+    "update_domain_quota": ("organization_id", "_mail_server_domain_quotas"),
+    "update_sending_limits": ("organization_id", "_mail_server_sending_limits"),
+    "create_alias": ("alias_id", "_mail_server_create"),
+    "update_alias": ("alias_id", "_mail_server_create"),
+    "delete_alias": ("alias_id", "_mail_server_delete"),
+    "create_domain_alias": ("domain_alias_id", "_mail_server_create"),
+    "update_domain_alias": ("domain_alias_id", "_mail_server_create"),
+    "delete_domain_alias": ("domain_alias_id", "_mail_server_delete"),
+}
 
 
 class FayvadMailJob(models.Model):
@@ -33,7 +54,7 @@ class FayvadMailJob(models.Model):
 
     _name = "fayvad.mail.job"
     _description = "Provisioning Job"
-    _inherit = ["mail.thread", "mail.activity.mixin", "fayvad.mail.live.state"]
+    _inherit = ["mail.thread", "mail.activity.mixin", "fayvad.mail.live.state", "fayvad.mail.queue"]
     _order = "id desc"
 
     name = fields.Char(compute="_compute_name", store=True)
@@ -287,33 +308,10 @@ class FayvadMailJob(models.Model):
     @api.model
     def _acquire(self, job_ids=None, exclude=()):
         """Lock and return one due job (or one of ``job_ids``), skipping jobs
-        other workers hold; an empty recordset when none is free.
-
-        ``FOR NO KEY UPDATE SKIP LOCKED`` as in ``ir_cron._acquire_one_job``;
-        each candidate is locked in its own savepoint, because under
-        REPEATABLE READ a job another worker finished after this
-        transaction began raises a serialization failure: then it is not
-        ours, and the next candidate is tried."""
+        other workers hold; an empty recordset when none is free."""
         if job_ids is not None and not job_ids:
             return self.browse()
-        self.flush_model()
-        self.env.cr.execute(self._due_query(job_ids, exclude))
-        for (job_id,) in self.env.cr.fetchall():
-            try:
-                with self.env.cr.savepoint(flush=False):
-                    self.env.cr.execute(
-                        SQL(
-                            "SELECT id FROM fayvad_mail_job WHERE id = %s AND state = 'pending' "
-                            "FOR NO KEY UPDATE SKIP LOCKED",
-                            job_id,
-                        )
-                    )
-                    locked = self.env.cr.fetchone()
-            except TransactionRollbackError:
-                continue
-            if locked:
-                return self.browse(job_id)
-        return self.browse()
+        return self._queue_take(self._due_query(job_ids, exclude), SQL("state = 'pending'"))
 
     @api.model
     def _runner_budget(self):
@@ -337,14 +335,8 @@ class FayvadMailJob(models.Model):
         raises outside its own bookkeeping (a bug, a database error) is
         rolled back, charged the attempt with backoff, and not taken again
         in this call."""
-        testing = getattr(threading.current_thread(), "testing", False)
-        deadline = time.monotonic() + self._runner_budget()
-        done, tried = 0, set()
-        while done < limit and time.monotonic() < deadline:
-            job = self._acquire(exclude=tried)
-            if not job:
-                break
-            tried.add(job.id)
+
+        def work(job):
             attempts = job.attempts
             try:
                 with self.env.cr.savepoint():
@@ -352,14 +344,15 @@ class FayvadMailJob(models.Model):
             except Exception as exc:  # the attempt is charged and backed off all the same
                 _logger.exception("provisioning job %s could not be recorded", job.id)
                 job._record_crash(attempts + 1, exc)
-            done += 1
-            if not testing:
-                self.env.cr.commit()  # pylint: disable=invalid-commit
+
+        done, spent = self._queue_work(
+            lambda tried: self._acquire(exclude=tried), work, limit, self._runner_budget()
+        )
         self.flush_model()
         self.env.cr.execute(SQL("SELECT count(*) FROM (%s) due", self._due_query()))
         remaining = self.env.cr.fetchone()[0]
         self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
-        if remaining and time.monotonic() >= deadline:
+        if remaining and spent:
             self._trigger_runner()  # the budget ran out: go on in a new call
         return done
 
@@ -406,7 +399,7 @@ class FayvadMailJob(models.Model):
         try:
             with self.env.cr.savepoint():
                 client = self._server()._client(deadline=deadline)
-                getattr(self, f"_step_{self.job_type}")(client)
+                self._step(client)
         except BudgetSpent as exc:  # not the server's fault: the cron carries on at once
             self.attempts -= 1
             self._record_failure(str(exc), retryable=True, delay=0)
@@ -552,251 +545,9 @@ class FayvadMailJob(models.Model):
                 "mail.mail_activity_data_todo", user_id=user.id, summary=summary, note=note
             )
 
-    # -- what the steps share ---------------------------------------------------------------
-    @staticmethod
-    def _desired_active(account):
-        """Whether the account's logins should work on the mail server."""
-        return account.state not in ("suspended", "terminated") and account.organization_id.state not in (
-            "suspended",
-            "terminated",
-        )
-
-    def _remote_mailbox(self, client):
-        """The job's account on the server: the one Odoo created (its remote
-        id), never another that has its address now; None while it was
-        never created there (the create_mailbox step then applies Odoo's
-        values)."""
-        account = self.account_id
-        if account.remote_id:
-            try:
-                return client.get_mailbox(account.remote_id)
-            except NotFound:
-                raise NotFound(self.env._("%s is missing on the mail server.", account.email)) from None
-        remote = client.find_mailbox(account.email)  # created before Odoo kept its id
-        if remote is not None:
-            account.remote_id = remote.id
-        return remote
-
-    def _org_remote_mailboxes(self, client):
-        """{email: RemoteMailbox} of the organization's domains on the
-        server (one paginated list per domain)."""
-        mailboxes = {}
-        for domain in self.organization_id.domain_ids:
-            remote_domain = client.find_domain(domain.name)
-            if remote_domain:
-                mailboxes.update({mb.email: mb for mb in client.list_mailboxes(remote_domain.id)})
-        return mailboxes
-
-    def _sync_org_active(self, client):
-        """Enable or disable each live account as Odoo says (soft suspension:
-        the domain stays enabled, so mail is still received)."""
-        remote = self._org_remote_mailboxes(client)
-        accounts = self.organization_id.with_context(active_test=False).account_ids
-        for account in accounts.filtered(lambda a: a.state in LIVE_ACCOUNT_STATES):
-            mailbox = remote.get(account.email)
-            wanted = self._desired_active(account)
-            if mailbox and mailbox.active != wanted:
-                client.update_mailbox(mailbox.id, active=wanted)
-        self._sync_org_aliases(client)
-
-    # -- steps (each idempotent on the mail server) ---------------------------------------------
-    def _step_create_domain(self, client):
-        domain, org = self.domain_id, self.organization_id
-        if "terminated" in (domain.state, org.state):
-            return
-        quota, default_quota = org._domain_quotas()
-        remote = client.ensure_domain(domain.name, quota_mb=quota, default_mailbox_quota_mb=default_quota)
-        if (remote.quota_mb, remote.default_mailbox_quota_mb, remote.enabled) != (quota, default_quota, True):
-            client.update_domain(
-                remote.id, quota_mb=quota, default_mailbox_quota_mb=default_quota, enabled=True
-            )
-        if not remote.dkim_public_key:
-            # a production Modoboa generates the key in its rqworker: look again later
-            raise Unavailable(
-                self.env._("%s: the mail server has not generated the DKIM key yet.", domain.name)
-            )
-        vals = {
-            "remote_id": remote.id,
-            "dkim_selector": remote.dkim_selector or domain.dkim_selector,
-            "dkim_public_key": remote.dkim_public_key,
-        }
-        if domain.state in ("draft", "provisioning", "failed"):
-            vals["state"] = "active"
-        domain.write(vals)
-        org._start_service()  # billing starts with the service
-        if not domain.admin_created:
-            self._enqueue("create_domain_admin", domain=domain, depends_on=self)
-        org._update_provisioning_state()
-
-    def _step_create_domain_admin(self, client):
-        domain = self.domain_id
-        if "terminated" in (domain.state, self.organization_id.state):
-            return
-        username = f"{DOMAIN_ADMIN_LOCAL_PART}@{domain.name}"
-        client.ensure_domain_admin(domain.name, username, self._server()._password_policy().generate())
-        domain.admin_created = True
-        self.organization_id._update_provisioning_state()
-
-    def _step_create_mailbox(self, client):
-        account = self.account_id
-        if account.state == "terminated":
-            return
-        org = account.organization_id
-        quota = mb_ceil(account.quota)
-        password = account._get_pending_password()
-        if password is None:  # nobody chose one (or it was dropped): the mailbox says so
-            account.password_dropped = True
-        remote = client.ensure_mailbox(
-            account.email,
-            password or self._server()._password_policy().generate(),
-            quota,
-            first_name=account.first_name or "",
-            last_name=account.last_name or "",
-        )
-        if not remote.created and password:
-            client.update_mailbox(remote.id, password=password)  # it existed: hand the password over now
-        if remote.quota_mb != quota:
-            client.update_mailbox(remote.id, quota_mb=quota)
-        if remote.active != self._desired_active(account):
-            client.update_mailbox(remote.id, active=self._desired_active(account))
-        if remote.message_limit != org._message_limit():
-            client.update_mailbox(remote.id, message_limit=org._message_limit())
-        account._wipe_pending_password()
-        if password is not None and account.password_dropped:
-            account.password_dropped = False
-        vals = {"remote_id": remote.id}
-        if account.state not in LIVE_ACCOUNT_STATES:
-            vals["state"] = "suspended" if org.state == "suspended" else "active"
-            if org.state == "suspended":
-                vals["suspended_by"] = "organization"
-        account.write(vals)
-        account._start_service()  # billed from the day it exists on the server
-        org._update_provisioning_state()
-
-    def _step_set_quota(self, client):
-        account = self.account_id
-        if account.state == "terminated":
-            return
-        remote = self._remote_mailbox(client)
-        quota = mb_ceil(account.quota)
-        if remote and remote.quota_mb != quota:
-            client.update_mailbox(remote.id, quota_mb=quota)
-
-    def _step_set_password(self, client):
-        account = self.account_id
-        password = account._get_pending_password()
-        if not password or account.state == "terminated":
-            account._wipe_pending_password()
-            return
-        remote = self._remote_mailbox(client)
-        if remote:  # else create_mailbox hands it over
-            client.update_mailbox(remote.id, password=password)
-            account._wipe_pending_password()
-            if account.password_dropped:
-                account.password_dropped = False
-
-    def _step_suspend_account(self, client):
-        """Suspend and unsuspend both set the login as Odoo says now, so
-        they end right in whatever order they run."""
-        account = self.account_id
-        if account.state == "terminated":
-            return
-        remote = self._remote_mailbox(client)
-        if remote and remote.active != self._desired_active(account):
-            client.update_mailbox(remote.id, active=self._desired_active(account))
-            self._sync_org_aliases(client)
-
-    _step_unsuspend_account = _step_suspend_account
-
-    def _step_delete_mailbox(self, client):
-        """Delete the mailbox Odoo created (by its remote id) only."""
-        account = self.account_id
-        if account.remote_id:
-            client.delete_mailbox(account.remote_id)
-        account.remote_id = False
-
-    def _step_suspend_organization(self, client):
-        """Soft suspension: logins blocked (accounts disabled), the domain
-        stays enabled so mail is still received."""
-        org = self.organization_id
-        if org.state != "suspended":
-            return  # lifted since: the unsuspend job sets the accounts
-        accounts = org.with_context(active_test=False).account_ids
-        accounts.filtered(lambda a: a.state == "active").write(
-            {"state": "suspended", "suspended_by": "organization"}
-        )
-        self._sync_org_active(client)
-
-    def _step_unsuspend_organization(self, client):
-        org = self.organization_id
-        if org.state in ("suspended", "terminated"):
-            return  # suspended again since: nothing to lift
-        accounts = org.with_context(active_test=False).account_ids
-        # only what the organization's suspension suspended: the customer's and an
-        # administrator's own suspensions stay
-        accounts.filtered(lambda a: a.state == "suspended" and a.suspended_by == "organization").write(
-            {"state": "active", "suspended_by": False}
-        )
-        self._sync_org_active(client)
-
-    def _step_terminate_organization(self, client):
-        """Every alias and account of the organization's domains first
-        (Modoboa keeps a deleted domain's accounts otherwise), its
-        administrator logins, then the domains."""
-        org = self.organization_id
-        for domain in org.domain_ids:
-            remote = client.find_domain(domain.name)
-            if remote:
-                for alias in client.list_aliases(domain.name):
-                    client.delete_alias(alias.id)
-                for domain_alias in client.list_domain_aliases(domain.name):
-                    client.delete_domain_alias(domain_alias.id)
-                for mailbox in client.list_mailboxes(remote.id):
-                    client.delete_mailbox(mailbox.id)
-                for admin_id, username in client.list_domain_admins(remote.id):
-                    if username.endswith(f"@{domain.name}"):
-                        client.delete_mailbox(admin_id)
-                client.delete_domain(remote.id)
-            domain.write({"state": "terminated", "remote_id": False})
-        accounts = org.with_context(active_test=False).account_ids
-        accounts.write({"state": "terminated", "active": False, "remote_id": False})
-        accounts._wipe_pending_password()
-        aliases = (
-            self.env["fayvad.mail.alias"]
-            .with_context(active_test=False)
-            .search([("organization_id", "=", org.id)])
-        )
-        aliases.write({"state": "terminated", "active": False, "remote_id": False})
-        domain_aliases = (
-            self.env["fayvad.mail.domain.alias"]
-            .with_context(active_test=False)
-            .search([("organization_id", "=", org.id)])
-        )
-        domain_aliases.write({"state": "terminated", "active": False, "remote_id": False})
-
-    def _step_update_sending_limits(self, client):
-        """Every live mailbox of the organization gets its daily sending limit."""
-        org = self.organization_id
-        if org.state == "terminated":
-            return
-        limit = org._message_limit()
-        remote = self._org_remote_mailboxes(client)
-        accounts = org.with_context(active_test=False).account_ids
-        for account in accounts.filtered(lambda a: a.state in LIVE_ACCOUNT_STATES):
-            mailbox = remote.get(account.email)
-            if mailbox and mailbox.message_limit != limit:
-                client.update_mailbox(mailbox.id, message_limit=limit)
-
-    def _step_update_domain_quota(self, client):
-        org = self.organization_id
-        quota, default_quota = org._domain_quotas()
-        for domain in org.domain_ids.filtered(lambda d: d.state == "active"):
-            remote = client.find_domain(domain.name)
-            if remote and (remote.quota_mb, remote.default_mailbox_quota_mb, remote.enabled) != (
-                quota,
-                default_quota,
-                True,
-            ):
-                client.update_domain(
-                    remote.id, quota_mb=quota, default_mailbox_quota_mb=default_quota, enabled=True
-                )
+    # -- what each job does: a step of the record it changes ----------------------------------
+    def _step(self, client):
+        """Run the job's step: a method of the record it changes (its life on
+        the mail server is written next to it), idempotent on the server."""
+        field, method = STEPS[self.job_type]
+        getattr(self[field], method)(client, self)

@@ -5,7 +5,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
-from ..const import IN_SERVICE_STATES, OPEN_PAYMENT_STATES
+from ..const import IN_SERVICE_STATES, LIVE_ACCOUNT_STATES, OPEN_PAYMENT_STATES
 from ..fields import ByteSize
 from ..tools.names import control_character_problem
 from ..tools.units import GB, MB, default_mailbox_quota_mb, domain_quota_mb, format_free_space
@@ -765,6 +765,116 @@ class FayvadMailOrganization(models.Model):
                     tuple(self.ids),
                 )
             )
+
+    # -- its life on the mail server (run by the job queue; each step idempotent) --------------
+    def _remote_mailboxes(self, client):
+        """{email: RemoteMailbox} of its domains on the server (one paginated list per domain)."""
+        mailboxes = {}
+        for domain in self.domain_ids:
+            remote_domain = client.find_domain(domain.name)
+            if remote_domain:
+                mailboxes.update({mb.email: mb for mb in client.list_mailboxes(remote_domain.id)})
+        return mailboxes
+
+    def _mail_server_sync_logins(self, client):
+        """Enable or disable each live mailbox's logins as Odoo says (soft
+        suspension: the domain stays enabled, so mail is still received)."""
+        remote = self._remote_mailboxes(client)
+        accounts = self.with_context(active_test=False).account_ids
+        for account in accounts.filtered(lambda a: a.state in LIVE_ACCOUNT_STATES):
+            mailbox = remote.get(account.email)
+            wanted = account._logins_allowed()
+            if mailbox and mailbox.active != wanted:
+                client.update_mailbox(mailbox.id, active=wanted)
+        self._mail_server_sync_aliases(client)
+
+    def _mail_server_sync_aliases(self, client):
+        """Give its aliases back the state Odoo says: disabling a login makes
+        Modoboa disable the aliases whose only recipient it is, and enabling
+        it again does not restore them."""
+        aliases = self.env["fayvad.mail.alias"].search(
+            [("organization_id", "=", self.id), ("state", "=", "active")]
+        )
+        for domain in aliases.domain_id:
+            remote = {alias.address: alias for alias in client.list_aliases(domain.name)}
+            for alias in aliases.filtered(lambda a, d=domain: a.domain_id == d):
+                have = remote.get(alias.address)
+                if have and have.enabled != alias.enabled:
+                    client.update_alias(have.id, **alias._mail_server_fields())
+
+    def _mail_server_suspend(self, client, job):
+        """Soft suspension: logins blocked (mailboxes disabled), the domain
+        stays enabled so mail is still received."""
+        if self.state != "suspended":
+            return  # lifted since: lifting sets the mailboxes
+        accounts = self.with_context(active_test=False).account_ids
+        accounts.filtered(lambda a: a.state == "active").write(
+            {"state": "suspended", "suspended_by": "organization"}
+        )
+        self._mail_server_sync_logins(client)
+
+    def _mail_server_unsuspend(self, client, job):
+        if self.state in ("suspended", "terminated"):
+            return  # suspended again since: nothing to lift
+        accounts = self.with_context(active_test=False).account_ids
+        # only what the organization's suspension suspended: the customer's and an
+        # administrator's own suspensions stay
+        accounts.filtered(lambda a: a.state == "suspended" and a.suspended_by == "organization").write(
+            {"state": "active", "suspended_by": False}
+        )
+        self._mail_server_sync_logins(client)
+
+    def _mail_server_terminate(self, client, job):
+        """Every alias and account of its domains first (Modoboa keeps a
+        deleted domain's accounts otherwise), its administrator logins, then
+        the domains."""
+        for domain in self.domain_ids:
+            remote = client.find_domain(domain.name)
+            if remote:
+                for alias in client.list_aliases(domain.name):
+                    client.delete_alias(alias.id)
+                for domain_alias in client.list_domain_aliases(domain.name):
+                    client.delete_domain_alias(domain_alias.id)
+                for mailbox in client.list_mailboxes(remote.id):
+                    client.delete_mailbox(mailbox.id)
+                for admin_id, username in client.list_domain_admins(remote.id):
+                    if username.endswith(f"@{domain.name}"):
+                        client.delete_mailbox(admin_id)
+                client.delete_domain(remote.id)
+            domain.write({"state": "terminated", "remote_id": False})
+        accounts = self.with_context(active_test=False).account_ids
+        accounts.write({"state": "terminated", "active": False, "remote_id": False})
+        accounts._wipe_pending_password()
+        for model in ("fayvad.mail.alias", "fayvad.mail.domain.alias"):
+            self.env[model].with_context(active_test=False).search([("organization_id", "=", self.id)]).write(
+                {"state": "terminated", "active": False, "remote_id": False}
+            )
+
+    def _mail_server_sending_limits(self, client, job):
+        """Every live mailbox gets its daily sending limit."""
+        if self.state == "terminated":
+            return
+        limit = self._message_limit()
+        remote = self._remote_mailboxes(client)
+        accounts = self.with_context(active_test=False).account_ids
+        for account in accounts.filtered(lambda a: a.state in LIVE_ACCOUNT_STATES):
+            mailbox = remote.get(account.email)
+            if mailbox and mailbox.message_limit != limit:
+                client.update_mailbox(mailbox.id, message_limit=limit)
+
+    def _mail_server_domain_quotas(self, client, job):
+        """Its active domains' quotas follow its limits."""
+        quota, default_quota = self._domain_quotas()
+        for domain in self.domain_ids.filtered(lambda d: d.state == "active"):
+            remote = client.find_domain(domain.name)
+            if remote and (remote.quota_mb, remote.default_mailbox_quota_mb, remote.enabled) != (
+                quota,
+                default_quota,
+                True,
+            ):
+                client.update_domain(
+                    remote.id, quota_mb=quota, default_mailbox_quota_mb=default_quota, enabled=True
+                )
 
     # -- sending limits -----------------------------------------------------------------------
     # Daily sending limits: each mailbox may send the plan's number of messages a day

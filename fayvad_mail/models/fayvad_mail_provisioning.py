@@ -5,13 +5,12 @@ from datetime import timedelta
 
 from psycopg2 import errors as pg_errors
 
-from odoo import api, fields, models
+from odoo import fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 
 from ..tools.api_errors import ApiError, validation_error
 from ..tools.units import MB
-from ..tools.validation import parse_json_object
 
 _logger = logging.getLogger(__name__)
 
@@ -23,66 +22,46 @@ RECORDS = {  # what a provisioning route's jobs point to: (job field, model)
     "alias": ("alias_id", "fayvad.mail.alias"),
     "domain_alias": ("domain_alias_id", "fayvad.mail.domain.alias"),
 }
-KINDS = {  # what a provisioning route creates: (create method, describe method)
-    "organization": ("_create_organization", "_describe_organization"),
-    "email_account": ("_create_email_account", "_describe_account"),
-    "alias": ("_create_alias", "_describe_alias"),
-    "domain_alias": ("_create_domain_alias", "_describe_domain_alias"),
+KINDS = {  # what a provisioning route creates: (create method, model)
+    "organization": ("_create_organization", "fayvad.mail.organization"),
+    "email_account": ("_create_email_account", "fayvad.mail.account"),
+    "alias": ("_create_alias", "fayvad.mail.alias"),
+    "domain_alias": ("_create_domain_alias", "fayvad.mail.domain.alias"),
 }
 
 
-def _iso(value):
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-
-
 class FayvadMailProvisioning(models.AbstractModel):
-    """What the provisioning routes do: create the records and their jobs in
-    one transaction, then run the jobs at once within a time budget, and
-    describe the outcome (201 done, 202 pending, 500 refused).
+    """What the provisioning routes and the portal do: create the records and
+    their jobs in one transaction, then run the jobs at once within a time
+    budget; the record and its outcome ("done", "pending", "failed") are
+    returned, and the caller shapes its answer (controllers/answers.py: 201,
+    202, 500).
 
     All of it runs on the request's own connection, committing as it goes
-    (the records before their jobs run, each job on its own): a request
-    never needs a second connection while it holds one."""
+    (``_commit``): a request never needs a second connection while it holds one."""
 
     _name = "fayvad.mail.provisioning"
     _description = "Provisioning API"
 
-    @api.model
-    def _handle(self, kind, raw, validate, idempotency_key=None):
-        Requests = self.env["fayvad.mail.api.request"]
-        if idempotency_key is None:
-            try:
-                return self._provision(kind, raw, validate)
-            except ApiError as exc:
-                return exc.status, exc.body()
-        try:
-            replay = Requests._claim(idempotency_key, kind, raw)
-        except ApiError as exc:  # another body, or the first request is still at work
-            return exc.status, exc.body()
-        if replay:
-            return replay
-        try:  # the key's lock is ours until the answer is stored
-            try:
-                status, body = self._provision(kind, raw, validate)
-            except ApiError as exc:
-                status, body = exc.status, exc.body()
-            except Exception:
-                Requests._release(idempotency_key)
-                raise
-            Requests._store(idempotency_key, status, body)
-            return status, body
-        finally:
-            Requests._let_go(idempotency_key)
-
-    def _provision(self, kind, raw, validate):
-        return self._provision_valid(kind, validate(parse_json_object(raw)))
-
-    def _provision_valid(self, kind, data):
-        """Create what ``data`` (validated) describes and run its jobs: the
-        API's path, and the customer portal's."""
-        create, describe = KINDS[kind]
-        # a fresh snapshot to look for what exists
+    def _commit(self, why):
+        """The one way provisioning ends a transaction, on the request's own
+        connection. Its boundaries: before looking for what exists (a fresh
+        snapshot), once the organization's lock is held (a snapshot taken
+        after it), after creating the records (every worker sees them
+        before their jobs run), after each job's run (its outcome, its lock
+        released), and after an identical request's unique key met ours.
+        Nothing accepted is ever lost: what was committed stays, the jobs
+        finish it."""
+        _logger.debug("provisioning: commit (%s)", why)
         self.env.cr.commit()  # pylint: disable=invalid-commit
+
+    def _provision(self, kind, data):
+        """Create what ``data`` (validated) describes and run its jobs: the
+        API's path, and the customer portal's. Returns (record, outcome),
+        outcome being ``(state, reason)``: "done", "pending" or "failed"
+        (with the mail server's reason when it gave one)."""
+        create, model = KINDS[kind]
+        self._commit("a fresh snapshot to look for what exists")
         with self._organization_lock(data.get("organization_id")):
             for attempt in range(2):
                 try:
@@ -90,16 +69,15 @@ class FayvadMailProvisioning(models.AbstractModel):
                         record_id = getattr(self, create)(data)
                     break
                 except pg_errors.UniqueViolation:
-                    # an identical request created it at the same moment: look again in a new snapshot
-                    self.env.cr.commit()  # pylint: disable=invalid-commit
+                    self._commit("an identical request created it at the same moment: look again")
                     self.env.invalidate_all()
                     if attempt:
                         raise
-            # every worker sees the records now
-            self.env.cr.commit()  # pylint: disable=invalid-commit
+            self._commit("every worker sees the records now")
         self._run_jobs(kind, record_id, self._budget())
         self.env.invalidate_all()  # what the jobs (or the cron, meanwhile) changed
-        return getattr(self, describe)(record_id)
+        record = self.env[model].with_context(active_test=False).browse(record_id)
+        return record, self._outcome(kind, record)
 
     @contextlib.contextmanager
     def _organization_lock(self, org_id):
@@ -114,8 +92,7 @@ class FayvadMailProvisioning(models.AbstractModel):
         key = SQL("pg_advisory_lock(%s, %s)", LOCK_NAMESPACE, org_id)
         self.env.cr.execute(SQL("SELECT %s", key))
         try:
-            # a fresh snapshot, taken now that the lock is ours
-            self.env.cr.commit()  # pylint: disable=invalid-commit
+            self._commit("a fresh snapshot, taken now that the lock is ours")
             self.env.invalidate_all()
             yield
         finally:
@@ -212,41 +189,6 @@ class FayvadMailProvisioning(models.AbstractModel):
         if vals:
             partner.sudo().write(vals)
 
-    def _describe_organization(self, org_id):
-        org = self.env["fayvad.mail.organization"].browse(org_id)
-        domain = org.domain_ids.sorted("id")[:1]
-        jobs = org.job_ids.filtered(lambda j: j.job_type in DOMAIN_JOBS and j.domain_id == domain)
-        details = {
-            "domain_created": bool(domain.remote_id),
-            "dns_records_generated": bool(domain.dkim_public_key),
-            "initial_admin_created": bool(domain.admin_created),
-        }
-        sub = org.subscription_id
-        body = {
-            "provisioned": all(details.values()),
-            "organization": {
-                "id": org.id,
-                "name": org.name,
-                "domain_name": domain.name,
-                "odoo_customer_id": org.partner_id.id,
-                "max_users": org.max_users,
-                "max_storage_gb": org.max_storage_gb,
-                "is_active": org.state in ("draft", "provisioning", "active"),
-                "state": org.state,
-                "created_at": _iso(org.create_date),
-            },
-            "subscription": {
-                "id": sub.id,
-                "plan_name": sub.plan_id.name or None,
-                "status": sub.state,
-                "amount": round(sub.amount, sub.currency_id.decimal_places),
-            }
-            if sub
-            else None,
-            "provisioning_details": details,
-        }
-        return self._outcome(body, jobs)
-
     def _organization_and_domain(self, data):
         """The request's organization and one of its domains, or a 404."""
         org = self.env["fayvad.mail.organization"].search([("id", "=", data["organization_id"])])
@@ -319,30 +261,6 @@ class FayvadMailProvisioning(models.AbstractModel):
         if problems:
             fields = {"users": "email_account_data.organization_id", "storage": "email_account_data.quota"}
             raise validation_error({fields[kind]: [message] for kind, message in problems.items()})
-
-    def _describe_account(self, account_id):
-        account = self.env["fayvad.mail.account"].with_context(active_test=False).browse(account_id)
-        jobs = self.env["fayvad.mail.job"].search(self._jobs_of("email_account", account.id))
-        created = bool(account.remote_id) and account.state in ("active", "suspended")
-        body = {
-            "provisioned": created,
-            "email_account": {
-                "id": account.id,
-                "email": account.email,
-                "first_name": account.first_name or "",
-                "last_name": account.last_name or "",
-                "quota": account.quota,
-                "organization_id": account.organization_id.id,
-                "domain_id": account.domain_id.id,
-                "state": account.state,
-            },
-            "provisioning_details": {
-                "mailbox_created": created,
-                "user_profile_created": created,
-                "quota_set": created,
-            },
-        }
-        return self._outcome(body, jobs)
 
     # -- aliases and catch-alls ---------------------------------------------------------------------
     def _create_alias(self, data):
@@ -426,61 +344,32 @@ class FayvadMailProvisioning(models.AbstractModel):
         alias._queue_provisioning()
         return alias.id
 
-    def _describe_domain_alias(self, alias_id):
-        alias = self.env["fayvad.mail.domain.alias"].with_context(active_test=False).browse(alias_id)
-        jobs = self.env["fayvad.mail.job"].search(self._jobs_of("domain_alias", alias.id))
-        body = {
-            "provisioned": bool(alias.remote_id) and alias.state == "active",
-            "domain_alias": {
-                "id": alias.id,
-                "name": alias.name,
-                "domain_id": alias.domain_id.id,
-                "organization_id": alias.organization_id.id,
-                "state": alias.state,
-                "dns_records": (alias.dns_zone or "").splitlines(),
-            },
-        }
-        return self._outcome(body, jobs)
-
-    def _describe_alias(self, alias_id):
-        alias = self.env["fayvad.mail.alias"].with_context(active_test=False).browse(alias_id)
-        jobs = self.env["fayvad.mail.job"].search(self._jobs_of("alias", alias.id))
-        body = {
-            "provisioned": bool(alias.remote_id) and alias.state == "active",
-            "alias": {
-                "id": alias.id,
-                "email": alias.address,
-                "recipients": alias._recipient_list(),
-                "organization_id": alias.organization_id.id,
-                "domain_id": alias.domain_id.id,
-                "state": alias.state,
-            },
-        }
-        return self._outcome(body, jobs)
-
     # -- running ---------------------------------------------------------------------------------
-    @staticmethod
-    def _outcome(body, jobs):
+    def _outcome(self, kind, record):
+        """(state, reason) of what a request created: "failed" when one of
+        its jobs failed for good (with the mail server's reason), "done" once
+        it exists on the mail server, else "pending"."""
+        if kind == "organization":  # its first domain's creation on the mail server
+            domain = record.domain_ids.sorted("id")[:1]
+            jobs = record.job_ids.filtered(lambda j: j.job_type in DOMAIN_JOBS and j.domain_id == domain)
+        else:
+            jobs = self.env["fayvad.mail.job"].search(self._jobs_of(kind, record.id))
         failed = jobs.filtered(lambda j: j.state == "failed")
         if failed:
-            reason = failed[0].refusal_reason
-            body.update(provisioned=False, provisioning_status="failed")
-            return 500, {
-                **body,
-                "error": f"The mail server refused: {reason}"
-                if reason
-                else "Provisioning failed on the mail server; it is recorded for the administrators",
-                "error_code": "PROVISIONING_FAILED",
-            }
-        if body["provisioned"]:
-            return 201, body
-        body.update(provisioned=False, provisioning_status="pending")
-        return 202, body
+            return "failed", failed[0].refusal_reason
+        if kind == "organization":
+            domain = record.domain_ids.sorted("id")[:1]
+            done = bool(domain.remote_id and domain.dkim_public_key and domain.admin_created)
+        elif kind == "email_account":
+            done = bool(record.remote_id) and record.state in ("active", "suspended")
+        else:
+            done = bool(record.remote_id) and record.state == "active"
+        return ("done" if done else "pending"), None
 
     def _run_account_jobs(self, account_id):
         """After a change to a mailbox (the portal's): commit it, then run its
         jobs at once within the request's budget, as the API does."""
-        self.env.cr.commit()  # pylint: disable=invalid-commit
+        self._commit("the mailbox's change, before its jobs run")
         self._run_jobs("email_account", account_id, self._budget())
         self.env.invalidate_all()
 
@@ -513,8 +402,7 @@ class FayvadMailProvisioning(models.AbstractModel):
             if not job:
                 break
             job._run(deadline=deadline)
-            # the job's outcome, and its lock released
-            self.env.cr.commit()  # pylint: disable=invalid-commit
+            self._commit("the job's outcome, and its lock released")
         org_id = record_id if kind == "organization" else self._record(kind, record_id).organization_id.id
         if Job.search_count([("state", "=", "pending"), ("organization_id", "=", org_id)], limit=1):
             # a job not due yet, held by another worker or queued on the way: the cron's

@@ -72,7 +72,7 @@ class TestConstraints(FayvadMailCase):
         org = self.make_org()
         self.make_account(org, "a")
         self.make_account(org, "b")
-        with self.assertRefused(ValidationError, "has 2 email accounts but allows only 1"):
+        with self.assertRefused(ValidationError, "limit of 1 users is reached"):
             org.max_users = 1
         with self.assertRefused(ValidationError, "add up to 2.15 GB, more than its 1 GB"):
             org.max_storage_gb = 1

@@ -19,6 +19,7 @@ from odoo import SUPERUSER_ID, api, sql_db
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL
 
+from odoo.addons.fayvad_mail.controllers import answers as api_answers
 from odoo.addons.fayvad_mail.tests.common import delete_committed
 from odoo.addons.fayvad_mail.tools.mailserver import RemoteDomain
 from odoo.addons.fayvad_mail.tools.validation import validate_email_account, validate_organization
@@ -117,7 +118,7 @@ class TestProvisioningTransactions(TransactionCase):
         """What the route does, on a connection of its own (a worker's request cursor)."""
         with self.registry.cursor() as cr:
             env = api.Environment(cr, uid, {})
-            return env["fayvad.mail.provisioning"]._handle("organization", raw, validate_organization, key)
+            return api_answers.handle(env, "organization", raw, validate_organization, key)
 
     def org_count(self):
         with self.registry.cursor() as cr:
@@ -131,17 +132,17 @@ class TestProvisioningTransactions(TransactionCase):
 
     def test_records_are_committed_before_their_job_runs(self):
         seen = []
-        Job = type(self.env["fayvad.mail.job"])
-        original = Job._step_create_domain
+        Domain = type(self.env["fayvad.mail.domain"])
+        original = Domain._mail_server_create
 
-        def step(job, client):
+        def step(domain, client, job):
             # what another worker (the cron) sees while the request waits for the mail server
             with self.registry.cursor() as cr:
-                cr.execute(SQL("SELECT name FROM fayvad_mail_domain WHERE id = %s", job.domain_id.id))
+                cr.execute(SQL("SELECT name FROM fayvad_mail_domain WHERE id = %s", domain.id))
                 seen.append(cr.fetchone())
-            return original(job, client)
+            return original(domain, client, job)
 
-        with patch.object(Job, "_step_create_domain", step):
+        with patch.object(Domain, "_mail_server_create", step):
             status, body = self.handle(self.body())
         self.assertEqual(status, 202, body)
         self.assertEqual(len(seen), 1)
@@ -255,9 +256,7 @@ class TestProvisioningTransactions(TransactionCase):
                 start.wait(10)
                 with self.registry.cursor() as cr:
                     env = api.Environment(cr, SUPERUSER_ID, {})
-                    answers.append(
-                        env["fayvad.mail.provisioning"]._handle("email_account", raw, validate_email_account)
-                    )
+                    answers.append(answers.handle(env, "email_account", raw, validate_email_account))
             except Exception as exc:  # reported below
                 errors.append(exc)
 

@@ -338,6 +338,12 @@ def validate_email_account(body: dict) -> dict:
     return clean
 
 
+def validate_email_account_data(data: dict) -> dict:
+    """The fields of an email account (what ``email_account_data`` holds),
+    as the portal's form gives them; errors under the API's field paths."""
+    return validate_email_account({"email_account_data": data})
+
+
 def _alias_local_part(value):
     """The local part of an alias; empty for the domain's catch-all."""
     return "" if value == "" else names.check_not_reserved(names.normalize_local_part(value))
@@ -356,6 +362,11 @@ def validate_alias(body: dict) -> dict:
     }
     _raise_if(errors)
     return clean
+
+
+def validate_alias_data(data: dict) -> dict:
+    """The fields of an alias (what ``alias_data`` holds), as the portal's form gives them."""
+    return validate_alias({"alias_data": data})
 
 
 def validate_domain_alias(body: dict) -> dict:
