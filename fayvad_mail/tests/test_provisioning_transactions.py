@@ -256,7 +256,7 @@ class TestProvisioningTransactions(TransactionCase):
                 start.wait(10)
                 with self.registry.cursor() as cr:
                     env = api.Environment(cr, SUPERUSER_ID, {})
-                    answers.append(answers.handle(env, "email_account", raw, validate_email_account))
+                    answers.append(api_answers.handle(env, "email_account", raw, validate_email_account))
             except Exception as exc:  # reported below
                 errors.append(exc)
 
