@@ -5,7 +5,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
-from ..const import IN_SERVICE_STATES, LIVE_ACCOUNT_STATES, OPEN_PAYMENT_STATES
+from ..const import IN_SERVICE_STATES, LIVE_ACCOUNT_STATES, OPEN_PAYMENT_STATES, PROVISIONING_STATES
 from ..fields import ByteSize
 from ..tools.names import control_character_problem
 from ..tools.units import GB, MB, default_mailbox_quota_mb, domain_quota_mb, format_free_space
@@ -64,14 +64,7 @@ class FayvadMailOrganization(models.Model):
         string="Default Mailbox Quota (MB)", default=1024, tracking=True
     )
     state = fields.Selection(
-        [
-            ("draft", "Draft"),
-            ("provisioning", "Provisioning"),
-            ("active", "Active"),
-            ("suspended", "Suspended"),
-            ("failed", "Failed"),
-            ("terminated", "Terminated"),
-        ],
+        PROVISIONING_STATES,
         default="draft",
         required=True,
         tracking=True,

@@ -277,18 +277,7 @@ class FayvadMailProvisioning(models.AbstractModel):
         mailbox = self.env["fayvad.mail.account"].sudo().search_count([("email", "=", address)], limit=1)
         if mailbox:
             raise ApiError(400, "ALIAS_ALREADY_EXISTS", f"The address {address} is a mailbox")
-        org._lock_for_update()
-        if org.state in ("suspended", "terminated"):
-            raise validation_error(
-                {
-                    "alias_data.organization_id": [
-                        f"The organization is {org.state}: it accepts no new aliases."
-                    ]
-                }
-            )
-        problem = org._room_problems(aliases=1).get("aliases")
-        if problem:
-            raise validation_error({"alias_data.organization_id": [problem]})
+        self._check_open(org, "alias_data.organization_id", "aliases")
         try:
             alias = self.env["fayvad.mail.alias"].create(
                 {
@@ -307,6 +296,17 @@ class FayvadMailProvisioning(models.AbstractModel):
         alias._queue_provisioning()
         return alias.id
 
+    def _check_open(self, org, field, kind):
+        """Lock ``org`` and refuse one more of ``kind`` (aliases,
+        domain_aliases) when it is suspended, terminated or at its limit."""
+        org._lock_for_update()
+        if org.state in ("suspended", "terminated"):
+            noun = kind.replace("_", " ")
+            raise validation_error({field: [f"The organization is {org.state}: it accepts no new {noun}."]})
+        problem = org._room_problems(**{kind: 1}).get(kind)
+        if problem:
+            raise validation_error({field: [problem]})
+
     # -- domain aliases ---------------------------------------------------------------------------
     def _create_domain_alias(self, data):
         org, domain = self._organization_and_domain(data)
@@ -322,18 +322,7 @@ class FayvadMailProvisioning(models.AbstractModel):
                 existing._resume_provisioning()  # a retried request
                 return existing.id
             raise ApiError(400, "ORGANIZATION_ALREADY_EXISTS", f"The domain {name} is already a domain alias")
-        org._lock_for_update()
-        if org.state in ("suspended", "terminated"):
-            raise validation_error(
-                {
-                    "domain_alias_data.organization_id": [
-                        f"The organization is {org.state}: it accepts no new domain aliases."
-                    ]
-                }
-            )
-        problem = org._room_problems(domain_aliases=1).get("domain_aliases")
-        if problem:
-            raise validation_error({"domain_alias_data.organization_id": [problem]})
+        self._check_open(org, "domain_alias_data.organization_id", "domain_aliases")
         try:
             alias = self.env["fayvad.mail.domain.alias"].create({"name": name, "domain_id": domain.id})
         except ValidationError as exc:

@@ -12,7 +12,7 @@ import time
 import unittest
 import uuid
 from contextlib import contextmanager
-from unittest.mock import patch
+from unittest.mock import MagicMock, patch
 from urllib.parse import urlsplit
 
 import requests
@@ -24,6 +24,7 @@ from odoo.tools import SQL
 
 from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 from odoo.addons.fayvad_mail.const import API_KEY_SCOPE
+from odoo.addons.fayvad_mail.tools.mailserver import MailServerClient
 from odoo.addons.fayvad_mail.tools.signature import sign
 from odoo.addons.fayvad_mail.tools.units import MB
 
@@ -227,6 +228,20 @@ MODOBOA_TOKEN = os.environ.get("FAYVAD_TEST_MODOBOA_TOKEN")
 MODOBOA_DB = os.environ.get("FAYVAD_TEST_MODOBOA_DB")
 
 
+class MockedServerCase(FayvadMailCase):
+    """``self.client``: a mock of the mail-server client every server hands out."""
+
+    def setUp(self):
+        super().setUp()
+        self.client = MagicMock(spec=MailServerClient)
+        self.startPatcher(
+            patch.object(
+                type(self.env["fayvad.mail.server"]), "_client", lambda s, deadline=None: self.client
+            )
+        )
+        self.Job = self.env["fayvad.mail.job"]
+
+
 def unique_domain(prefix="e2e"):
     return f"{prefix}-{uuid.uuid4().hex[:10]}.example"
 
@@ -264,6 +279,31 @@ class ModoboaCase(FayvadMailCase):
                 **vals,
             }
         )
+
+    def new_org(self, prefix="e2e", **vals):
+        """An organization on the test Modoboa, not provisioned yet."""
+        name = unique_domain(prefix)
+        return self.make_org(
+            **{
+                "name": name,
+                "domain": name,
+                "mail_server_id": self.modoboa.id,
+                "max_users": 5,
+                "max_storage_gb": 2,
+                "default_mailbox_quota_mb": 100,
+                **vals,
+            }
+        )
+
+    def provisioned_org(self, accounts=(("alice", 100),), prefix="e2e", **vals):
+        """An organization with ``accounts`` (local part, MB), provisioned on Modoboa."""
+        org = self.new_org(prefix, **vals)
+        for local, quota_mb in accounts:
+            self.make_account(org, local, quota_mb=quota_mb)
+        org.action_provision()
+        self.run_jobs()
+        self.assertEqual(org.state, "active", org.job_ids.mapped(lambda j: (j.name, j.last_error)))
+        return org
 
     def run_jobs(self, rounds=20):
         """Run the provisioning cron until nothing is due; the jobs it ran."""
@@ -522,6 +562,18 @@ def require_modoboa(cls):
         if os.environ.get("FAYVAD_TEST_REQUIRE_MODOBOA"):
             raise AssertionError("FAYVAD_TEST_MODOBOA_URL is not set: ./dev test starts a Modoboa")
         cls.skipTest(cls, "needs a real Modoboa (run ./dev test)")
+
+
+def modoboa_get(path, **params):
+    """GET ``/api/v2<path>`` of the real Modoboa of ./dev test, its JSON."""
+    response = requests.get(
+        f"{MODOBOA_URL}/api/v2{path}",
+        params=params,
+        headers={"Authorization": f"Token {MODOBOA_TOKEN}"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return response.json()
 
 
 def unique(prefix="org"):

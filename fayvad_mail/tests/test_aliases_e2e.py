@@ -5,27 +5,11 @@ exists."""
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 
-from odoo.addons.fayvad_mail.tests.common import ModoboaCase, unique_domain
+from odoo.addons.fayvad_mail.tests.common import ModoboaCase
 
 
 @tagged("post_install", "-at_install")
 class TestAliasesE2E(ModoboaCase):
-    def provisioned_org(self):
-        name = unique_domain("alias")
-        org = self.make_org(
-            name=name,
-            domain=name,
-            mail_server_id=self.modoboa.id,
-            max_users=5,
-            max_storage_gb=2,
-            default_mailbox_quota_mb=100,
-        )
-        self.make_account(org, "alice", quota_mb=100)
-        org.action_provision()
-        self.run_jobs()
-        self.assertEqual(org.state, "active")
-        return org
-
     def remote_aliases(self, domain_name):
         """{address: alias} as Modoboa lists them for the domain."""
         results = self.api("GET", f"/api/v2/aliases/?domain={domain_name}&page_size=1000")["results"]
@@ -37,7 +21,7 @@ class TestAliasesE2E(ModoboaCase):
         self.assertEqual(set(jobs.mapped("state")), {"done"}, jobs.mapped(lambda j: (j.name, j.last_error)))
 
     def test_alias_catchall_and_forward_through_their_life(self):
-        org = self.provisioned_org()
+        org = self.provisioned_org(prefix="alias")
         domain = org.domain_ids
         name = domain.name
         alice = org.account_ids
@@ -121,7 +105,7 @@ class TestAliasesE2E(ModoboaCase):
     def test_an_alias_already_on_the_server_is_adopted_and_corrected(self):
         """Look up by exact address first: a retried or hand-made alias is
         taken over and made what Odoo says, never created twice."""
-        org = self.provisioned_org()
+        org = self.provisioned_org(prefix="alias")
         name = org.domain_ids.name
         made = self.api(
             "POST",
@@ -148,7 +132,7 @@ class TestAliasesE2E(ModoboaCase):
         return {a["name"]: a for a in results}
 
     def test_domain_alias_through_its_life(self):
-        org = self.provisioned_org()
+        org = self.provisioned_org(prefix="alias")
         domain = org.domain_ids
         other = domain.name.replace(".example", "-other.example")
         DomainAlias = self.env["fayvad.mail.domain.alias"]
@@ -182,7 +166,7 @@ class TestAliasesE2E(ModoboaCase):
         self.assertEqual(alias.state, "terminated")
 
     def test_a_deleted_domain_alias_is_gone_from_the_server(self):
-        org = self.provisioned_org()
+        org = self.provisioned_org(prefix="alias")
         other = org.domain_ids.name.replace(".example", "-gone.example")
         alias = self.env["fayvad.mail.domain.alias"].create({"name": other, "domain_id": org.domain_ids.id})
         alias.action_provision()
@@ -195,7 +179,7 @@ class TestAliasesE2E(ModoboaCase):
         self.assertTrue(again, "a deleted domain alias leaves its name free")
 
     def test_drift_lists_and_repairs_aliases_and_domain_aliases(self):
-        org = self.provisioned_org()
+        org = self.provisioned_org(prefix="alias")
         domain = org.domain_ids
         name = domain.name
         Alias = self.env["fayvad.mail.alias"]

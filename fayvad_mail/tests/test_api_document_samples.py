@@ -5,15 +5,13 @@ a new user tries first must succeed."""
 import json
 import uuid
 
-import requests
 from freezegun import freeze_time
 
 from odoo.tests import tagged
 
 from odoo.addons.fayvad_mail.tests.common import (
-    MODOBOA_TOKEN,
-    MODOBOA_URL,
     ProvisioningCase,
+    modoboa_get,
     require_modoboa,
 )
 from odoo.addons.fayvad_mail.tools.signature import sign
@@ -63,15 +61,7 @@ class TestDocumentSamples(ProvisioningCase):
         super().setUpClass()
         require_modoboa(cls)
 
-    def modoboa(self, path, **params):
-        response = requests.get(
-            f"{MODOBOA_URL}/api/v2{path}",
-            params=params,
-            headers={"Authorization": f"Token {MODOBOA_TOKEN}"},
-            timeout=30,
-        )
-        response.raise_for_status()
-        return response.json()
+    modoboa = staticmethod(modoboa_get)
 
     def test_the_documents_sample_requests_succeed_on_modoboa(self):
         domain_name = f"acme-{uuid.uuid4().hex[:8]}.com"

@@ -13,6 +13,7 @@ from odoo.addons.fayvad_mail.tests.common import (
     MODOBOA_URL,
     FaultProxy,
     ProvisioningCase,
+    modoboa_get,
     require_modoboa,
 )
 from odoo.addons.fayvad_mail.tools.mailserver import MailServerClient, RemoteDomain, RemoteMailbox
@@ -291,15 +292,7 @@ class TestProvisioningEndToEnd(ProvisioningCase):
         super().setUpClass()
         require_modoboa(cls)
 
-    def modoboa(self, path, **params):
-        response = requests.get(
-            f"{MODOBOA_URL}/api/v2{path}",
-            params=params,
-            headers={"Authorization": f"Token {MODOBOA_TOKEN}"},
-            timeout=10,
-        )
-        response.raise_for_status()
-        return response.json()
+    modoboa = staticmethod(modoboa_get)
 
     def remote_domain(self, name):
         return next((d for d in self.modoboa("/domains/", search=name)["results"] if d["name"] == name), None)

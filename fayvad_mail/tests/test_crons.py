@@ -4,7 +4,7 @@ see) and goes on with the others. The mail server is a mock here."""
 
 import time
 from datetime import date, timedelta
-from unittest.mock import MagicMock, patch
+from unittest.mock import patch
 
 from freezegun import freeze_time
 
@@ -12,8 +12,8 @@ from odoo import fields
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
-from odoo.addons.fayvad_mail.tests.common import BillingCase, FayvadMailCase
-from odoo.addons.fayvad_mail.tools.mailserver import MailServerClient, RemoteDomain, RemoteMailbox
+from odoo.addons.fayvad_mail.tests.common import BillingCase, MockedServerCase
+from odoo.addons.fayvad_mail.tools.mailserver import RemoteDomain, RemoteMailbox
 
 MIXIN = "odoo.addons.fayvad_mail.models.fayvad_mail_cron_mixin"
 
@@ -123,17 +123,7 @@ class TestBillingCrons(BillingCase):
 
 
 @tagged("post_install", "-at_install")
-class TestMailServerCrons(FayvadMailCase):
-    def setUp(self):
-        super().setUp()
-        self.client = MagicMock(spec=MailServerClient)
-        self.startPatcher(
-            patch.object(
-                type(self.env["fayvad.mail.server"]), "_client", lambda s, deadline=None: self.client
-            )
-        )
-        self.Job = self.env["fayvad.mail.job"]
-
+class TestMailServerCrons(MockedServerCase):
     def active_org(self, name):
         org = self.make_org(name=name, domain=f"{name.lower()}.example", state="active")
         org.domain_ids.state = "active"

@@ -4,7 +4,7 @@ and retries (the client is a mock; end to end tests use a real Modoboa)."""
 import contextlib
 import json
 import logging
-from unittest.mock import MagicMock, patch
+from unittest.mock import patch
 
 import psycopg2
 
@@ -13,11 +13,10 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.modules.neutralize import get_neutralization_queries
 from odoo.tests import tagged
 
-from odoo.addons.fayvad_mail.tests.common import FayvadMailCase
+from odoo.addons.fayvad_mail.tests.common import MockedServerCase
 from odoo.addons.fayvad_mail.tools.backoff import BACKOFF_MAX, backoff_delay
 from odoo.addons.fayvad_mail.tools.mailserver import (
     BudgetSpent,
-    MailServerClient,
     Refused,
     RemoteAlias,
     RemoteDomain,
@@ -35,17 +34,7 @@ class FixedRandom:
 
 
 @tagged("post_install", "-at_install")
-class TestJobQueue(FayvadMailCase):
-    def setUp(self):
-        super().setUp()
-        self.client = MagicMock(spec=MailServerClient)
-        self.startPatcher(
-            patch.object(
-                type(self.env["fayvad.mail.server"]), "_client", lambda s, deadline=None: self.client
-            )
-        )
-        self.Job = self.env["fayvad.mail.job"]
-
+class TestJobQueue(MockedServerCase):
     def test_backoff_is_exponential_with_jitter_and_capped(self):
         for attempts in range(1, 12):
             full = min(BACKOFF_MAX, 30 * 2 ** (attempts - 1))

@@ -16,28 +16,6 @@ PASSWORD = "Hand-0ver_Passw0rd"
 
 @tagged("post_install", "-at_install")
 class TestProvisioningE2E(ModoboaCase):
-    def new_org(self, **vals):
-        """An organization on the test Modoboa, not provisioned yet."""
-        name = unique_domain()
-        return self.make_org(
-            name=name,
-            domain=name,
-            mail_server_id=self.modoboa.id,
-            max_users=5,
-            max_storage_gb=2,
-            default_mailbox_quota_mb=100,
-            **vals,
-        )
-
-    def provisioned_org(self, accounts=(("alice", 300), ("bob", 100)), **vals):
-        """An organization with ``accounts`` (local part, MB), provisioned on Modoboa."""
-        org = self.new_org(**vals)
-        for local, quota_mb in accounts:
-            self.make_account(org, local, quota_mb=quota_mb)
-        org.action_provision()
-        self.run_jobs()
-        return org
-
     def assertJobsDone(self, org):
         jobs = org.job_ids
         self.assertTrue(jobs)
@@ -111,7 +89,7 @@ class TestProvisioningE2E(ModoboaCase):
         self.assertIsNone(alice._get_pending_password())
 
     def test_rerunning_done_steps_changes_nothing(self):
-        org = self.provisioned_org()
+        org = self.provisioned_org(accounts=(("alice", 300), ("bob", 100)))
         name = org.domain_ids.name
         before = self.api_domain(name)
         before_accounts = sorted(
@@ -132,7 +110,7 @@ class TestProvisioningE2E(ModoboaCase):
 
     # -- lifecycle ----------------------------------------------------------------------
     def test_suspend_unsuspend_quota_terminate(self):
-        org = self.provisioned_org()
+        org = self.provisioned_org(accounts=(("alice", 300), ("bob", 100)))
         name = org.domain_ids.name
         pk = self.api_domain(name)["pk"]
         alice, bob = org.account_ids.sorted("email")

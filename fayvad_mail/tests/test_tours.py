@@ -7,7 +7,7 @@ from datetime import timedelta
 from odoo import fields
 from odoo.tests import HttpCase, new_test_user, tagged
 
-from odoo.addons.fayvad_mail.tests.common import ModoboaCase, unique_domain
+from odoo.addons.fayvad_mail.tests.common import ModoboaCase
 from odoo.addons.fayvad_mail.tools.units import MB
 
 
@@ -86,22 +86,10 @@ class TestOfficeDay(ModoboaCase, HttpCase):
 @tagged("post_install", "-at_install")
 class TestCustomerDay(ModoboaCase, HttpCase):
     def test_the_customers_day(self):
-        name = unique_domain("day")
         customer = self.env["res.partner"].create({"name": "Day Customer Ltd", "is_company": True})
         self.modoboa.write({"mail_host": "mail.day.example", "webmail_url": "https://webmail.day.example"})
-        org = self.make_org(
-            name="Day Org",
-            domain=name,
-            partner=customer,
-            mail_server_id=self.modoboa.id,
-            max_users=5,
-            max_storage_gb=10,
-            default_mailbox_quota_mb=100,
-        )
-        self.make_account(org, "alice", quota_mb=100)
-        org.action_provision()
-        self.run_jobs()
-        self.assertEqual(org.state, "active")
+        org = self.provisioned_org(prefix="day", name="Day Org", partner=customer, max_storage_gb=10)
+        name = org.domain_ids.name
         bigger = self.plan.copy(
             {"name": "Day Bigger Plan", "monthly_price": 90, "max_users": 15, "max_storage_gb": 30}
         )
@@ -111,8 +99,11 @@ class TestCustomerDay(ModoboaCase, HttpCase):
         self.start_tour("/my", "fayvad_mail_customer_day_tour", login="day_customer")
 
         tourbox = self.env["fayvad.mail.account"].search([("email", "=", f"tourbox@{name}")])
-        self.assertEqual((tourbox.state, tourbox.quota), ("active", 3072 * MB))
-        self.assertEqual(self.api_account(tourbox.email)["mailbox"]["quota"], "3072")
+        self.assertEqual((tourbox.state, tourbox.quota, tourbox.first_name), ("active", 3072 * MB, "Tour"))
+        remote = self.api_account(tourbox.email)
+        self.assertEqual((remote["mailbox"]["quota"], remote["first_name"]), ("3072", "Tour"))
+        self.assertTrue(remote["is_active"])
+        self.assertIsNone(tourbox._get_pending_password(), "the password was handed over and wiped")
         self.assertEqual(
             len(self.env["fayvad.mail.account"].search([("local_part", "=", "tourbox")])), 1, "added once"
         )

@@ -102,22 +102,37 @@ def compare(
     remote_aliases = remote_aliases or {}
     remote_domain_aliases = remote_domain_aliases or {}
     skip = set(skip)
+
+    def domain(name, want, have):
+        return (
+            _compare_domain(want, have, remote_mailboxes.get(name, {}), skip)
+            + _compare_aliases(want, remote_aliases.get(name, {}), skip)
+            + _compare_domain_aliases(want, remote_domain_aliases.get(name, {}), skip)
+        )
+
+    return _compare_each(
+        "domain", expected, remote_domains, skip, "terminated", domain, unknown=lambda have: all_domains
+    )
+
+
+def _compare_each(kind, wanted, remote, skip, gone, differ, unknown=lambda have: True):
+    """What differs between ``wanted`` and ``remote`` ({key: object}):
+    missing_<kind> and extra_<kind> (``gone`` in Odoo, or unknown to Odoo
+    where ``unknown(have)``), and ``differ(key, want, have)`` of the rest."""
     differences = []
-    for name, want in sorted(expected.items()):
-        if name in skip:
+    for key, want in sorted(wanted.items()):
+        if key in skip:
             continue
-        have = remote_domains.get(name)
+        have = remote.get(key)
         if want.present and have is None:
-            differences.append(Difference("missing_domain", name, "on the server", "missing", want.ref))
+            differences.append(Difference(f"missing_{kind}", key, "on the server", "missing", want.ref))
         elif not want.present and have is not None:
-            differences.append(Difference("extra_domain", name, "terminated", "present", want.ref))
+            differences.append(Difference(f"extra_{kind}", key, gone, "present", want.ref))
         elif want.present:
-            differences += _compare_domain(want, have, remote_mailboxes.get(name, {}), skip)
-            differences += _compare_aliases(want, remote_aliases.get(name, {}), skip)
-            differences += _compare_domain_aliases(want, remote_domain_aliases.get(name, {}), skip)
-    if all_domains:
-        for name in sorted(set(remote_domains) - set(expected) - skip):
-            differences.append(Difference("extra_domain", name, "unknown", "present"))
+            differences += differ(key, want, have)
+    for key in sorted(set(remote) - set(wanted) - skip):
+        if unknown(remote[key]):
+            differences.append(Difference(f"extra_{kind}", key, "unknown", "present"))
     return differences
 
 
@@ -135,29 +150,28 @@ def _compare_domain(want, have, mailboxes, skip):
         )
     if not have.enabled:
         differences.append(Difference("state_mismatch", want.name, "enabled", "disabled", want.ref))
-    for email, box in sorted(want.mailboxes.items()):
-        if email in skip:
-            continue
-        remote = mailboxes.get(email)
-        if box.present and remote is None:
-            differences.append(Difference("missing_mailbox", email, "on the server", "missing", box.ref))
-        elif not box.present and remote is not None:
-            differences.append(Difference("extra_mailbox", email, "terminated", "present", box.ref))
-        elif box.present:
-            if remote.quota_mb != box.quota_mb:
-                differences.append(
-                    Difference(
-                        "quota_mismatch", email, _quota(box.quota_mb), _quota(remote.quota_mb), box.ref
-                    )
-                )
-            if remote.active != box.active:
-                differences.append(
-                    Difference("state_mismatch", email, _active(box.active), _active(remote.active), box.ref)
-                )
-    for email in sorted(set(mailboxes) - set(want.mailboxes) - skip):
-        if not mailboxes[email].is_domain_admin:
-            differences.append(Difference("extra_mailbox", email, "unknown", "present"))
-    return differences
+
+    def mailbox(email, box, remote):
+        found = []
+        if remote.quota_mb != box.quota_mb:
+            found.append(
+                Difference("quota_mismatch", email, _quota(box.quota_mb), _quota(remote.quota_mb), box.ref)
+            )
+        if remote.active != box.active:
+            found.append(
+                Difference("state_mismatch", email, _active(box.active), _active(remote.active), box.ref)
+            )
+        return found
+
+    return differences + _compare_each(
+        "mailbox",
+        want.mailboxes,
+        mailboxes,
+        skip,
+        "terminated",
+        mailbox,
+        unknown=lambda have: not have.is_domain_admin,
+    )
 
 
 def _recipients(recipients, enabled):
@@ -165,49 +179,31 @@ def _recipients(recipients, enabled):
 
 
 def _compare_aliases(want, aliases, skip):
-    differences = []
-    for address, alias in sorted(want.aliases.items()):
-        if address in skip:
-            continue
-        remote = aliases.get(address)
-        if alias.present and remote is None:
-            differences.append(Difference("missing_alias", address, "on the server", "missing", alias.ref))
-        elif not alias.present and remote is not None:
-            differences.append(Difference("extra_alias", address, "deleted", "present", alias.ref))
-        elif alias.present and (tuple(sorted(remote.recipients)), remote.enabled) != (
+    def alias(address, alias, remote):
+        if (tuple(sorted(remote.recipients)), remote.enabled) == (
             tuple(sorted(alias.recipients)),
             alias.enabled,
         ):
-            differences.append(
-                Difference(
-                    "alias_mismatch",
-                    address,
-                    _recipients(alias.recipients, alias.enabled),
-                    _recipients(remote.recipients, remote.enabled),
-                    alias.ref,
-                )
+            return []
+        return [
+            Difference(
+                "alias_mismatch",
+                address,
+                _recipients(alias.recipients, alias.enabled),
+                _recipients(remote.recipients, remote.enabled),
+                alias.ref,
             )
-    for address in sorted(set(aliases) - set(want.aliases) - skip):
-        differences.append(Difference("extra_alias", address, "unknown", "present"))
-    return differences
+        ]
+
+    return _compare_each("alias", want.aliases, aliases, skip, "deleted", alias)
 
 
 def _compare_domain_aliases(want, domain_aliases, skip):
-    differences = []
-    for name, alias in sorted(want.domain_aliases.items()):
-        if name in skip:
-            continue
-        remote = domain_aliases.get(name)
-        if alias.present and remote is None:
-            differences.append(
-                Difference("missing_domain_alias", name, "on the server", "missing", alias.ref)
-            )
-        elif not alias.present and remote is not None:
-            differences.append(Difference("extra_domain_alias", name, "deleted", "present", alias.ref))
-        elif alias.present and remote.enabled != alias.enabled:
-            differences.append(
-                Difference("state_mismatch", name, _active(alias.enabled), _active(remote.enabled), alias.ref)
-            )
-    for name in sorted(set(domain_aliases) - set(want.domain_aliases) - skip):
-        differences.append(Difference("extra_domain_alias", name, "unknown", "present"))
-    return differences
+    def domain_alias(name, alias, remote):
+        if remote.enabled == alias.enabled:
+            return []
+        return [
+            Difference("state_mismatch", name, _active(alias.enabled), _active(remote.enabled), alias.ref)
+        ]
+
+    return _compare_each("domain_alias", want.domain_aliases, domain_aliases, skip, "deleted", domain_alias)

@@ -15,6 +15,10 @@ registry.category("web_tour.tours").add("fayvad_mail_customer_day_tour", {
             expectUnloadPage: true,
         },
         {
+            content: "The organization's page lists its mailbox",
+            trigger: ".o_fayvad_mailbox[data-mailbox^='alice@']",
+        },
+        {
             content: "The mail client settings are on the page",
             trigger: "#fayvad_mail_settings:contains('mail.day.example'):contains('993'):contains('587')",
         },
@@ -22,6 +26,11 @@ registry.category("web_tour.tours").add("fayvad_mail_customer_day_tour", {
             content: "Type the new address",
             trigger: "#fayvad_mail_add_mailbox input[name=local_part]",
             run: "edit tourbox",
+        },
+        {
+            content: "Its first name",
+            trigger: "#fayvad_mail_add_mailbox input[name=first_name]",
+            run: "edit Tour",
         },
         {
             content: "Its quota, 50 MB",
