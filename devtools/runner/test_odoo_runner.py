@@ -40,7 +40,7 @@ def pytest_count():
 
 def test_odoos_runner_runs_as_many_tests_as_pytest():
     expected, everything = pytest_count()
-    assert expected > 500, f"pytest collected only {expected} test-case tests ({everything} items)"
+    assert expected > 200, f"pytest collected only {expected} test-case tests ({everything} items)"
     log = os.environ["FAYVAD_RUNNER_LOG"]
     proc = subprocess.run(
         [
