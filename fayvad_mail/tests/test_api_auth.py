@@ -133,7 +133,7 @@ class TestApiAuthentication(ApiCase):
             raise RuntimeError("SELECT secret FROM somewhere; boom")
 
         with (
-            patch.object(Summary, "_write", explode),
+            patch.object(Summary, "_write_answer", explode),
             mute_logger("odoo.addons.fayvad_mail.models.ir_http"),
         ):
             status, body, response = self.api("GET", "/usage-summary/")
