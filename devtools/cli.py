@@ -32,6 +32,7 @@ from .common import (
     terminate_on_sigterm,
     wait_http,
 )
+from .dns import DnsServer
 from .odoo import ODOO_PID_FILE, Odoo, launcher_in
 from .pg import Cluster
 from .pyenv import PythonEnv
@@ -66,6 +67,9 @@ commands:
                       print the company webhook secret (created if none), or an organization's
                       webhook URL and secret separated by a space
   mail-server         print the local Modoboa's base URL and API token
+  dns-publish DOMAIN...
+                      publish these domains' records in ./dev run's DNS server (as their
+                      customer would): Verify Now then verifies them
   lint                ruff (lint + format check) and pylint-odoo only
   build               the addon as a wheel, the OCA way (whool): prints the path of
                       odoo_addon_fayvad_mail-18.0.*-py3-none-any.whl
@@ -78,6 +82,7 @@ environment:
   FAYVAD_PG_PORT      number of the private PostgreSQL socket (5433; unix socket only)
   FAYVAD_MODOBOA_PORT, FAYVAD_REDIS_PORT
                       the local Modoboa and its Redis (8090, 6390; loopback only)
+  FAYVAD_DNS_PORT     the local DNS server of ./dev run (8053, UDP and TCP; loopback only)
 """
 
 
@@ -114,7 +119,8 @@ def _ensure_chromium():
 # what ./dev runs in an Odoo shell imports its helpers from devtools/odoo_hooks.py
 HOOKS = (
     f"import sys; sys.path.insert(0, {str(REPO)!r}); "
-    "from devtools.odoo_hooks import configure_local_server, new_api_key, webhook_secret"
+    "from devtools.odoo_hooks import configure_local_server, new_api_key, provision_now, "
+    "webhook_secret, zone_lines"
 )
 
 
@@ -122,11 +128,16 @@ def _main_cluster(cache):
     return Cluster(cache / "pg", env_port("FAYVAD_PG_PORT", 5433), cache / "logs" / "postgres.log")
 
 
-def _configure_mail_server(odoo, service):
-    odoo.shell(
-        f"{HOOKS}\nconfigure_local_server(env, {service.url!r}, {service.token!r}, {service.password_policy!r})",
+def _configure_mail_server(odoo, service, dns):
+    """The local Modoboa and DNS server in database ``fayvad``, the demo
+    provisioned on them; the zone file lines its DNS serves."""
+    lines = odoo.shell(
+        f"{HOOKS}\nimport json\n"
+        f"configure_local_server(env, {service.url!r}, {service.token!r}, {service.password_policy!r}, "
+        f"dns={dns.address!r})\nprovision_now(env)\nprint(json.dumps(zone_lines(env)))",
         "configuring the local mail server",
     )
+    return json.loads(lines[-1])
 
 
 # -- run ----------------------------------------------------------------------------
@@ -135,6 +146,7 @@ def cmd_run(args):
     http_port = env_port("FAYVAD_HTTP_PORT", 8069)
     mb_port = env_port("FAYVAD_MODOBOA_PORT", 8090)
     redis_port = env_port("FAYVAD_REDIS_PORT", 6390)
+    dns_port = env_port("FAYVAD_DNS_PORT", 8053)
     started = time.monotonic()
     workers = args.workers
     with exclusive_lock(
@@ -150,6 +162,7 @@ def cmd_run(args):
         cluster.check_port()
         env = PythonEnv(cache).ensure()
         service = _modoboa(cache, cache / "modoboa-instance", mb_port, redis_port)
+        dns = DnsServer(cache / "dns-instance", dns_port)
         logs = cache / "logs"
         odoo = Odoo(
             env,
@@ -166,9 +179,12 @@ def cmd_run(args):
             _start_modoboa(service)
             odoo.write_config()
             state = odoo.ensure_database(logs / "odoo-install.log", cache / "run" / f"{DB}.installed")
-            if state != "current" or not (cache / "run" / "mail-server.configured").exists():
-                _configure_mail_server(odoo, service)
-                (cache / "run" / "mail-server.configured").write_text(service.url)
+            configured = cache / "run" / "mail-server.configured"
+            wanted = f"{service.url} {dns.address}"
+            if state != "current" or not configured.exists() or configured.read_text() != wanted:
+                _zone_file(cache).write_text(json.dumps(_configure_mail_server(odoo, service, dns)))
+                configured.write_text(wanted)
+            dns.start(_published(cache))
             say(f"database {DB}: {state}")
             server = odoo.serve()
             if not wait_http(f"http://127.0.0.1:{http_port}/web/health", 120, proc=server):
@@ -178,6 +194,7 @@ def cmd_run(args):
                 f"Odoo is serving http://127.0.0.1:{http_port}  (login admin / password admin, "
                 f"database {DB}; {mode}; ready in {time.monotonic() - started:.1f}s)\n"
                 f"Modoboa: {service.url}  (./dev mail-server prints its token)\n"
+                f"DNS: {dns.address}  (the verified demo domains' records; ./dev dns-publish DOMAIN adds one's)\n"
                 f"Logs: {logs}/odoo.log, {logs}/postgres.log, {service.server_log}\n"
                 "Ctrl-C stops everything.",
                 flush=True,
@@ -191,6 +208,7 @@ def cmd_run(args):
             with shielded():  # a second Ctrl-C must not leave PostgreSQL, Redis or Modoboa behind
                 stop_process(server)
                 odoo.pid_file.unlink(missing_ok=True)
+                dns.stop()
                 service.stop()
                 cluster.stop()
     return 0
@@ -218,6 +236,16 @@ def _serving(workers, http_port):
     }
 
 
+def _zone_file(cache):
+    return cache / "run" / "dns-zone.json"
+
+
+def _published(cache):
+    """What ``./dev run``'s DNS serves: the lines kept in the cache."""
+    path = _zone_file(cache)
+    return json.loads(path.read_text()) if path.exists() else []
+
+
 def _stop_leftovers(cache, mb_port, redis_port):
     """A ``./dev run`` killed with ``kill -9`` leaves its services running:
     recognise them by their pid files in the cache (Odoo's, Modoboa's run
@@ -235,6 +263,10 @@ def _stop_leftovers(cache, mb_port, redis_port):
     if service.leftover():
         say("stopping the Modoboa and Redis that an interrupted ./dev run left running")
         service.stop()
+    knot = pid_file_process(cache / "dns-instance" / "knot.pid", str(cache / "dns-instance" / "knot.conf"))
+    if knot:
+        say("stopping the DNS server that an interrupted ./dev run left running")
+        stop_pid_group(knot)
 
 
 # -- build ----------------------------------------------------------------------------
@@ -294,6 +326,28 @@ def cmd_webhook_secret(args):
     with _fayvad_database() as odoo:
         lines = odoo.shell(f"{HOOKS}\nprint(webhook_secret(env, {org}, {base!r}))", "webhook-secret")
     print(lines[-1])
+    return 0
+
+
+def cmd_dns_publish(args):
+    """Publish a domain's records in ``./dev run``'s DNS (its customer did):
+    *Verify Now* then verifies it."""
+    cache = cache_dir()
+    names = json.dumps(args.domains)
+    with _fayvad_database() as odoo:
+        lines = odoo.shell(
+            f"{HOOKS}\nimport json\nprint(json.dumps(zone_lines(env, {names})))", "dns-publish"
+        )
+    published = _published(cache)
+    published += [line for line in json.loads(lines[-1]) if line not in published]
+    _zone_file(cache).parent.mkdir(parents=True, exist_ok=True)
+    _zone_file(cache).write_text(json.dumps(published))
+    dns = DnsServer(cache / "dns-instance", env_port("FAYVAD_DNS_PORT", 8053))
+    if pid_file_process(dns.dir / "knot.pid", str(dns.dir / "knot.conf")):
+        dns.write_zone(published)
+        print(f"published in the DNS of ./dev run ({dns.address}): {', '.join(args.domains)}")
+    else:
+        print(f"kept for the DNS of the next ./dev run: {', '.join(args.domains)}")
     return 0
 
 
@@ -471,11 +525,13 @@ def cmd_test(args):
     status = 1
     secrets_file = work / "secrets-used.txt"  # not a log: the long tests search the logs for these
     secrets_file.unlink(missing_ok=True)
-    secrets_env = {"FAYVAD_TEST_SECRETS_FILE": str(secrets_file)}
+    dns = DnsServer(work / "dns", free_port())
+    secrets_env = {"FAYVAD_TEST_SECRETS_FILE": str(secrets_file), **dns.env()}
     started = time.monotonic()
     try:
         cluster.ensure().start()
         _start_modoboa(service, fresh=True)
+        dns.start()
         odoo = Odoo(env, cluster, work, free_port(), "fayvad_test", logfile=work / "odoo-test.log")
         odoo.write_config()
         t0 = time.monotonic()
@@ -508,6 +564,7 @@ def cmd_test(args):
         say("interrupted")
         status = 130
     finally:
+        dns.stop()
         service.stop()
         cluster.stop()
         if os.environ.get("FAYVAD_KEEP_TEST_LOGS"):
@@ -649,6 +706,8 @@ def main(argv=None):
     secret = sub.add_parser("webhook-secret")
     secret.add_argument("org_id", nargs="?", type=int)
     sub.add_parser("mail-server")
+    publish = sub.add_parser("dns-publish")
+    publish.add_argument("domains", nargs="+", metavar="DOMAIN")
     args, extra = parser.parse_known_args(argv)
     if args.command == "test" and args.reuse and ("/" in args.reuse or args.reuse.endswith(".py")):
         args.pytest_args = [args.reuse, *(args.pytest_args or [])]  # a path, not a name
@@ -670,6 +729,7 @@ def main(argv=None):
         "api-key": cmd_api_key,
         "webhook-secret": cmd_webhook_secret,
         "mail-server": cmd_mail_server,
+        "dns-publish": cmd_dns_publish,
     }
     try:
         return commands[args.command](args)

@@ -42,10 +42,11 @@ def webhook_secret(env, organization_id=None, base_url=""):
     return f"{base_url}/fayvad_api/erp/webhooks/billing/{organization.webhook_token}/ {secret}"
 
 
-def configure_local_server(env, url, token, password_policy=None):
+def configure_local_server(env, url, token, password_policy=None, dns=None):
     """``./dev run``: make the local Modoboa the company's server (with the
-    password policy that Modoboa was configured to enforce), and queue what the
-    demo organizations need on it."""
+    password policy that Modoboa was configured to enforce), domain checks ask
+    the local DNS server (``dns``, ``host:port``), and queue what the demo
+    organizations need on it."""
     Server = env["fayvad.mail.server"]
     server = Server.with_context(active_test=False).search([("url", "=", url)], limit=1)
     vals = {
@@ -62,7 +63,33 @@ def configure_local_server(env, url, token, password_policy=None):
         server.write(vals)
     else:
         server = Server.create(vals)
+    if dns:
+        env["ir.config_parameter"].sudo().set_param("fayvad_mail.dns_nameservers", dns)
     orgs = env["fayvad.mail.organization"].search([("mail_server_id", "=", False)])
     orgs.mail_server_id = server
     server._repair_drift()
     return server
+
+
+def provision_now(env, rounds=30):
+    """Run the queued provisioning jobs now (``./dev run``'s first start: the
+    demo domains' DKIM keys are known before their DNS is written)."""
+    Job = env["fayvad.mail.job"]
+    for _ in range(rounds):
+        if not Job._cron_run():
+            break
+
+
+def zone_lines(env, names=None):
+    """The zone file lines of the records to publish of the domains named
+    ``names``, or of every verified domain (the demo's customers published
+    theirs): what ``./dev run``'s DNS server serves."""
+    Domain = env["fayvad.mail.domain"]
+    if names is None:
+        domains = Domain.search([("verification_state", "=", "verified"), ("state", "!=", "terminated")])
+    else:
+        domains = Domain.search([("name", "in", list(names))])
+        missing = set(names) - set(domains.mapped("name"))
+        if missing:
+            raise ValueError(f"no domain named {', '.join(sorted(missing))}")
+    return [record.zone_line for record in domains.dns_record_ids if record.value]

@@ -2,14 +2,14 @@
     "name": "Fayvad Mail Hosting",
     "summary": "Odoo as the system of record of a hosted e-mail business: "
     "organizations, domains, mailboxes, provisioning on Modoboa, billing",
-    "version": "18.0.1.1.0",
+    "version": "18.0.1.2.0",
     "category": "Services",
     "author": "Fayvad",
     "website": "https://mail.fayvad.com",
     "license": "LGPL-3",
     "depends": ["mail", "account", "portal", "bus"],
     # beyond Odoo itself, what the addon imports (all in Odoo 18's own requirements)
-    "external_dependencies": {"python": ["requests", "idna", "cryptography"]},
+    "external_dependencies": {"python": ["requests", "idna", "cryptography", "dnspython"]},
     "data": [
         "security/fayvad_mail_security.xml",
         "security/ir.model.access.csv",

@@ -33,6 +33,24 @@ PROVISIONING_STATES = [
     ("failed", "Failed"),
     ("terminated", "Terminated"),
 ]
+# domain verification (models/fayvad_mail_domain_verification.py, README "Domain verification")
+VERIFICATION_STATES = [
+    ("pending", "Awaiting Verification"),
+    ("verified", "Verified"),
+    ("expired", "Not Verified in Time"),
+]
+VERIFICATION_DAYS = 30  # checks of a new domain go on this long, then an activity tells the accountants
+DNS_CHECK_FIRST_MINUTES = 5  # a new domain is checked this often at first, then less and less often
+DNS_CHECK_MAX_HOURS = 12  # ... but at least this often while it is not verified
+DNS_HEALTH_CHECK_HOURS = 24  # a verified domain's records are checked again daily
+DNS_RECORD_STATES = [
+    ("waiting", "Waiting for the mail server"),
+    ("to_publish", "Not checked yet"),
+    ("published", "Published"),
+    ("missing", "Missing"),
+    ("different", "Different"),
+    ("unknown", "No answer"),
+]
 IN_SERVICE_STATES = ("active", "suspended")  # on the mail server: what is billed, counted, read
 LIVE_ACCOUNT_STATES = IN_SERVICE_STATES
 

@@ -169,7 +169,7 @@ class DevRun:
     """``./dev run`` in its own session, as a terminal runs it."""
 
     def __init__(self, cache, ports):
-        http, modoboa, redis, pg = ports
+        http, modoboa, redis, pg, dns = ports
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("ODOO_SRC", "FAYVAD_"))}
         self.env.update(
             FAYVAD_CACHE=str(cache),
@@ -177,6 +177,7 @@ class DevRun:
             FAYVAD_MODOBOA_PORT=str(modoboa),
             FAYVAD_REDIS_PORT=str(redis),
             FAYVAD_PG_PORT=str(pg),
+            FAYVAD_DNS_PORT=str(dns),
         )
         self.log = cache / f"dev-run-{len(list(cache.glob('dev-run-*')))}.log"
         self.proc = None
@@ -230,10 +231,10 @@ def _wait_gone(cache, timeout=30):
 
 def test_run_survives_a_second_ctrl_c_and_a_kill_9(tmp_path):
     cache = _built_cache(tmp_path)
-    ports = _free_ports(4)
+    ports = _free_ports(5)
     # a second Ctrl-C while stopping: everything started is stopped all the same
     run = DevRun(cache, ports).start()
-    assert _processes_of(cache), "Odoo, Modoboa, Redis and PostgreSQL run"
+    assert any("knotd" in cmd for _pid, cmd in _processes_of(cache)), "Odoo, Modoboa, Redis, the DNS server run"
     os.killpg(run.proc.pid, signal.SIGINT)
     time.sleep(0.3)
     os.killpg(run.proc.pid, signal.SIGINT)

@@ -93,6 +93,19 @@ def _organization(org):
             "domain_created": bool(domain.remote_id),
             "dns_records_generated": bool(domain.dkim_public_key),
             "initial_admin_created": bool(domain.admin_created),
+            "domain_verified": domain.verification_state == "verified",
+            "receives_mail": bool(domain.mail_enabled),
+            "dns_records": [
+                {
+                    "purpose": record.purpose,
+                    "type": record.record_type,
+                    "name": record.name,
+                    "value": record.value or "",
+                    "priority": record.priority,
+                    "status": record.status,
+                }
+                for record in domain.dns_record_ids
+            ],
         },
     }
 

@@ -33,6 +33,9 @@ DONE = {
     "alias_deleted": "The alias is deleted.",
     "forward": "The forwarding is changed; the mailbox keeps its copy.",
     "plan": "Your plan is changed; the new limits apply now.",
+    "verified": "Your domain is verified: it receives mail within a minute.",
+    "dns_checked": "Your DNS was checked: each record's status is below.",
+    "dns_recent": "Your DNS was checked less than a minute ago: each record's status is below.",
 }
 ROUTE = {"type": "http", "auth": "user", "website": True}
 NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
@@ -170,7 +173,7 @@ class MailHostingPortal(PortalAccount):
             return self._render_organization(
                 account.organization_id, errors={f"mailbox_{account.id}": [exc.args[0]]}, status=400
             )
-        request.env["fayvad.mail.provisioning"].sudo()._run_account_jobs(account.id)
+        request.env["fayvad.mail.provisioning"].sudo()._run_jobs_now("email_account", account.id)
         return self._reveal(account, password)
 
     @http.route("/my/mail/mailbox/<int:account_id>/deactivate", methods=["POST"], **ROUTE)
@@ -232,6 +235,13 @@ class MailHostingPortal(PortalAccount):
             return self._render_organization(org, errors={"alias": [exc.args[0]]}, status=400)
         return request.redirect(f"/my/mail/{org.id}?done=alias_deleted#fayvad_mail_aliases")
 
+    @http.route("/my/mail/domain/<int:domain_id>/verify", methods=["POST"], **ROUTE)
+    def portal_mail_domain_verify(self, domain_id, **kw):
+        """Ask the DNS now (at most once a minute a domain)."""
+        domain = self._checked("fayvad.mail.domain", domain_id, change=True)
+        outcome = domain._portal_verify()
+        return request.redirect(f"/my/mail/{domain.organization_id.id}?done={outcome}#domains")
+
     @http.route("/my/mail/<int:org_id>/plan", methods=["POST"], **ROUTE)
     def portal_mail_plan_upgrade(self, org_id, plan_id=None, **kw):
         org = self._checked("fayvad.mail.organization", org_id, change=True)
@@ -270,7 +280,7 @@ class MailHostingPortal(PortalAccount):
             return self._render_organization(
                 account.organization_id, errors={f"mailbox_{account.id}": [exc.args[0]]}, status=400
             )
-        request.env["fayvad.mail.provisioning"].sudo()._run_account_jobs(account.id)
+        request.env["fayvad.mail.provisioning"].sudo()._run_jobs_now("email_account", account.id)
         return request.redirect(f"/my/mail/{account.organization_id.id}?done={done}")
 
     def _reveal(self, account, password, created=False, outcome=None):

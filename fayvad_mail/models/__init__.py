@@ -9,6 +9,7 @@ from . import (
     fayvad_mail_demo,
     fayvad_mail_domain,
     fayvad_mail_domain_alias,
+    fayvad_mail_domain_verification,
     fayvad_mail_drift,
     fayvad_mail_dunning,
     fayvad_mail_job,

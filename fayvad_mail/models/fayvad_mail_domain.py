@@ -1,7 +1,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
-from ..const import PROVISIONING_STATES
+from ..const import DNS_RECORD_STATES, PROVISIONING_STATES
 from ..tools.dns import dns_records, zone_line
 from ..tools.mailserver import Unavailable
 from ..tools.names import DOMAIN_ADMIN_LOCAL_PART, InvalidName, normalize_domain
@@ -79,7 +79,7 @@ class FayvadMailDomain(models.Model):
                 raise ValidationError(self.env._("A domain cannot be renamed once it is on the mail server."))
             vals["name"] = self._normalize_name(vals["name"])
         res = super().write(vals)
-        if {"name", "dkim_public_key", "dkim_selector"} & set(vals):
+        if {"name", "dkim_public_key", "dkim_selector", "verification_token"} & set(vals):
             self._refresh_dns_records()
         return res
 
@@ -96,7 +96,13 @@ class FayvadMailDomain(models.Model):
         """Rebuild the records to publish from the domain and its DKIM key."""
         for domain in self:
             mail_host = domain.organization_id.mail_server_id.mail_host or f"mail.{domain.name}"
-            records = dns_records(domain.name, mail_host, domain.dkim_selector, domain.dkim_public_key)
+            records = dns_records(
+                domain.name,
+                mail_host,
+                domain.dkim_selector,
+                domain.dkim_public_key,
+                domain.verification_token,
+            )
             domain.dns_record_ids.unlink()
             domain.dns_record_ids = [
                 fields.Command.create({**record, "sequence": i}) for i, record in enumerate(records)
@@ -116,11 +122,10 @@ class FayvadMailDomain(models.Model):
         if "terminated" in (self.state, org.state):
             return
         quota, default_quota = org._domain_quotas()
-        remote = client.ensure_domain(self.name, quota_mb=quota, default_mailbox_quota_mb=default_quota)
-        if (remote.quota_mb, remote.default_mailbox_quota_mb, remote.enabled) != (quota, default_quota, True):
-            client.update_domain(
-                remote.id, quota_mb=quota, default_mailbox_quota_mb=default_quota, enabled=True
-            )
+        remote = client.ensure_domain(
+            self.name, quota_mb=quota, default_mailbox_quota_mb=default_quota, enabled=self.mail_enabled
+        )
+        self._mail_server_apply(client, remote)
         if not remote.dkim_public_key:
             # a production Modoboa generates the key in its rqworker: look again later
             raise Unavailable(
@@ -138,6 +143,17 @@ class FayvadMailDomain(models.Model):
         if not self.admin_created:
             job._enqueue("create_domain_admin", domain=self, depends_on=job)
         org._update_provisioning_state()
+
+    def _mail_server_apply(self, client, remote):
+        """Make the domain on the server (``remote``) as Odoo says: the
+        organization's quotas, and enabled only when it may receive mail
+        (its ownership verified, or verification not required)."""
+        quota, default_quota = self.organization_id._domain_quotas()
+        wanted = (quota, default_quota, self.mail_enabled)
+        if (remote.quota_mb, remote.default_mailbox_quota_mb, remote.enabled) != wanted:
+            client.update_domain(
+                remote.id, quota_mb=quota, default_mailbox_quota_mb=default_quota, enabled=self.mail_enabled
+            )
 
     def _mail_server_create_admin(self, client, job):
         """The domain's administrator login (no mailbox)."""
@@ -157,18 +173,29 @@ class FayvadMailDnsRecord(models.Model):
     domain_id = fields.Many2one("fayvad.mail.domain", required=True, ondelete="cascade", index=True)
     sequence = fields.Integer()
     purpose = fields.Selection(
-        [("mx", "MX"), ("spf", "SPF"), ("dkim", "DKIM"), ("dmarc", "DMARC")], required=True
+        [
+            ("verification", "Ownership"),
+            ("mx", "MX"),
+            ("spf", "SPF"),
+            ("dkim", "DKIM"),
+            ("dmarc", "DMARC"),
+        ],
+        required=True,
     )
     record_type = fields.Char(string="Type", required=True)
     name = fields.Char(string="Host", required=True)
     value = fields.Char()
     priority = fields.Integer()
     status = fields.Selection(
-        [("waiting", "Waiting for the mail server"), ("to_publish", "To publish")],
+        DNS_RECORD_STATES,
         required=True,
         default="to_publish",
-        help="'Waiting': the value is known once the mail server has created the domain (DKIM key).",
+        help="What the last DNS check found. 'Waiting': the value is known once the mail server has "
+        "created the domain (DKIM key); 'Not checked yet': no check has read it; 'No answer': the DNS "
+        "did not answer in time (a timeout or SERVFAIL), the next check asks again.",
     )
+    found = fields.Char(string="Found Instead", help="What the DNS shows where it differs.")
+    checked_at = fields.Datetime(string="Last Checked")
     zone_line = fields.Char(string="Zone File Line", compute="_compute_zone_line")
 
     @api.depends("record_type", "name", "value", "priority")

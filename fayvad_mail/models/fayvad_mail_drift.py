@@ -250,6 +250,7 @@ class FayvadMailDrift(models.Model):
                     quota_mb=org._domain_quotas()[0],
                     default_mailbox_quota_mb=org._domain_quotas()[1],
                     ref=domain,
+                    enabled=domain.mail_enabled,
                 )
                 for account in domain.account_ids:
                     if account in busy_accounts or account.state not in (*LIVE_ACCOUNT_STATES, "terminated"):

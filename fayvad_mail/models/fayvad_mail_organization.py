@@ -856,18 +856,12 @@ class FayvadMailOrganization(models.Model):
                 client.update_mailbox(mailbox.id, message_limit=limit)
 
     def _mail_server_domain_quotas(self, client, job):
-        """Its active domains' quotas follow its limits."""
-        quota, default_quota = self._domain_quotas()
+        """Its active domains' quotas follow its limits, and each is enabled
+        once it may receive mail (domain verification)."""
         for domain in self.domain_ids.filtered(lambda d: d.state == "active"):
             remote = client.find_domain(domain.name)
-            if remote and (remote.quota_mb, remote.default_mailbox_quota_mb, remote.enabled) != (
-                quota,
-                default_quota,
-                True,
-            ):
-                client.update_domain(
-                    remote.id, quota_mb=quota, default_mailbox_quota_mb=default_quota, enabled=True
-                )
+            if remote:
+                domain._mail_server_apply(client, remote)
 
     # -- sending limits -----------------------------------------------------------------------
     # Daily sending limits: each mailbox may send the plan's number of messages a day

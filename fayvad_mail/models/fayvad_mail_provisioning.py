@@ -355,11 +355,12 @@ class FayvadMailProvisioning(models.AbstractModel):
             done = bool(record.remote_id) and record.state == "active"
         return ("done" if done else "pending"), None
 
-    def _run_account_jobs(self, account_id):
-        """After a change to a mailbox (the portal's): commit it, then run its
-        jobs at once within the request's budget, as the API does."""
-        self._commit("the mailbox's change, before its jobs run")
-        self._run_jobs("email_account", account_id, self._budget())
+    def _run_jobs_now(self, kind, record_id):
+        """After a change (the portal's) to a record (``kind``:
+        "organization", "email_account"): commit it, then run its jobs at
+        once within the request's budget, as the API does."""
+        self._commit("the change, before its jobs run")
+        self._run_jobs(kind, record_id, self._budget())
         self.env.invalidate_all()
 
     def _record(self, kind, record_id):

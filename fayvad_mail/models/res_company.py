@@ -4,6 +4,14 @@ from odoo import fields, models
 class ResCompany(models.Model):
     _inherit = "res.company"
 
+    fayvad_require_domain_verification = fields.Boolean(
+        string="Require Domain Verification",
+        default=True,
+        help="A new domain receives no mail and its mailboxes cannot log in until its DNS proves the "
+        "customer holds it (the verification TXT record, or MX records pointing at the mail server). "
+        "Off: domains work at once and verification is only reported.",
+    )
+
     fayvad_dunning_max_failures = fields.Integer(
         string="Suspend After Failed Payments",
         default=3,
@@ -36,3 +44,24 @@ class ResCompany(models.Model):
         default=90,
         help="Deliveries older than this are deleted (0: keep forever).",
     )
+
+    def write(self, vals):
+        res = super().write(vals)
+        if "fayvad_require_domain_verification" in vals:
+            # domains awaiting verification are enabled, or disabled again, on the mail server
+            Job = self.env["fayvad.mail.job"].sudo()
+            domains = (
+                self.env["fayvad.mail.domain"]
+                .sudo()
+                .search(
+                    [
+                        ("company_id", "in", self.ids),
+                        ("state", "=", "active"),
+                        ("remote_id", "!=", 0),
+                        ("verification_state", "!=", "verified"),
+                    ]
+                )
+            )
+            for org in domains.organization_id:
+                Job._enqueue("update_domain_quota", organization=org)
+        return res

@@ -1,4 +1,7 @@
 from odoo import fields, models
+from odoo.exceptions import UserError
+
+from ..tools.dnscheck import DnsSettingError, parse_nameservers
 
 
 class ResConfigSettings(models.TransientModel):
@@ -18,6 +21,23 @@ class ResConfigSettings(models.TransientModel):
     fayvad_webhook_retention_days = fields.Integer(
         related="company_id.fayvad_webhook_retention_days", readonly=False
     )
+
+    fayvad_require_domain_verification = fields.Boolean(
+        related="company_id.fayvad_require_domain_verification", readonly=False
+    )
+    fayvad_dns_nameservers = fields.Char(
+        string="DNS Name Servers",
+        config_parameter="fayvad_mail.dns_nameservers",
+        help="Where domain checks ask: IP addresses with an optional port (127.0.0.1:5353, [::1]:53), "
+        "separated by spaces. Empty: the system's resolvers.",
+    )
+
+    def set_values(self):
+        try:
+            parse_nameservers(self.fayvad_dns_nameservers)
+        except DnsSettingError as exc:
+            raise UserError(self.env._("DNS Name Servers: %s", exc)) from None
+        super().set_values()
 
     def action_fayvad_webhook_secrets(self):
         return self.env["ir.actions.act_window"]._for_xml_id("fayvad_mail.fayvad_mail_webhook_secret_action")

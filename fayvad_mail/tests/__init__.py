@@ -1,5 +1,5 @@
 # Odoo's test runner (odoo-bin --test-enable, OCA CI, runboat) collects the test cases of the
-# modules imported here; test_validation.py holds plain pytest functions only, which
+# modules imported here; test_validation.py and test_dnscheck.py hold plain pytest functions only, which
 # pytest runs (./dev test) and Odoo would not.
 from . import (
     test_aliases,
@@ -17,6 +17,7 @@ from . import (
     test_billing_concurrency,
     test_billing_lifecycle,
     test_crons,
+    test_domain_verification,
     test_install,
     test_job_concurrency,
     test_jobs,

@@ -6,7 +6,9 @@ import http.server
 import json
 import os
 import re
+import socket
 import sqlite3
+import subprocess
 import threading
 import time
 import unittest
@@ -93,7 +95,9 @@ class FayvadMailCase(TransactionCase):
         )
 
     @classmethod
-    def make_org(cls, name="Org", domain="org.example", partner=None, plan=None, **vals):
+    def make_org(cls, name="Org", domain="org.example", partner=None, plan=None, verified=True, **vals):
+        """An organization with its domain; ``verified``: its customer proved
+        it holds the domain (tests/test_domain_verification.py tells how)."""
         partner = partner or cls.env["res.partner"].create({"name": f"{name} customer"})
         org = cls.env["fayvad.mail.organization"].create(
             {
@@ -107,7 +111,8 @@ class FayvadMailCase(TransactionCase):
             }
         )
         if domain:
-            cls.env["fayvad.mail.domain"].create({"name": domain, "organization_id": org.id})
+            proof = {"verification_state": "verified", "verified_how": "manual"} if verified else {}
+            cls.env["fayvad.mail.domain"].create({"name": domain, "organization_id": org.id, **proof})
         return org
 
     @classmethod
@@ -562,6 +567,73 @@ def require_modoboa(cls):
         if os.environ.get("FAYVAD_TEST_REQUIRE_MODOBOA"):
             raise AssertionError("FAYVAD_TEST_MODOBOA_URL is not set: ./dev test starts a Modoboa")
         cls.skipTest(cls, "needs a real Modoboa (run ./dev test)")
+
+
+DNS_ADDRESS = os.environ.get("FAYVAD_TEST_DNS")
+
+
+class RealDns:
+    """The real DNS server ``./dev test`` starts (Knot, authoritative for the
+    root zone on a loopback port): a test publishes zone file lines in it,
+    and the addon's domain checks ask it (``fayvad_mail.dns_nameservers``).
+    What a test published is withdrawn after it."""
+
+    @classmethod
+    def setup_dns(cls):
+        if not DNS_ADDRESS:
+            if os.environ.get("FAYVAD_TEST_REQUIRE_MODOBOA"):
+                raise AssertionError("FAYVAD_TEST_DNS is not set: ./dev test starts a DNS server")
+            raise unittest.SkipTest("needs the real DNS server of ./dev test (FAYVAD_TEST_DNS)")
+        cls.env["ir.config_parameter"].sudo().set_param("fayvad_mail.dns_nameservers", DNS_ADDRESS)
+
+    def publish(self, *lines):
+        """Serve these zone file lines (absolute names) besides what this test published."""
+        if not getattr(self, "_dns_lines", None):
+            self._dns_lines = []
+            self.addCleanup(self._serve, [])
+        self._dns_lines += lines
+        self._serve(self._dns_lines)
+
+    def withdraw(self, name):
+        """Stop serving the records whose owner is ``name`` (absolute)."""
+        self._dns_lines = [line for line in getattr(self, "_dns_lines", []) if line.split()[0] != name]
+        self._serve(self._dns_lines)
+
+    def publish_records(self, domain, *purposes):
+        """Publish the domain's records to publish, as asked (``purposes``: only those)."""
+        self.publish(
+            *(
+                r.zone_line
+                for r in domain.dns_record_ids
+                if r.value and (not purposes or r.purpose in purposes)
+            )
+        )
+
+    @staticmethod
+    def _serve(lines):
+        zone = os.environ["FAYVAD_TEST_DNS_ZONE"]
+        with open(zone, encoding="utf-8") as current:
+            head = current.read().split("\n; -- published --\n")[0]
+        with open(zone + ".tmp", "w", encoding="utf-8") as out:
+            out.write(head.rstrip("\n") + "\n; -- published --\n" + "".join(f"{line}\n" for line in lines))
+        os.replace(zone + ".tmp", zone)
+        subprocess.run(
+            ["knotc", "-s", os.environ["FAYVAD_TEST_DNS_CONTROL"], "-b", "zone-reload", "."],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+
+
+@contextmanager
+def silent_dns_server():
+    """The address of a UDP port that never answers: every lookup times out."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
 
 
 def modoboa_get(path, **params):

@@ -75,6 +75,10 @@ class TestDocumentSamples(ProvisioningCase):
         status, body, _ = self.api("POST", "/provision/organization/", org_request)
         self.assertEqual(status, 201, body)
         self.assertEqual(body["organization"]["domain_name"], domain_name)
+        self.assertIs(body["provisioning_details"]["domain_verified"], False)
+        ownership = body["provisioning_details"]["dns_records"][0]
+        self.assertEqual((ownership["purpose"], ownership["type"]), ("verification", "TXT"))
+        self.assertRegex(ownership["value"], r"^fayvad-verification=[0-9a-f]{32}$")
         remote = [
             d for d in self.modoboa("/domains/", search=domain_name)["results"] if d["name"] == domain_name
         ]

@@ -307,13 +307,19 @@ class TestProvisioningEndToEnd(ProvisioningCase):
         status, body, _ = self.api("POST", "/provision/organization/", payload)
         self.assertEqual(status, 201, body)
         self.assertTrue(body["provisioned"])
+        details = body["provisioning_details"]
         self.assertEqual(
-            body["provisioning_details"],
+            {
+                key: details[key]
+                for key in ("domain_created", "dns_records_generated", "initial_admin_created")
+            },
             {"domain_created": True, "dns_records_generated": True, "initial_admin_created": True},
         )
+        self.assertEqual((details["domain_verified"], details["receives_mail"]), (False, False))
         name = payload["organization_data"]["domain"]
         remote = self.remote_domain(name)
-        self.assertTrue(remote and remote["enabled"])
+        self.assertTrue(remote)
+        self.assertFalse(remote["enabled"], "no mail for a domain whose ownership is not verified")
         remote = self.modoboa(f"/domains/{remote['pk']}/")
         self.assertTrue(remote["dkim_public_key"])
         admins = self.modoboa(f"/domains/{remote['pk']}/administrators/")

@@ -5,17 +5,31 @@ mail host and the DKIM key (MODOBOA-NOTES: MX, SPF, DMARC, DKIM)."""
 
 import textwrap
 
+VERIFICATION_PREFIX = "fayvad-verification="
 
-def _clean_key(public_key):
+
+def clean_key(public_key):
     """The base64 body of a PEM public key (or the key itself)."""
     lines = [line.strip() for line in (public_key or "").splitlines()]
     return "".join(line for line in lines if line and not line.startswith("-----"))
 
 
-def dns_records(domain, mail_host, dkim_selector, dkim_public_key):
-    """List of dicts (purpose, record_type, name, value, priority, status)."""
-    key = _clean_key(dkim_public_key)
-    return [
+def dns_records(domain, mail_host, dkim_selector, dkim_public_key, verification_token=None):
+    """List of dicts (purpose, record_type, name, value, priority, status):
+    the ownership TXT record first (when there is a token), then MX, SPF,
+    DKIM and DMARC."""
+    key = clean_key(dkim_public_key)
+    verification = [
+        {
+            "purpose": "verification",
+            "record_type": "TXT",
+            "name": f"{domain}.",
+            "value": f"{VERIFICATION_PREFIX}{verification_token}",
+            "priority": 0,
+            "status": "to_publish",
+        }
+    ]
+    return verification * bool(verification_token) + [
         {
             "purpose": "mx",
             "record_type": "MX",

@@ -202,7 +202,47 @@ SCHEMAS = {
                 obj({"id": INT, "plan_name": nullable(STR), "status": STR, "amount": NUM})
             ),
             "provisioning_details": obj(
-                {"domain_created": BOOL, "dns_records_generated": BOOL, "initial_admin_created": BOOL}
+                {
+                    "domain_created": BOOL,
+                    "dns_records_generated": BOOL,
+                    "initial_admin_created": BOOL,
+                    "domain_verified": {
+                        "type": "boolean",
+                        "description": "whether the DNS proved the customer holds the domain (the "
+                        "`verification` TXT record, or MX records pointing only at the mail server); "
+                        "checked by a cron, first every few minutes, for up to 30 days",
+                    },
+                    "receives_mail": {
+                        "type": "boolean",
+                        "description": "whether the mail server delivers the domain's mail and lets its "
+                        "mailboxes log in: once verified, or at once when the company does not require "
+                        "verification",
+                    },
+                    "dns_records": {
+                        "type": "array",
+                        "description": "the records the customer publishes, the ownership TXT record first, "
+                        "with what the last DNS check found",
+                        "items": obj(
+                            {
+                                "purpose": {"enum": ["verification", "mx", "spf", "dkim", "dmarc"]},
+                                "type": {"enum": ["TXT", "MX"]},
+                                "name": STR,
+                                "value": STR,
+                                "priority": INT,
+                                "status": {
+                                    "enum": [
+                                        "waiting",
+                                        "to_publish",
+                                        "published",
+                                        "missing",
+                                        "different",
+                                        "unknown",
+                                    ]
+                                },
+                            }
+                        ),
+                    },
+                }
             ),
             "error": STR,
             "error_code": STR,

@@ -258,9 +258,10 @@ class MailServerClient:
         """RemoteDomain with exactly this name, or None."""
         raise NotImplementedError
 
-    def ensure_domain(self, name, quota_mb, default_mailbox_quota_mb):
-        """Create the domain (enabled, DKIM on) unless it exists; RemoteDomain.
-        The DKIM key may still be empty when the server generates it later."""
+    def ensure_domain(self, name, quota_mb, default_mailbox_quota_mb, enabled=True):
+        """Create the domain (DKIM on; ``enabled``: it receives mail) unless it
+        exists; RemoteDomain. The DKIM key may still be empty when the
+        server generates it later."""
         raise NotImplementedError
 
     def update_domain(self, domain_id, quota_mb=None, default_mailbox_quota_mb=None, enabled=None):

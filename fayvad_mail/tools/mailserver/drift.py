@@ -56,6 +56,7 @@ class ExpectedDomain:
     quota_mb: int = 0
     default_mailbox_quota_mb: int = 0
     ref: object = None
+    enabled: bool = True  # False: it receives no mail yet (its ownership is not verified)
     mailboxes: dict = field(default_factory=dict)  # email -> ExpectedMailbox
     aliases: dict = field(default_factory=dict)  # address -> ExpectedAlias
     domain_aliases: dict = field(default_factory=dict)  # name -> ExpectedDomainAlias
@@ -76,6 +77,10 @@ def _quota(mb):
 
 def _domain_quota(quota_mb, default_mb):
     return f"{_quota(quota_mb)}, {_quota(default_mb)} per mailbox"
+
+
+def _enabled(flag):
+    return "enabled" if flag else "disabled"
 
 
 def _active(flag):
@@ -148,8 +153,10 @@ def _compare_domain(want, have, mailboxes, skip):
                 want.ref,
             )
         )
-    if not have.enabled:
-        differences.append(Difference("state_mismatch", want.name, "enabled", "disabled", want.ref))
+    if have.enabled != want.enabled:
+        differences.append(
+            Difference("state_mismatch", want.name, _enabled(want.enabled), _enabled(have.enabled), want.ref)
+        )
 
     def mailbox(email, box, remote):
         found = []

@@ -119,10 +119,10 @@ class ModoboaClient(MailServerClient):
     def get_domain(self, domain_id):
         return self._domain(self._request("GET", f"{API}/domains/{domain_id}/"))
 
-    def ensure_domain(self, name, quota_mb, default_mailbox_quota_mb):
+    def ensure_domain(self, name, quota_mb, default_mailbox_quota_mb, enabled=True):
         remote = self.find_domain(name)
         if remote is None:
-            remote = self._create_domain(name, quota_mb, default_mailbox_quota_mb)
+            remote = self._create_domain(name, quota_mb, default_mailbox_quota_mb, enabled)
         if not remote.dkim_enabled:
             # Modoboa generates the key when DKIM is switched on
             self._request("PATCH", f"{API}/domains/{remote.id}/", {"enable_dkim": True})
@@ -130,11 +130,11 @@ class ModoboaClient(MailServerClient):
             remote = self.get_domain(remote.id)  # create/PATCH answers show no key
         return remote
 
-    def _create_domain(self, name, quota_mb, default_mailbox_quota_mb):
+    def _create_domain(self, name, quota_mb, default_mailbox_quota_mb, enabled):
         payload = {
             "name": name,
             "type": "domain",
-            "enabled": True,
+            "enabled": bool(enabled),
             "quota": int(quota_mb),
             "default_mailbox_quota": int(default_mailbox_quota_mb),
             "enable_dkim": True,
