@@ -77,6 +77,10 @@ JOB_TYPES = [
     ("update_sending_limits", "Update daily sending limits"),
 ]
 
+# -- monitoring (models/fayvad_mail_monitoring.py) -------------------------------------------------
+SUCCESS_RATE_THRESHOLD_DEFAULT = 90  # % of the last hour's jobs done, below which the administrators are told
+SUCCESS_RATE_MIN_JOBS = 5  # ... when at least this many jobs finished in that hour
+
 # -- billing events: the ledger's types, and the webhook's (its document's) ------------------------
 EVENT_TYPES = [
     ("user_added", "User Added"),

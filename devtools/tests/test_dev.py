@@ -234,7 +234,9 @@ def test_run_survives_a_second_ctrl_c_and_a_kill_9(tmp_path):
     ports = _free_ports(5)
     # a second Ctrl-C while stopping: everything started is stopped all the same
     run = DevRun(cache, ports).start()
-    assert any("knotd" in cmd for _pid, cmd in _processes_of(cache)), "Odoo, Modoboa, Redis, the DNS server run"
+    assert any("knotd" in cmd for _pid, cmd in _processes_of(cache)), (
+        "Odoo, Modoboa, Redis, the DNS server run"
+    )
     os.killpg(run.proc.pid, signal.SIGINT)
     time.sleep(0.3)
     os.killpg(run.proc.pid, signal.SIGINT)

@@ -12,6 +12,7 @@ from odoo.http import request
 
 from ..models.ir_http import max_body_bytes
 from ..tools.api_errors import ApiError, json_error_response, validation_error
+from ..tools.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..tools.openapi import openapi_document
 from ..tools.validation import (
     ValidationFailed,
@@ -78,6 +79,13 @@ class FayvadMailApi(http.Controller):
         )
         response.direct_passthrough = True
         return response
+
+    @http.route(api_routes("/metrics"), auth="fayvad_api", readonly=True, **ROUTE)
+    @api_endpoint("GET")
+    def metrics(self, **params):
+        """Prometheus: the figures of the API user's companies."""
+        text = request.env["fayvad.mail.monitoring"].sudo()._metrics(request.env.user.company_ids.ids)
+        return request.make_response(text, headers=[("Content-Type", METRICS_CONTENT_TYPE)])
 
     @http.route(api_routes("/provision/organization"), auth="fayvad_api", **ROUTE)
     @api_endpoint("POST")

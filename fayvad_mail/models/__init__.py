@@ -14,6 +14,7 @@ from . import (
     fayvad_mail_dunning,
     fayvad_mail_job,
     fayvad_mail_live_state,
+    fayvad_mail_monitoring,
     fayvad_mail_organization,
     fayvad_mail_password_reveal,
     fayvad_mail_plan,

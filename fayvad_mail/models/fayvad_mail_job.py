@@ -87,7 +87,14 @@ class FayvadMailJob(models.Model):
     refusal_reason = fields.Char(
         readonly=True, help="The mail server's own explanation of a refusal, as API callers are told it."
     )
-    date_done = fields.Datetime(readonly=True)
+    date_done = fields.Datetime(
+        string="Finished On", readonly=True, index=True, help="When it succeeded, or failed for good."
+    )
+    failure_reason = fields.Char(
+        compute="_compute_failure_reason",
+        store=True,
+        help="Why it failed for good, as failures are counted by reason (monitoring).",
+    )
     duration_ms = fields.Integer(string="Last Duration (ms)", readonly=True)
 
     @api.depends(
@@ -110,6 +117,17 @@ class FayvadMailJob(models.Model):
                 or ""
             )
             job.name = f"{labels.get(job.job_type, job.job_type)}: {target}"
+
+    @api.depends("state", "refusal_reason", "last_error")
+    def _compute_failure_reason(self):
+        """The mail server's reason, else the first line of the error, at
+        most 120 characters: failures with the same cause count together."""
+        for job in self:
+            if job.state != "failed":
+                job.failure_reason = False
+                continue
+            lines = (job.last_error or "").strip().splitlines()
+            job.failure_reason = (job.refusal_reason or (lines[0] if lines else "") or "unknown")[:120]
 
     @api.constrains("depends_on_id")
     def _check_no_dependency_cycle(self):
@@ -462,7 +480,13 @@ class FayvadMailJob(models.Model):
                 self._notify_administrators(still_retrying=True)
             return
         self.write(
-            {"state": "failed", "last_error": message, "next_attempt_at": False, "refusal_reason": reason}
+            {
+                "state": "failed",
+                "last_error": message,
+                "next_attempt_at": False,
+                "refusal_reason": reason,
+                "date_done": fields.Datetime.now(),
+            }
         )
         _logger.warning("provisioning job %s failed: %s", self.id, message)
         self._after_failure()
@@ -488,6 +512,7 @@ class FayvadMailJob(models.Model):
                     "next_attempt_at": False,
                     "last_error": self.env._("Waits for a job that failed: %s", job.depends_on_id.name),
                     "refusal_reason": job.depends_on_id.refusal_reason,
+                    "date_done": fields.Datetime.now(),
                 }
             )
             job._target_state("failed")

@@ -507,6 +507,15 @@ class FayvadMailWebhookDelivery(models.Model):
         return 200, body
 
     @api.model
+    def unlink(self):
+        # the metrics' counter of deliveries never goes down: what is deleted is counted apart
+        counts = {}
+        for delivery in self:
+            key = (delivery.company_id.id, delivery.verdict or "received")
+            counts[key] = counts.get(key, 0) + 1
+        self.env["fayvad.mail.metric.counter"]._add("webhook_deliveries", counts)
+        return super().unlink()
+
     def _cron_prune(self):
         """Delete deliveries older than the company's retention (days), and
         the ledger's identities of events older than its window (the ledger

@@ -1,6 +1,7 @@
 from odoo import fields, models
 from odoo.exceptions import UserError
 
+from ..const import SUCCESS_RATE_MIN_JOBS, SUCCESS_RATE_THRESHOLD_DEFAULT
 from ..tools.dnscheck import DnsSettingError, parse_nameservers
 
 
@@ -30,6 +31,14 @@ class ResConfigSettings(models.TransientModel):
         config_parameter="fayvad_mail.dns_nameservers",
         help="Where domain checks ask: IP addresses with an optional port (127.0.0.1:5353, [::1]:53), "
         "separated by spaces. Empty: the system's resolvers.",
+    )
+
+    fayvad_success_rate_threshold = fields.Integer(
+        string="Provisioning Success Rate Threshold (%)",
+        config_parameter="fayvad_mail.success_rate_threshold",
+        default=SUCCESS_RATE_THRESHOLD_DEFAULT,
+        help="When fewer of the last hour's provisioning jobs than this succeed (at least "
+        f"{SUCCESS_RATE_MIN_JOBS} finished), the administrators get an activity on the mail server.",
     )
 
     def set_values(self):

@@ -23,6 +23,7 @@ from . import (
     test_jobs,
     test_mailserver_client,
     test_models,
+    test_monitoring,
     test_password_policy,
     test_performance,
     test_portal,

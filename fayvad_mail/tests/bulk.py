@@ -70,9 +70,11 @@ def bulk_organizations(
     run(
         """
         INSERT INTO fayvad_mail_domain (organization_id, company_id, name, state, admin_created, usage_read_at,
+                                        verification_token, verification_state, verified_how,
                                         create_uid, write_uid, create_date, write_date)
         SELECT o.id, o.company_id, lower(%(tag)s) || '-' || o.id || '.bulk.example', 'active', true,
                least(now() at time zone 'UTC', %(end)s::date + interval '1 day' - interval '1 second'),
+               md5(random()::text || o.id), 'verified', 'txt',
                %(uid)s, %(uid)s, o.create_date, o.create_date
           FROM fayvad_mail_organization o WHERE o.id > %(after)s
         """

@@ -65,8 +65,26 @@ class TestOpenApi(ProvisioningCase):
                 "/provision/domain-alias/",
                 "/webhooks/billing/",
                 "/webhooks/billing/{token}/",
+                "/metrics/",
             },
         )
+
+    def test_metrics_answers(self):
+        path = "/metrics/"
+        response = self.url_open(
+            "/fayvad_api/erp/metrics/",
+            headers={"Authorization": f"Token {self.api_key}"},
+            allow_redirects=False,
+        )
+        self.assertEqual(response.status_code, 200)
+        documented = self.spec["paths"][path]["get"]["responses"]["200"]["content"]
+        self.assertEqual(response.headers["Content-Type"].split("; charset")[0], next(iter(documented)))
+        self.assertIn("# TYPE fayvad_mail_jobs gauge", response.text)
+        self.seen[(path, "get")] = {"200"}
+        self.check(path, "get", self.api("GET", path, key=False))
+        self.check(path, "get", self.api("GET", path, key=self.outsider_key))
+        self.check(path, "get", self.api("POST", path))
+        self.assertAllDocumentedStatusesSeen(path, "get")
 
     def test_usage_summary_answers(self):
         path = "/usage-summary/"

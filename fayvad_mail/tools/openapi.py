@@ -605,6 +605,25 @@ def openapi_document():
                     },
                 }
             },
+            "/metrics/": {
+                "get": {
+                    "summary": "Monitoring figures in the Prometheus text format",
+                    "description": "Provisioning jobs by type and state, finished jobs and success ratios "
+                    "per window (1h, 24h, 7d), request-to-done seconds (median, 95th percentile), the queue's "
+                    "depth and oldest job, webhook deliveries by outcome (a counter), the billing sync's "
+                    "backlog and failures, the usage-reading lag, domains by verification and the last DNS "
+                    "check; for the API user's companies. The same few SQL aggregates whatever the number "
+                    "of organizations.",
+                    "security": [{"token": []}, {"bearer": []}],
+                    "responses": {
+                        "200": {
+                            "description": "The figures (text exposition format 0.0.4)",
+                            "content": {"text/plain; version=0.0.4": {"schema": STR}},
+                        },
+                        **AUTH_ERRORS,
+                    },
+                }
+            },
             "/provision/organization/": _provision(
                 "Provision an organization",
                 "OrganizationRequest",
