@@ -422,14 +422,20 @@ LONG_DB = "fayvad_long"
 RUNNER_DB = "fayvad_runner"
 
 
-def _odoo_runner(env, cluster, odoo, service, work, extra_env):
-    """devtools/runner: Odoo's own test runner on a copy of the test database
-    finds and passes as many tests as pytest collects."""
-    say("Odoo's test runner: copying the test database ...")
+def _copy_for_runner(cluster, odoo, work):
+    """The freshly installed test database, kept for Odoo's own runner (as
+    OCA CI runs it: on a new install, not after another suite)."""
+    say("Odoo's test runner: copying the freshly installed database ...")
     cluster.copy_database(odoo.db, RUNNER_DB)
     filestore = work / "data" / "filestore"
     if (filestore / odoo.db).exists():
         shutil.copytree(filestore / odoo.db, filestore / RUNNER_DB, dirs_exist_ok=True)
+
+
+def _odoo_runner(env, cluster, odoo, service, work, extra_env):
+    """devtools/runner: Odoo's own test runner, on the database copied by
+    ``_copy_for_runner``, finds and passes as many tests as pytest collects."""
+    say("Odoo's test runner: running the addon's tests through odoo-bin --test-enable ...")
     conf = work / "odoo-runner.conf"
     lines = [
         line
@@ -542,6 +548,8 @@ def cmd_test(args):
             say("installing fayvad_mail (with demo data) in a throwaway database ...")
             odoo.install(work / "odoo-install.log")
             say(f"installed in {time.monotonic() - t0:.0f}s; running pytest")
+        if not args.pytest_args:  # the whole suite: Odoo's own runner will run it too
+            _copy_for_runner(cluster, odoo, work)
         long_args = [a for a in args.pytest_args or [] if a.startswith("devtools/long")]
         unit_args = [a for a in args.pytest_args or [] if not a.startswith("devtools/long")]
         tests = 0
