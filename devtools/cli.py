@@ -398,15 +398,15 @@ def _test_env(service, **extra_env):
     )
 
 
+def _pytest_cmd(env):
+    return [env.python, "-m", "pytest", "-p", "no:cacheprovider"]
+
+
 def _pytest(env, odoo, service, pytest_args, **extra_env):
     """Run pytest-odoo on ``odoo``'s database, against the Modoboa ``service``;
     its exit status."""
     cmd = [
-        env.python,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
+        *_pytest_cmd(env),
         "-q",
         f"--odoo-config={odoo.config}",
         f"--odoo-database={odoo.db}",
@@ -456,18 +456,7 @@ def _odoo_runner(env, cluster, odoo, service, work, extra_env):
         FAYVAD_RUNNER_COLLECT_DB=odoo.db,
         **extra_env,
     )
-    cmd = [
-        env.python,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:odoo",
-        "-q",
-        "-s",
-        "devtools/runner",
-    ]
+    cmd = [*_pytest_cmd(env), "-p", "no:odoo", "-q", "-s", "devtools/runner"]
     try:
         return subprocess.run([str(c) for c in cmd], cwd=REPO, env=runner_env, check=False).returncode
     finally:
@@ -502,7 +491,7 @@ def _long_tests(env, cluster, odoo, service, work, cache, extra_env, pytest_args
         FAYVAD_LONG_FUZZ_PYTHON=str(_fuzz_python(cache)),
         **extra_env,
     )
-    cmd = [env.python, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:odoo", "-q", "-s"]
+    cmd = [*_pytest_cmd(env), "-p", "no:odoo", "-q", "-s"]
     cmd += pytest_args or ["devtools/long"]
     return subprocess.run([str(c) for c in cmd], cwd=REPO, env=long_env, check=False).returncode
 

@@ -780,35 +780,30 @@ class Modoboa:
 
     def _spawn_redis(self, workdir: pathlib.Path, port: int, logfile: pathlib.Path) -> subprocess.Popen:
         workdir.mkdir(parents=True, exist_ok=True)
-        with open(logfile, "wb") as out:
-            proc = subprocess.Popen(
-                [
-                    "redis-server",
-                    "--bind",
-                    HOST,
-                    "--port",
-                    str(port),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(workdir),
-                    "--daemonize",
-                    "no",
-                    "--protected-mode",
-                    "yes",
-                    "--logfile",
-                    "",
-                ],
-                cwd=workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._children[proc.pid] = proc
-        return proc
+        return self._spawn(
+            [
+                "redis-server",
+                "--bind",
+                HOST,
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+                "--logfile",
+                "",
+            ],
+            workdir,
+            logfile,
+            mode="wb",
+        )
 
     def _wait_redis(self, proc: subprocess.Popen, port: int, timeout: float, logfile: pathlib.Path) -> None:
         deadline = time.monotonic() + timeout
@@ -834,17 +829,28 @@ class Modoboa:
 
     def _spawn_server(self) -> subprocess.Popen:
         env = _clean_env(FAYVAD_MODOBOA_REDIS_URL=f"redis://{HOST}:{self.redis_port}/0")
-        with open(self.server_log, "ab") as out:  # a restart appends: the log tells the whole story
+        # a restart appends: the log tells the whole story
+        return self._spawn(
+            [
+                str(self.python),
+                "manage.py",
+                "runserver",
+                f"{HOST}:{self.port}",
+                "--noreload",
+                "--skip-checks",
+            ],
+            self._project_dir,
+            self.server_log,
+            mode="ab",
+            env=env,
+        )
+
+    def _spawn(self, cmd, cwd, logfile, mode, env=None) -> subprocess.Popen:
+        """Start ``cmd`` in a session of its own, its output in ``logfile``."""
+        with open(logfile, mode) as out:
             proc = subprocess.Popen(
-                [
-                    str(self.python),
-                    "manage.py",
-                    "runserver",
-                    f"{HOST}:{self.port}",
-                    "--noreload",
-                    "--skip-checks",
-                ],
-                cwd=self._project_dir,
+                cmd,
+                cwd=cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

@@ -223,25 +223,18 @@ class FayvadMailProvisioning(models.AbstractModel):
             raise ApiError(400, "EMAIL_ACCOUNT_ALREADY_EXISTS", f"The email account {email} already exists")
         org._lock_for_update()
         self._check_room(org, data)
-        try:
-            account = Account.create(
-                {
-                    "local_part": data["address"],
-                    "domain_id": domain.id,
-                    "quota": data["quota"] or org.default_mailbox_quota_mb * MB,
-                    "first_name": data["first_name"] or False,
-                    "last_name": data["last_name"] or False,
-                }
-            )
-        except ValidationError as exc:
-            _logger.info("email account request refused by a constraint: %s", exc.args[0])
-            raise validation_error(
-                {
-                    "email_account_data": [
-                        "The account breaks one of the organization's rules (limits or state); nothing was created."
-                    ]
-                }
-            ) from None
+        account = self._create_within_rules(
+            Account,
+            {
+                "local_part": data["address"],
+                "domain_id": domain.id,
+                "quota": data["quota"] or org.default_mailbox_quota_mb * MB,
+                "first_name": data["first_name"] or False,
+                "last_name": data["last_name"] or False,
+            },
+            "email_account_data",
+            "The account breaks one of the organization's rules (limits or state); nothing was created.",
+        )
         account._set_pending_password(data["password"] or server._password_policy().generate())
         account._queue_provisioning()
         return account.id
@@ -278,23 +271,30 @@ class FayvadMailProvisioning(models.AbstractModel):
         if mailbox:
             raise ApiError(400, "ALIAS_ALREADY_EXISTS", f"The address {address} is a mailbox")
         self._check_open(org, "alias_data.organization_id", "aliases")
-        try:
-            alias = self.env["fayvad.mail.alias"].create(
-                {
-                    "kind": "alias" if data["address"] else "catchall",
-                    "local_part": data["address"] or False,
-                    "domain_id": domain.id,
-                    "recipients": "\n".join(data["recipients"]),
-                    "description": data["description"] or False,
-                }
-            )
-        except ValidationError as exc:
-            _logger.info("alias request refused by a constraint: %s", exc.args[0])
-            raise validation_error(
-                {"alias_data": ["The alias breaks one of the organization's rules; nothing was created."]}
-            ) from None
+        alias = self._create_within_rules(
+            self.env["fayvad.mail.alias"],
+            {
+                "kind": "alias" if data["address"] else "catchall",
+                "local_part": data["address"] or False,
+                "domain_id": domain.id,
+                "recipients": "\n".join(data["recipients"]),
+                "description": data["description"] or False,
+            },
+            "alias_data",
+            "The alias breaks one of the organization's rules; nothing was created.",
+        )
         alias._queue_provisioning()
         return alias.id
+
+    def _create_within_rules(self, model, vals, field, message):
+        """``model.create(vals)``; a constraint that refuses it is the
+        caller's 400 on ``field`` with ``message`` (the constraint's own
+        words, which may name other customers' data, go to the log)."""
+        try:
+            return model.create(vals)
+        except ValidationError as exc:
+            _logger.info("%s request refused by a constraint: %s", model._name, exc.args[0])
+            raise validation_error({field: [message]}) from None
 
     def _check_open(self, org, field, kind):
         """Lock ``org`` and refuse one more of ``kind`` (aliases,
@@ -323,13 +323,12 @@ class FayvadMailProvisioning(models.AbstractModel):
                 return existing.id
             raise ApiError(400, "ORGANIZATION_ALREADY_EXISTS", f"The domain {name} is already a domain alias")
         self._check_open(org, "domain_alias_data.organization_id", "domain_aliases")
-        try:
-            alias = self.env["fayvad.mail.domain.alias"].create({"name": name, "domain_id": domain.id})
-        except ValidationError as exc:
-            _logger.info("domain alias request refused by a constraint: %s", exc.args[0])
-            raise validation_error(
-                {"domain_alias_data": ["The domain alias breaks one of Odoo's rules; nothing was created."]}
-            ) from None
+        alias = self._create_within_rules(
+            self.env["fayvad.mail.domain.alias"],
+            {"name": name, "domain_id": domain.id},
+            "domain_alias_data",
+            "The domain alias breaks one of Odoo's rules; nothing was created.",
+        )
         alias._queue_provisioning()
         return alias.id
 

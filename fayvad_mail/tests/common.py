@@ -193,6 +193,17 @@ class BillingCase(AccountTestInvoicingCommon):
         with freeze_time(day):
             self.env["fayvad.mail.billing.event"]._cron_sync()
 
+    def subscription_webhook(self, org, kind, amount, stamp, invoice="SUB-1"):
+        """A signed ``kind`` event of ``amount`` USD for ``org``, sent at ``stamp``."""
+        return self.webhook(
+            {
+                "event_type": kind,
+                "organization_id": org.id,
+                "billing_data": {"amount": amount, "currency": "USD", "invoice_id": invoice},
+                "timestamp": stamp,
+            }
+        )
+
     def webhook(self, payload, headers=None, secret=None):
         """Deliver a signed billing webhook as the route does; (status, body)."""
         raw = json.dumps(payload).encode()

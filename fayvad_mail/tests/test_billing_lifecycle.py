@@ -72,13 +72,8 @@ class TestTermination(BillingCase):
         org = self.make_org("2026-03-01")
         with freeze_time("2026-03-10"):
             org.action_terminate()
-            status, _body = self.webhook(
-                {
-                    "event_type": "subscription_updated",
-                    "organization_id": org.id,
-                    "billing_data": {"amount": 150, "currency": "USD", "invoice_id": "SUB-T"},
-                    "timestamp": "2026-03-10T08:00:00Z",
-                }
+            status, _body = self.subscription_webhook(
+                org, "subscription_updated", 150, "2026-03-10T08:00:00Z", "SUB-T"
             )
         self.assertEqual(status, 200)
         self.assertEqual(org.subscription_id.state, "cancelled", "not revived")
@@ -94,16 +89,6 @@ class TestOneFeePerPeriod(BillingCase):
         for event in org.billing_event_ids.filtered(lambda e: e.event_type in FEE_TYPES and e.chargeable):
             charged.setdefault(event.date.replace(day=1), []).append(event.amount)
         return charged
-
-    def subscription_webhook(self, org, kind, amount, stamp, invoice="SUB-1"):
-        return self.webhook(
-            {
-                "event_type": kind,
-                "organization_id": org.id,
-                "billing_data": {"amount": amount, "currency": "USD", "invoice_id": invoice},
-                "timestamp": stamp,
-            }
-        )
 
     def test_webhooks_renewal_and_plan_change_never_bill_a_period_twice(self):
         org = self.make_org("2026-03-01")  # the sign-up bills March
@@ -263,13 +248,8 @@ class TestReactivation(BillingCase):
             with freeze_time(day):
                 self.env["fayvad.mail.subscription"]._cron_monthly_invoicing()
         with freeze_time("2026-06-21"):  # 10 of June's 30 days left
-            status, _body = self.webhook(
-                {
-                    "event_type": "subscription_updated",
-                    "organization_id": org.id,
-                    "billing_data": {"amount": 100, "currency": "USD", "invoice_id": "REACT-1"},
-                    "timestamp": "2026-06-21T09:00:00Z",
-                }
+            status, _body = self.subscription_webhook(
+                org, "subscription_updated", 100, "2026-06-21T09:00:00Z", "REACT-1"
             )
         self.assertEqual(status, 200)
         sub = org.subscription_id
