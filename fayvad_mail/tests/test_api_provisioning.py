@@ -266,9 +266,28 @@ class TestProvisioningValidation(ProvisioningCase):
         payload = self.org_payload()
         status, body, _ = self.api("POST", "/provision/organization/", payload)
         self.assertEqual((status, body["provisioned"], body["provisioning_status"]), (202, False, "pending"))
+        details = body["provisioning_details"]
         self.assertEqual(
-            body["provisioning_details"],
-            {"domain_created": False, "dns_records_generated": False, "initial_admin_created": False},
+            details,
+            {
+                "domain_created": False,
+                "dns_records_generated": False,
+                "initial_admin_created": False,
+                "domain_verified": False,
+                "receives_mail": False,
+                "dns_records": details["dns_records"],
+            },
+        )
+        self.assertEqual(
+            [(r["purpose"], r["status"]) for r in details["dns_records"]],
+            [
+                ("verification", "to_publish"),
+                ("mx", "to_publish"),
+                ("spf", "to_publish"),
+                ("dkim", "waiting"),
+                ("dmarc", "to_publish"),
+            ],
+            "the records to publish, DKIM once the mail server made its key",
         )
         job = self.env["fayvad.mail.job"].search([("organization_id", "=", body["organization"]["id"])])
         self.assertEqual(job.job_type, "create_domain")

@@ -60,7 +60,8 @@ class TestProvisioningE2E(ModoboaCase):
         # DNS: the records to publish, the DKIM one from Modoboa's key
         self.assertEqual(domain.dkim_public_key, remote["dkim_public_key"])
         records = {r.purpose: r for r in domain.dns_record_ids}
-        self.assertEqual(set(records), {"mx", "spf", "dkim", "dmarc"})
+        self.assertEqual(set(records), {"verification", "mx", "spf", "dkim", "dmarc"})
+        self.assertEqual(records["verification"].value, f"fayvad-verification={domain.verification_token}")
         self.assertEqual(records["dkim"].name, f"{remote['dkim_key_selector']}._domainkey.{name}.")
         self.assertEqual(records["dkim"].value, f"v=DKIM1;k=rsa;p={remote['dkim_public_key']}")
         self.assertEqual(records["dkim"].status, "to_publish")

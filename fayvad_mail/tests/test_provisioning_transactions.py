@@ -47,12 +47,12 @@ class DomainWriter:
                     )
                 )
 
-    def ensure_domain(self, name, quota_mb, default_mailbox_quota_mb):
+    def ensure_domain(self, name, quota_mb, default_mailbox_quota_mb, enabled=True):
         self._call("ensure_domain", name)
         return RemoteDomain(
             id=7,
             name=name,
-            enabled=True,
+            enabled=enabled,
             quota_mb=quota_mb,
             default_mailbox_quota_mb=default_mailbox_quota_mb,
             dkim_enabled=True,
@@ -65,6 +65,9 @@ class DomainWriter:
 
     def find_domain(self, name):
         return self.ensure_domain(name, 1, 1)
+
+    def update_domain(self, domain_id, **values):
+        self.calls.append("update_domain")
 
     def list_mailboxes(self, domain_id):
         self._call("list_mailboxes", self.case.domain_name)
