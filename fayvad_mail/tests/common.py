@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import requests
 from freezegun import freeze_time
 
+from odoo import SUPERUSER_ID, api
+from odoo.modules.registry import Registry
 from odoo.tests import HttpCase, TransactionCase, new_test_user
 from odoo.tests.common import BlockedRequest, _super_send
 from odoo.tools import SQL
@@ -256,6 +258,16 @@ class MockedServerCase(FayvadMailCase):
             )
         )
         self.Job = self.env["fayvad.mail.job"]
+
+
+def new_env(cr, uid=SUPERUSER_ID, context=None):
+    """An environment on ``cr``, a cursor the test opened itself (often in a
+    thread of its own). Its registry is taken as it is, not looked up with
+    ``Registry(dbname)``: odoo-bin's test runner holds the registries' lock
+    while the tests run, and another thread that asks for it waits for ever."""
+    if cr.transaction is None:
+        cr.transaction = api.Transaction(Registry.registries[cr.dbname])
+    return api.Environment(cr, uid, context or {})
 
 
 def unique_domain(prefix="e2e"):

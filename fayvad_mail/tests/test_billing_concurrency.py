@@ -8,11 +8,11 @@ This needs committed data (created with a real cursor, deleted afterwards)."""
 
 import time
 
-from odoo import SUPERUSER_ID, api, fields
+from odoo import SUPERUSER_ID, fields
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL, mute_logger
 
-from odoo.addons.fayvad_mail.tests.common import delete_committed
+from odoo.addons.fayvad_mail.tests.common import delete_committed, new_env
 
 CONTEXT = {"tracking_disable": True, "mail_create_nolog": True}
 
@@ -24,7 +24,7 @@ class TestBillingConcurrency(TransactionCase):
         self.addCleanup(self._cleanup, org_id)
         first, second = self.registry.cursor(), self.registry.cursor()
         try:
-            envs = [api.Environment(cr, SUPERUSER_ID, CONTEXT) for cr in (first, second)]
+            envs = [new_env(cr, SUPERUSER_ID, CONTEXT) for cr in (first, second)]
             for env in envs:  # both transactions take their snapshot now, before either drafts
                 env.cr.execute("SELECT count(*) FROM account_move")
             Event = [env["fayvad.mail.billing.event"] for env in envs]
@@ -38,7 +38,7 @@ class TestBillingConcurrency(TransactionCase):
             second.close()
         self.assertFalse(synced, "the second worker could not make a second draft")
         with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, CONTEXT)
+            env = new_env(cr, SUPERUSER_ID, CONTEXT)
             late = env["fayvad.mail.billing.event"].browse(event_ids[1])
             self.assertEqual(late.sync_state, "pending", "kept, to be synced again")
             self.assertIn("at the same moment", late.last_error)
@@ -54,7 +54,7 @@ class TestBillingConcurrency(TransactionCase):
 
     def _commit_fixture(self):
         with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, CONTEXT)
+            env = new_env(cr, SUPERUSER_ID, CONTEXT)
             partner = env["res.partner"].create({"name": f"Race billing customer {time.time()}"})
             org = env["fayvad.mail.organization"].create(
                 {"name": "Race billing", "partner_id": partner.id, "state": "active", "mail_server_id": False}

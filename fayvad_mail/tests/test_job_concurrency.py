@@ -10,11 +10,11 @@ import threading
 import time
 from unittest.mock import patch
 
-from odoo import SUPERUSER_ID, api
+from odoo import SUPERUSER_ID
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL
 
-from odoo.addons.fayvad_mail.tests.common import delete_committed
+from odoo.addons.fayvad_mail.tests.common import delete_committed, new_env
 from odoo.addons.fayvad_mail.tools.mailserver import RemoteDomain, RemoteMailbox
 from odoo.addons.fayvad_mail.tools.units import MB
 
@@ -90,7 +90,7 @@ class TestJobConcurrency(TransactionCase):
             try:
                 start.wait(10)
                 with registry.cursor() as cr:
-                    api.Environment(cr, SUPERUSER_ID, CONTEXT)["fayvad.mail.job"]._cron_run(limit=1000)
+                    new_env(cr, SUPERUSER_ID, CONTEXT)["fayvad.mail.job"]._cron_run(limit=1000)
             except Exception as exc:  # reported by the main thread
                 errors.append(exc)
 
@@ -131,7 +131,7 @@ class TestJobConcurrency(TransactionCase):
         """Organizations with mailboxes to create, quotas to change and a
         domain update each, committed; returns (job ids, organization ids)."""
         with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, CONTEXT)
+            env = new_env(cr, SUPERUSER_ID, CONTEXT)
             Job = env["fayvad.mail.job"]
             server = env["fayvad.mail.server"].create(
                 {"name": "Concurrency fake", "url": "http://127.0.0.1:9", "token": "t" * 40}

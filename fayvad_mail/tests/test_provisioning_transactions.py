@@ -15,12 +15,12 @@ from unittest.mock import patch
 
 import psycopg2
 
-from odoo import SUPERUSER_ID, api, sql_db
+from odoo import SUPERUSER_ID, sql_db
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL
 
 from odoo.addons.fayvad_mail.controllers import answers as api_answers
-from odoo.addons.fayvad_mail.tests.common import delete_committed
+from odoo.addons.fayvad_mail.tests.common import delete_committed, new_env
 from odoo.addons.fayvad_mail.tools.mailserver import RemoteDomain
 from odoo.addons.fayvad_mail.tools.validation import validate_email_account, validate_organization
 
@@ -79,7 +79,7 @@ class TestProvisioningTransactions(TransactionCase):
     def setUp(self):
         super().setUp()
         with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, CONTEXT)
+            env = new_env(cr, SUPERUSER_ID, CONTEXT)
             self.server_id = (
                 env["fayvad.mail.server"]
                 .create(
@@ -120,7 +120,7 @@ class TestProvisioningTransactions(TransactionCase):
     def handle(self, raw, key=None, uid=SUPERUSER_ID):
         """What the route does, on a connection of its own (a worker's request cursor)."""
         with self.registry.cursor() as cr:
-            env = api.Environment(cr, uid, {})
+            env = new_env(cr, uid, {})
             return api_answers.handle(env, "organization", raw, validate_organization, key)
 
     def org_count(self):
@@ -172,7 +172,13 @@ class TestProvisioningTransactions(TransactionCase):
     def test_claim_left_by_a_dead_request_is_taken_over(self):
         raw = self.body()
         dead = self.claim_on_own_connection(raw, "tx-dead")
+        backend = dead.get_backend_pid()
         dead.close()  # its worker was killed: the connection, and the lock, are gone
+        for _ in range(100):  # PostgreSQL ends the backend, and frees its lock, a moment later
+            self.env.cr.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [backend])
+            if not self.env.cr.fetchone():
+                break
+            time.sleep(0.05)
         status, body = self.handle(raw, key="tx-dead")
         self.assertEqual(status, 202, body)
         self.assertEqual(self.org_count(), 1)
@@ -230,7 +236,7 @@ class TestProvisioningTransactions(TransactionCase):
 
     def test_concurrent_requests_never_exceed_the_organizations_limit(self):
         with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, CONTEXT)
+            env = new_env(cr, SUPERUSER_ID, CONTEXT)
             org = env["fayvad.mail.organization"].create(
                 {
                     "name": "Tx limit",
@@ -258,7 +264,7 @@ class TestProvisioningTransactions(TransactionCase):
             try:
                 start.wait(10)
                 with self.registry.cursor() as cr:
-                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    env = new_env(cr, SUPERUSER_ID, {})
                     answers.append(api_answers.handle(env, "email_account", raw, validate_email_account))
             except Exception as exc:  # reported below
                 errors.append(exc)
@@ -312,7 +318,7 @@ class TestProvisioningTransactions(TransactionCase):
         read = []
         for _run in range(2):
             with self.registry.cursor() as cr:
-                env = api.Environment(cr, SUPERUSER_ID, CONTEXT)
+                env = new_env(cr, SUPERUSER_ID, CONTEXT)
                 read.append(env["fayvad.mail.usage.snapshot"]._cron_read_usage())
                 cr.execute(
                     SQL(

@@ -7,11 +7,11 @@ import threading
 from datetime import timedelta
 from unittest.mock import patch
 
-from odoo import SUPERUSER_ID, api, fields
+from odoo import SUPERUSER_ID, fields
 from odoo.tests import tagged
 from odoo.tools import SQL
 
-from odoo.addons.fayvad_mail.tests.common import FayvadMailCase, delete_committed
+from odoo.addons.fayvad_mail.tests.common import FayvadMailCase, delete_committed, new_env
 from odoo.addons.fayvad_mail.tools.units import GB
 from odoo.addons.fayvad_mail.tools.validation import validate_usage_query
 
@@ -235,7 +235,7 @@ class TestTallyConcurrency(FayvadMailCase):
     def setUp(self):
         super().setUp()
         with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {"tracking_disable": True})
+            env = new_env(cr, SUPERUSER_ID, {"tracking_disable": True})
             self.company_id = env.company.id
             orgs = env["fayvad.mail.organization"]
             for n in range(2):
@@ -253,7 +253,7 @@ class TestTallyConcurrency(FayvadMailCase):
         self.startPatcher(patch.object(Event, "_trigger_sync", lambda self: None))
 
     def add(self, cr, org_id, n):
-        env = api.Environment(cr, SUPERUSER_ID, {"tracking_disable": True})
+        env = new_env(cr, SUPERUSER_ID, {"tracking_disable": True})
         org = env["fayvad.mail.organization"].browse(org_id)
         env["fayvad.mail.account"].create(
             [
@@ -281,7 +281,7 @@ class TestTallyConcurrency(FayvadMailCase):
             second.commit()
             with self.registry.cursor() as fold:  # folds what it sees; the first's rows stay
                 fold.execute("SET LOCAL lock_timeout = '3s'")
-                env = api.Environment(fold, SUPERUSER_ID, {})
+                env = new_env(fold, SUPERUSER_ID, {})
                 env["fayvad.mail.tally"]._cron_compact()
             done = threading.Event()
 
@@ -303,11 +303,17 @@ class TestTallyConcurrency(FayvadMailCase):
             self.assertEqual(kept(cr, self.company_id), counted(cr, self.company_id))
             accounts = kept(cr, self.company_id)[1]
             self.assertEqual(accounts[:2], [self.before[1][0] + 15, self.before[1][1] + 15])
-            env = api.Environment(cr, SUPERUSER_ID, {})
+            env = new_env(cr, SUPERUSER_ID, {})
             env["fayvad.mail.tally"]._cron_compact()
             self.assertEqual(kept(cr, self.company_id), counted(cr, self.company_id))
-            today = f"{fields.Date.today()} "
-            revenue = {k: v for k, v in kept(cr, self.company_id)[2].items() if k.startswith(today)}
-            before = {k: v for k, v in self.before[2].items() if k.startswith(today)}
+            cr.execute(
+                SQL(
+                    "SELECT max(date) FROM fayvad_mail_billing_event WHERE organization_id IN %s",
+                    tuple(self.org_ids),
+                )
+            )
+            day = f"{cr.fetchone()[0]} "  # the events' day (the user's, which may be tomorrow in UTC)
+            revenue = {k: v for k, v in kept(cr, self.company_id)[2].items() if k.startswith(day)}
+            before = {k: v for k, v in self.before[2].items() if k.startswith(day)}
             key = next(k for k in revenue if k.endswith("payment_received"))
             self.assertEqual(revenue[key], round(before.get(key, 0) + 30, 2))

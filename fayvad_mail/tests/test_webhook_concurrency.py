@@ -9,11 +9,11 @@ import json
 import threading
 import time
 
-from odoo import SUPERUSER_ID, api
+from odoo import SUPERUSER_ID
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL
 
-from odoo.addons.fayvad_mail.tests.common import delete_committed
+from odoo.addons.fayvad_mail.tests.common import delete_committed, new_env
 from odoo.addons.fayvad_mail.tools.signature import sign
 
 DELIVERIES = 20
@@ -40,7 +40,7 @@ class TestWebhookConcurrency(TransactionCase):
             try:
                 start.wait(30)
                 with self.registry.cursor() as cr:
-                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    env = new_env(cr, SUPERUSER_ID, {})
                     answers.append(env["fayvad.mail.webhook.delivery"]._receive(raw, headers, "127.0.0.1"))
             except Exception as exc:  # reported by the main thread
                 errors.append(exc)
@@ -80,7 +80,7 @@ class TestWebhookConcurrency(TransactionCase):
     def _commit_fixture(self):
         self.secret = f"race-secret-{time.time()}"
         with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {"tracking_disable": True})
+            env = new_env(cr, SUPERUSER_ID, {"tracking_disable": True})
             partner = env["res.partner"].create({"name": "Race customer"})
             org = env["fayvad.mail.organization"].create(
                 {"name": "Race", "partner_id": partner.id, "state": "active", "mail_server_id": False}
