@@ -679,6 +679,36 @@ def _report_figures(rows, machine, cache):
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({**machine, "figures": rows}, indent=1) + "\n")
     say(f"figures written to {out}")
+    _write_bench_table(rows, machine, load)
+
+
+BENCH_DOC = REPO / "docs" / "benchmarks.md"
+BENCH_MARKS = ("<!-- ./dev bench writes this table -->", "<!-- end of the table ./dev bench writes -->")
+
+
+def _write_bench_table(rows, machine, load):
+    """The run's table, dated, in docs/benchmarks.md (between its marks), in
+    place of the previous run's: one table, the latest."""
+    if not BENCH_DOC.exists():
+        return
+    text = BENCH_DOC.read_text()
+    start, end = (text.find(mark) for mark in BENCH_MARKS)
+    if start < 0 or end < start:
+        return
+    table = [
+        BENCH_MARKS[0],
+        f"### {datetime.date.today():%Y-%m-%d}",
+        "",
+        f"One run ({machine['nproc']} CPUs, load average {load} (1/5/15 min, before -> after), "
+        f"{machine['seconds']} s in all):",
+        "",
+        "| benchmark | case | figures |",
+        "|---|---|---|",
+        *(f"| {row['benchmark']} | {row['case']} | {describe(row['figures'])} |" for row in rows),
+        "",
+    ]
+    BENCH_DOC.write_text(text[:start] + "\n".join(table) + text[end:])
+    say(f"the table is in {BENCH_DOC.relative_to(REPO)}")
 
 
 # -- entry point ---------------------------------------------------------------------
