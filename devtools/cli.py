@@ -67,6 +67,8 @@ commands:
                       print the company webhook secret (created if none), or an organization's
                       webhook URL and secret separated by a space
   mail-server         print the local Modoboa's base URL and API token
+  screenshots         the documentation's screenshots (docs/*.png), taken in headless Chromium
+                      from the running ./dev run
   dns-publish DOMAIN...
                       publish these domains' records in ./dev run's DNS server (as their
                       customer would): Verify Now then verifies them
@@ -349,6 +351,18 @@ def cmd_dns_publish(args):
     else:
         print(f"kept for the DNS of the next ./dev run: {', '.join(args.domains)}")
     return 0
+
+
+def cmd_screenshots(args):
+    """The documentation's screenshots, from the running ./dev run."""
+    base = f"http://127.0.0.1:{env_port('FAYVAD_HTTP_PORT', 8069)}"
+    if not wait_http(f"{base}/web/health", 5):
+        raise DevError(f"no Odoo answers at {base}: start ./dev run first")
+    _ensure_chromium()
+    env = PythonEnv().ensure()  # the DevTools client (websocket-client) is in its requirements
+    return subprocess.run(
+        [str(env.python), "-m", "devtools.screenshots", base], cwd=REPO, check=False
+    ).returncode
 
 
 def cmd_mail_server(args):
@@ -733,6 +747,7 @@ def main(argv=None):
     secret = sub.add_parser("webhook-secret")
     secret.add_argument("org_id", nargs="?", type=int)
     sub.add_parser("mail-server")
+    sub.add_parser("screenshots")
     publish = sub.add_parser("dns-publish")
     publish.add_argument("domains", nargs="+", metavar="DOMAIN")
     args, extra = parser.parse_known_args(argv)
@@ -756,6 +771,7 @@ def main(argv=None):
         "api-key": cmd_api_key,
         "webhook-secret": cmd_webhook_secret,
         "mail-server": cmd_mail_server,
+        "screenshots": cmd_screenshots,
         "dns-publish": cmd_dns_publish,
     }
     try:

@@ -3,6 +3,7 @@ environment ``env`` of the database: not part of the addon, whose models
 carry no command-line hooks."""
 
 API_KEY_SCOPE = "fayvad_mail.erp_api"
+DEMO_MAILBOX_PASSWORD = "Fayvad-Demo-2026"  # ./dev run's demo mailboxes (docs/development.md)
 
 
 def new_api_key(env, login):
@@ -67,6 +68,17 @@ def configure_local_server(env, url, token, password_policy=None, dns=None):
         env["ir.config_parameter"].sudo().set_param("fayvad_mail.dns_nameservers", dns)
     orgs = env["fayvad.mail.organization"].search([("mail_server_id", "=", False)])
     orgs.mail_server_id = server
+    # the demo's mailboxes get a password people know (else each says its password was never set)
+    Job = env["fayvad.mail.job"]
+    demo = (
+        env["fayvad.mail.account"]
+        .search([("state", "!=", "terminated")])
+        .filtered(lambda account: not account.remote_id or account.password_dropped)
+    )
+    for account in demo:
+        account._set_pending_password(DEMO_MAILBOX_PASSWORD)
+        if account.remote_id:
+            Job._enqueue("set_password", account=account)
     server._repair_drift()
     return server
 
