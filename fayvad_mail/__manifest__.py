@@ -7,7 +7,7 @@
     "author": "Fayvad",
     "website": "https://mail.fayvad.com",
     "license": "LGPL-3",
-    "depends": ["mail", "account", "portal", "bus"],
+    "depends": ["mail", "account", "account_payment", "portal", "bus"],
     # beyond Odoo itself, what the addon imports (all in Odoo 18's own requirements)
     "external_dependencies": {"python": ["requests", "idna", "cryptography", "dnspython"]},
     "data": [

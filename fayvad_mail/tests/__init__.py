@@ -28,6 +28,7 @@ from . import (
     test_performance,
     test_portal,
     test_portal_day,
+    test_portal_pay,
     test_provisioning_e2e,
     test_provisioning_faults,
     test_provisioning_transactions,
