@@ -213,6 +213,19 @@ class TestHostileInput(ProvisioningCase):
                     [body["webhook_id"]],
                 )
 
+    def test_a_plan_of_another_company_is_a_clear_error(self):
+        other = self.env["res.company"].create({"name": "Other Hosting Co"})
+        foreign = self.plan.copy({"name": "Other company's plan", "company_id": other.id})
+        before = self.env["fayvad.mail.organization"].search_count([])
+        body = self.assertApiError(
+            self.api("POST", "/provision/organization/", self.org_payload(plan_id=foreign.id)),
+            400,
+            "VALIDATION_ERROR",
+            "organization_data.plan_id",
+        )
+        self.assertIn("No active subscription plan", body["details"]["organization_data.plan_id"][0])
+        self.assertEqual(self.env["fayvad.mail.organization"].search_count([]), before, "nothing created")
+
     def test_a_timestamp_far_in_the_future_is_refused(self):
         now = datetime.now(UTC)
         for stamp in ("9999-12-31T00:00:00Z", (now + timedelta(hours=25)).strftime("%Y-%m-%dT%H:%M:%SZ")):
