@@ -51,7 +51,7 @@ class TestOfficeDay(ModoboaCase, HttpCase):
         self.assertFalse(org.billing_event_ids, "nothing charged before the mail server has it")
         self.run_jobs()
         self.assertEqual(org.state, "active")
-        self.assertEqual(org.service_start_date, fields.Date.today())
+        self.assertEqual(org.service_start_date, fields.Date.context_today(org))  # the user's day
         self.env["fayvad.mail.billing.event"]._cron_sync()
         fee = org.billing_event_ids
         self.assertEqual((fee.event_type, fee.amount, fee.odoo_synced), ("subscription_created", 40.0, True))

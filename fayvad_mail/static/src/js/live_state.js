@@ -20,9 +20,9 @@ patch(FormController.prototype, {
         }
         const busService = useService("bus_service");
         const onStateChanged = async ({ model, ids }) => {
-            const root = this.model.root;
-            if (model !== root.resModel || !ids.includes(root.resId)) {
-                return;
+            const root = this.model?.root;
+            if (!root || model !== root.resModel || !ids.includes(root.resId)) {
+                return; // another record, or a form still loading
             }
             if (!(await root.isDirty())) {
                 await root.load();
