@@ -64,7 +64,6 @@ class FayvadMailAccount(models.Model):
             ("admin", "An administrator"),
             ("organization", "The organization's suspension"),
         ],
-        string="Suspended By",
         readonly=True,
         copy=False,
         tracking=True,

@@ -73,7 +73,9 @@ class FayvadMailVault(models.AbstractModel):
         if len(current) < MIN_KEY_LENGTH:
             raise UserError(
                 self.env._(
-                    "The vault key (%s) must be at least %s characters long.", KEY_OPTION, MIN_KEY_LENGTH
+                    "The vault key (%(option)s) must be at least %(length)s characters long.",
+                    option=KEY_OPTION,
+                    length=MIN_KEY_LENGTH,
                 )
             )
         return MultiFernet([_fernet(key, purpose) for key in [current, *old]])

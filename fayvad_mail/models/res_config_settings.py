@@ -46,7 +46,7 @@ class ResConfigSettings(models.TransientModel):
             parse_nameservers(self.fayvad_dns_nameservers)
         except DnsSettingError as exc:
             raise UserError(self.env._("DNS Name Servers: %s", exc)) from None
-        super().set_values()
+        return super().set_values()
 
     def action_fayvad_webhook_secrets(self):
         return self.env["ir.actions.act_window"]._for_xml_id("fayvad_mail.fayvad_mail_webhook_secret_action")

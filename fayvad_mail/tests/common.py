@@ -40,10 +40,25 @@ GROUPS = {
 }
 
 
+def loopback_only(session, request, **kw):
+    """Odoo's tests block outbound HTTP: requests to 127.0.0.1 (Modoboa, the
+    fault proxy) go through with the client's own (connect, read) timeouts;
+    anything else stays blocked."""
+    if urlsplit(request.url).hostname in ("127.0.0.1", "localhost"):
+        return _super_send(session, request, **kw)
+    raise BlockedRequest(f"External requests verboten (was {request.method} {request.url})")
+
+
+# Odoo's tests route every outbound request through the class's _request_handler
+LOOPBACK_ONLY = classmethod(lambda cls, s, r, /, **kw: loopback_only(s, r, **kw))
+
+
 class FayvadMailCase(TransactionCase):
     """A company with a plan, a customer and helpers to build organizations.
     Mail-server calls are not made: jobs are queued, the runner is not
     triggered (tests that need it run it themselves)."""
+
+    _request_handler = LOOPBACK_ONLY
 
     @classmethod
     def setUpClass(cls):
@@ -128,6 +143,8 @@ class BillingCase(AccountTestInvoicingCommon):
     """A company with a chart of accounts (invoices, payments, credit notes),
     a plan billed with a taxed product, and helpers to build organizations
     and their billing events."""
+
+    _request_handler = LOOPBACK_ONLY
 
     @classmethod
     def setUpClass(cls):
@@ -232,15 +249,6 @@ class BillingCase(AccountTestInvoicingCommon):
 
 
 # -- a real Modoboa (started by ./dev test) ---------------------------------------------
-def loopback_only(session, request, **kw):
-    """Odoo's tests block outbound HTTP: requests to 127.0.0.1 (Modoboa, the
-    fault proxy) go through with the client's own (connect, read) timeouts;
-    anything else stays blocked."""
-    if urlsplit(request.url).hostname in ("127.0.0.1", "localhost"):
-        return _super_send(session, request, **kw)
-    raise BlockedRequest(f"External requests verboten (was {request.method} {request.url})")
-
-
 MODOBOA_URL = os.environ.get("FAYVAD_TEST_MODOBOA_URL")
 MODOBOA_TOKEN = os.environ.get("FAYVAD_TEST_MODOBOA_TOKEN")
 MODOBOA_DB = os.environ.get("FAYVAD_TEST_MODOBOA_DB")
@@ -292,8 +300,6 @@ class ModoboaCase(FayvadMailCase):
             )
         super().setUpClass()
         cls.modoboa = cls.make_modoboa_server(MODOBOA_URL)
-
-    _request_handler = classmethod(lambda cls, s, r, /, **kw: loopback_only(s, r, **kw))
 
     @classmethod
     def make_modoboa_server(cls, url, **vals):
@@ -542,7 +548,7 @@ class ApiCase(HttpCase):
             }
         )
 
-    _request_handler = classmethod(lambda cls, s, r, /, **kw: loopback_only(s, r, **kw))
+    _request_handler = LOOPBACK_ONLY
 
     @classmethod
     def new_key(cls, user, scope=API_KEY_SCOPE, expiration=None):

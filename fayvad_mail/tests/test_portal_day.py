@@ -206,7 +206,9 @@ class TestPortalDay(PortalCase):
     def test_open_invoices_have_a_pay_button(self):
         page = self.page(f"/my/mail/{self.org_a.id}").text
         # Odoo's own invoice page, at its payment form (account_payment)
-        self.assertRegex(page, rf'href="{re.escape(self.invoice_a.get_portal_url())}[^"]*portal_pay"[^>]*>Pay<')
+        self.assertRegex(
+            page, rf'href="{re.escape(self.invoice_a.get_portal_url())}[^"]*portal_pay"[^>]*>Pay<'
+        )
 
     def test_the_home_card_counts_the_mailboxes(self):
         page = self.url_open("/my/home").text
