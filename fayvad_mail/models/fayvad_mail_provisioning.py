@@ -221,6 +221,11 @@ class FayvadMailProvisioning(models.AbstractModel):
                 existing._resume_provisioning()
                 return existing.id
             raise ApiError(400, "EMAIL_ACCOUNT_ALREADY_EXISTS", f"The email account {email} already exists")
+        alias = self.env["fayvad.mail.alias"].sudo().with_context(active_test=False)
+        if alias.search_count(
+            [("address", "=", email), ("kind", "!=", "forward"), ("state", "!=", "terminated")], limit=1
+        ):
+            raise ApiError(400, "EMAIL_ACCOUNT_ALREADY_EXISTS", f"The address {email} is already an alias")
         org._lock_for_update()
         self._check_room(org, data)
         account = self._create_within_rules(
@@ -291,7 +296,9 @@ class FayvadMailProvisioning(models.AbstractModel):
         caller's 400 on ``field`` with ``message`` (the constraint's own
         words, which may name other customers' data, go to the log)."""
         try:
-            return model.create(vals)
+            record = model.create(vals)
+            self.env.flush_all()  # the constraints on computed fields (its address) run now
+            return record
         except ValidationError as exc:
             _logger.info("%s request refused by a constraint: %s", model._name, exc.args[0])
             raise validation_error({field: [message]}) from None

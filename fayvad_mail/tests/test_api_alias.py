@@ -66,6 +66,24 @@ class TestAliasApi(AliasApiCase):
         alias = self.env["fayvad.mail.alias"].browse(body["alias"]["id"])
         self.assertEqual((alias.kind, alias.state), ("catchall", "active"))
 
+    def test_a_mailbox_on_an_aliass_address_is_a_clear_400(self):
+        # found by the fuzzer: a 500, the constraint raised only when the transaction was written
+        for address in ("sales", "*"):
+            status, body, _ = self.api("POST", PATH, self.payload(address=address))
+            self.assertEqual(status, 201, body)
+            accounts = self.env["fayvad.mail.account"].search_count([])
+            self.assertApiError(
+                self.api(
+                    "POST",
+                    "/provision/email-account/",
+                    self.account_payload(self.org.id, self.domain.id, address=address),
+                ),
+                400,
+                "EMAIL_ACCOUNT_ALREADY_EXISTS",
+            )
+            self.env.invalidate_all()
+            self.assertEqual(self.env["fayvad.mail.account"].search_count([]), accounts, "nothing created")
+
     def test_taken_addresses_and_bad_input_change_nothing(self):
         self.api("POST", PATH, self.payload())
         self.assertApiError(self.api("POST", PATH, self.payload()), 400, "ALIAS_ALREADY_EXISTS")
