@@ -123,7 +123,10 @@ def test_mail_server_stopped_during_100_account_provisions(server, data, db):
     for address in addresses:
         assert remote[f"{address}@{data['domain']}"] == 1, address
     assert post_accounts_created(created_before) == 100, "each mailbox was created once on Modoboa"
-    assert db.value("SELECT count(*) FROM fayvad_mail_job WHERE state IN ('pending', 'failed')") == 0
+    left = db.query(
+        "SELECT id, job_type, state, last_error FROM fayvad_mail_job WHERE state IN ('pending', 'failed')"
+    )
+    assert not left, left
 
 
 def test_job_runner_killed_mid_batch_resumes_without_duplicates(db, data):

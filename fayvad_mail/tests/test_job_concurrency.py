@@ -14,7 +14,7 @@ from odoo import SUPERUSER_ID
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL
 
-from odoo.addons.fayvad_mail.tests.common import delete_committed, new_env
+from odoo.addons.fayvad_mail.tests.common import LOOPBACK_ONLY, delete_committed, new_env
 from odoo.addons.fayvad_mail.tools.mailserver import RemoteDomain, RemoteMailbox
 from odoo.addons.fayvad_mail.tools.units import MB
 
@@ -63,6 +63,8 @@ class SlowFakeServer:
 
 @tagged("post_install", "-at_install")
 class TestJobConcurrency(TransactionCase):
+    _request_handler = LOOPBACK_ONLY  # the jobs' (connect, read) timeouts to 127.0.0.1
+
     def test_two_runners_never_run_a_job_twice(self):
         registry = self.registry
         Job = type(self.env["fayvad.mail.job"])

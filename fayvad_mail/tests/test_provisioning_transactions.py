@@ -20,7 +20,7 @@ from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL
 
 from odoo.addons.fayvad_mail.controllers import answers as api_answers
-from odoo.addons.fayvad_mail.tests.common import delete_committed, new_env
+from odoo.addons.fayvad_mail.tests.common import LOOPBACK_ONLY, delete_committed, new_env
 from odoo.addons.fayvad_mail.tools.mailserver import RemoteDomain
 from odoo.addons.fayvad_mail.tools.validation import validate_email_account, validate_organization
 
@@ -76,6 +76,8 @@ class DomainWriter:
 
 @tagged("post_install", "-at_install")
 class TestProvisioningTransactions(TransactionCase):
+    _request_handler = LOOPBACK_ONLY  # the jobs' (connect, read) timeouts to 127.0.0.1
+
     def setUp(self):
         super().setUp()
         with self.registry.cursor() as cr:
