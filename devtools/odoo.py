@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .common import ADDON, DevError, run, vault_key
 
+DEMO_PAYMENT_MODULE = "payment_demo"
 ADDON_NAME = ADDON.name
 
 
@@ -87,7 +88,9 @@ class Odoo:
 
     def install(self, log, demo=True):
         """Create the database with the addon; drop it again if that fails."""
-        args = ["-d", self.db, "-i", ADDON_NAME, "--stop-after-init", "--log-level=warn"]
+        # with the demo data, Odoo's demo payment provider too: the portal's Pay works
+        modules = f"{ADDON_NAME},{DEMO_PAYMENT_MODULE}" if demo else ADDON_NAME
+        args = ["-d", self.db, "-i", modules, "--stop-after-init", "--log-level=warn"]
         if not demo:
             args.append("--without-demo=all")
         try:

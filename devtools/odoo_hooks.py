@@ -80,6 +80,10 @@ def configure_local_server(env, url, token, password_policy=None, dns=None):
         if account.remote_id:
             Job._enqueue("set_password", account=account)
     server._repair_drift()
+    # the portal's Pay works: Odoo's demo payment provider (installed with the demo data), in test mode
+    demo_provider = env.ref("payment.payment_provider_demo", raise_if_not_found=False)
+    if demo_provider and demo_provider.state == "disabled":
+        demo_provider.write({"state": "test", "is_published": True})
     return server
 
 
