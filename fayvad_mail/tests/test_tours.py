@@ -2,12 +2,16 @@
 Chromium through Odoo's tours), against the real Modoboa that ``./dev test``
 starts: the screens are driven, not only the models."""
 
+import threading
+import time
 from datetime import timedelta
+from unittest.mock import patch
 
 from odoo import fields
+from odoo.sql_db import TestCursor
 from odoo.tests import HttpCase, new_test_user, tagged
 
-from odoo.addons.fayvad_mail.tests.common import ModoboaCase
+from odoo.addons.fayvad_mail.tests.common import ModoboaCase, new_env
 from odoo.addons.fayvad_mail.tools.units import MB
 
 
@@ -118,3 +122,58 @@ class TestCustomerDay(ModoboaCase, HttpCase):
             ),
             "the upgrade is billed as any plan change",
         )
+
+
+@tagged("post_install", "-at_install")
+class TestLiveState(ModoboaCase, HttpCase):
+    READY = (
+        "fayvad live-state tour: watching"  # the partner the tour creates (fayvad_mail_live_state_tour.js)
+    )
+
+    def test_an_open_form_follows_the_job_queue(self):
+        user = new_test_user(
+            self.env,
+            login="live_state",
+            groups="base.group_user,base.group_partner_manager,fayvad_mail.fayvad_mail_group_user",
+        )
+        org = self.new_org("live")
+        org.action_provision()
+        self.assertEqual(org.state, "provisioning")
+        ran = []
+
+        def job_queue():
+            """The cron's work, once the browser shows the form, in a cursor of its own."""
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not ran:
+                with self.registry.cursor() as cr:
+                    env = new_env(cr)
+                    if env["res.partner"].search_count([("name", "=", self.READY)]):
+                        for _ in range(20):
+                            done = env["fayvad.mail.job"]._cron_run()
+                            ran.append(done)
+                            if not done:
+                                break
+                time.sleep(0.2)
+
+        # a test cursor drops post-commit hooks, the bus's NOTIFY among them: run them as
+        # a real commit does, so that the notification reaches the browser's websocket
+        commit = TestCursor.commit
+
+        def commit_and_notify(cursor):
+            cursor.flush()
+            cursor.postcommit.run()
+            commit(cursor)
+
+        queue = threading.Thread(target=job_queue)
+        with patch.object(TestCursor, "commit", commit_and_notify):
+            queue.start()
+            try:
+                self.start_tour(
+                    f"/odoo/action-fayvad_mail.fayvad_mail_organization_action/{org.id}",
+                    "fayvad_mail_live_state_tour",
+                    login=user.login,
+                )
+            finally:
+                queue.join()
+        self.assertTrue(sum(ran), "the job queue ran while the form was open")
+        self.assertEqual(org.state, "active")
