@@ -30,6 +30,7 @@
         "views/fayvad_mail_job_views.xml",
         "views/fayvad_mail_server_views.xml",
         "views/fayvad_mail_drift_views.xml",
+        "views/fayvad_mail_import_views.xml",
         "views/res_config_settings_views.xml",
         "views/account_move_views.xml",
         "views/menus.xml",

@@ -12,6 +12,8 @@ from . import (
     fayvad_mail_domain_verification,
     fayvad_mail_drift,
     fayvad_mail_dunning,
+    fayvad_mail_import,
+    fayvad_mail_import_line,
     fayvad_mail_job,
     fayvad_mail_live_state,
     fayvad_mail_monitoring,

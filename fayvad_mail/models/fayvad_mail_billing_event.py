@@ -232,7 +232,11 @@ class FayvadMailBillingEvent(models.Model):
 
     # -- events raised by account and plan changes ---------------------------------------------
     def _prorated(self, org, unit_price, description, event_type, quantity=1):
-        """An event for the rest of the current period (full price without a subscription)."""
+        """An event for the rest of the current period (full price without a
+        subscription); none under ``fayvad_mail_no_fee`` (what is created
+        existed already: an import)."""
+        if self.env.context.get("fayvad_mail_no_fee"):
+            return self.browse()
         subscription = org.subscription_id
         currency = org.plan_id.currency_id or org.company_id.currency_id
         share = subscription._prorata() if subscription and subscription.state != "cancelled" else 1.0

@@ -67,6 +67,7 @@ class FayvadMailDomain(models.Model):
             ("txt", "TXT record"),
             ("mx", "MX records"),
             ("existing", "In service before verification existed"),
+            ("imported", "Imported from the mail server, in service there"),
             ("manual", "Verified by an administrator"),
         ],
         string="Verified By",

@@ -211,6 +211,19 @@ class FayvadMailServer(models.Model):
         self.ensure_one()
         return self.env["fayvad.mail.drift"]._action_check(self)
 
+    def action_import(self):
+        """A new import from this server (its dry run is the first step)."""
+        self.ensure_one()
+        self.env["res.users"]._fayvad_require("admin")
+        run = self.env["fayvad.mail.import"].create({"server_id": self.id})
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": "fayvad.mail.import",
+            "res_id": run.id,
+            "view_mode": "form",
+            "target": "current",
+        }
+
     def action_view_drift(self):
         self.ensure_one()
         action = self.env["ir.actions.act_window"]._for_xml_id("fayvad_mail.fayvad_mail_drift_action")

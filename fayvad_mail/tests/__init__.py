@@ -18,6 +18,7 @@ from . import (
     test_billing_lifecycle,
     test_crons,
     test_domain_verification,
+    test_import,
     test_install,
     test_job_concurrency,
     test_jobs,

@@ -1,0 +1,233 @@
+"""Onboarding a hosting business: what its Modoboa already hosts, created
+there directly through Modoboa's API, is read by a dry run, imported into
+Odoo as it is (nothing changes on the server, nothing is charged for the
+past), and a second run imports nothing but what is new."""
+
+import uuid
+
+from odoo import fields
+from odoo.tests import HttpCase, new_test_user, tagged
+
+from odoo.addons.fayvad_mail.tests.common import ModoboaCase
+from odoo.addons.fayvad_mail.tools.units import MB
+
+PASSWORD = "Imp0rt-Passw0rd_x"
+
+
+@tagged("post_install", "-at_install")
+class TestImportFromServer(ModoboaCase, HttpCase):
+    def setUp(self):
+        super().setUp()
+        self.token = f"imp{uuid.uuid4().hex[:8]}"
+        self.a, self.b, self.alias_name = (f"{self.token}-{x}.example" for x in ("a", "b", "alias"))
+        self.client = self.modoboa._client()
+        self.plan.write({"max_users": 10, "max_storage_gb": 5, "max_aliases": 10, "max_domain_aliases": 2})
+        # what the hosting business had before fayvad_mail, made on Modoboa directly
+        a = self.client.ensure_domain(self.a, 2048, 100)
+        b = self.client.ensure_domain(self.b, 1024, 100)
+        self.client.ensure_mailbox(f"anna@{self.a}", PASSWORD, 100)
+        self.client.ensure_mailbox(f"bob@{self.a}", PASSWORD, 200)
+        self.client.ensure_mailbox(f"carl@{self.b}", PASSWORD, 100)
+        dora = self.client.ensure_mailbox(f"dora@{self.b}", PASSWORD, 50)
+        self.client.update_mailbox(dora.id, active=False)
+        self.client.ensure_alias(f"sales@{self.a}", [f"anna@{self.a}", f"bob@{self.a}"])
+        self.client.ensure_alias(f"@{self.a}", [f"anna@{self.a}"])
+        self.client.ensure_alias(f"carl@{self.b}", [f"carl@{self.b}", "carl.private@elsewhere.example"])
+        self.client.ensure_domain_alias(self.alias_name, a.id)
+        self.remote_ids = {"a": a.id, "b": b.id}
+        self.addCleanup(self.remove_from_modoboa)
+
+    def remove_from_modoboa(self):
+        for name in (self.alias_name,):
+            alias = self.client.find_domain_alias(name)
+            if alias:
+                self.client.delete_domain_alias(alias.id)
+        for remote_id in self.remote_ids.values():
+            self.client.delete_domain(remote_id)
+
+    def server_state(self):
+        """Everything Modoboa holds of the test's domains (to compare before and after)."""
+        state = {}
+        for name in (self.a, self.b):
+            domain = self.client.find_domain(name)
+            state[name] = (
+                (domain.enabled, domain.quota_mb, domain.default_mailbox_quota_mb),
+                sorted((m.email, m.active, m.quota_mb) for m in self.client.list_mailboxes(domain.id)),
+                sorted((a.address, a.enabled, a.recipients) for a in self.client.list_aliases(name)),
+                sorted((a.name, a.enabled, a.target_id) for a in self.client.list_domain_aliases(name)),
+            )
+        return state
+
+    def new_run(self, **vals):
+        return self.env["fayvad.mail.import"].create(
+            {"server_id": self.modoboa.id, "domain_filter": self.token, **vals}
+        )
+
+    def preview(self, run):
+        return {(line.kind, line.name): line for line in run.line_ids}
+
+    def test_dry_run_import_and_runs_again(self):
+        run = self.new_run()
+        run.action_read()
+        lines = self.preview(run)
+        self.assertEqual(
+            sorted(lines),
+            sorted(
+                [
+                    ("domain", self.a),
+                    ("domain", self.b),
+                    ("mailbox", f"anna@{self.a}"),
+                    ("mailbox", f"bob@{self.a}"),
+                    ("mailbox", f"carl@{self.b}"),
+                    ("mailbox", f"dora@{self.b}"),
+                    ("alias", f"sales@{self.a}"),
+                    ("catchall", f"@{self.a}"),
+                    ("forward", f"carl@{self.b}"),
+                    ("domain_alias", self.alias_name),
+                ]
+            ),
+        )
+        self.assertEqual(set(run.line_ids.mapped("action")), {"create"}, run.line_ids.mapped("problem"))
+        self.assertFalse(lines[("mailbox", f"dora@{self.b}")].enabled)
+        self.assertEqual(lines[("mailbox", f"bob@{self.a}")].quota_mb, 200)
+        plan = lines[("domain", self.a)].plan_id
+        fitting = (
+            self.env["fayvad.mail.plan"]
+            .search([("company_id", "in", (self.modoboa.company_id.id, False)), ("max_users", ">=", 3)])
+            .filtered(
+                lambda p: p.max_storage_gb * 1024 >= 300 and p.max_aliases >= 2 and p.max_domain_aliases >= 1
+            )
+        )
+        self.assertEqual(
+            plan.monthly_price, min(fitting.mapped("monthly_price")), "the cheapest plan that fits"
+        )
+        self.assertEqual(lines[("domain_alias", self.alias_name)].target, self.a)
+        self.assertFalse(self.env["fayvad.mail.domain"].search([("name", "in", (self.a, self.b))]))
+
+        before = self.server_state()
+        jobs_before = self.env["fayvad.mail.job"].search_count([])
+        run.action_import()
+        self.env["fayvad.mail.import"]._cron_import()
+        self.assertEqual(run.state, "done")
+        self.assertEqual(run.progress, "2 / 2")
+
+        domains = self.env["fayvad.mail.domain"].search([("name", "in", (self.a, self.b))])
+        self.assertEqual(len(domains), 2)
+        self.assertEqual(set(domains.mapped("state")), {"active"})
+        self.assertEqual(set(domains.mapped("verification_state")), {"verified"})
+        self.assertEqual(sorted(domains.mapped("remote_id")), sorted(self.remote_ids.values()))
+        self.assertTrue(all(domains.mapped("dkim_public_key")), "the DKIM key read from the server")
+        orgs = domains.organization_id
+        self.assertEqual(len(orgs), 2, "one organization per domain")
+        self.assertEqual(set(orgs.mapped("state")), {"active"})
+        Account = self.env["fayvad.mail.account"]
+        dora = Account.search([("email", "=", f"dora@{self.b}")])
+        self.assertEqual((dora.state, dora.suspended_by), ("suspended", "admin"))
+        bob = Account.search([("email", "=", f"bob@{self.a}")])
+        self.assertEqual((bob.state, bob.quota, bool(bob.remote_id)), ("active", 200 * MB, True))
+        forward = self.env["fayvad.mail.alias"].search([("address", "=", f"carl@{self.b}")])
+        self.assertEqual((forward.kind, forward.recipients), ("forward", "carl.private@elsewhere.example"))
+        catchall = self.env["fayvad.mail.alias"].search([("address", "=", f"@{self.a}")])
+        self.assertEqual(catchall.kind, "catchall")
+        domain_alias = self.env["fayvad.mail.domain.alias"].search([("name", "=", self.alias_name)])
+        self.assertEqual(domain_alias.domain_id.name, self.a)
+
+        # nothing changed on Modoboa, nothing queued for it, nothing charged for the past
+        self.assertEqual(self.server_state(), before)
+        self.assertEqual(self.env["fayvad.mail.job"].search_count([]), jobs_before)
+        self.env["fayvad.mail.billing.event"]._cron_sync()
+        self.assertFalse(orgs.billing_event_ids, "no sign-up fee, no user or alias charge for what existed")
+        self.assertEqual(set(orgs.subscription_id.mapped("state")), {"active"})
+        self.assertEqual(
+            set(orgs.subscription_id.mapped("period_start")), {fields.Date.context_today(run).replace(day=1)}
+        )
+        self.assertIn("10 objects imported", str(run.server_id.message_ids[:1].body))
+
+        # the drift check: the objects match; only the domains' quotas follow the plan's limits
+        drifts = self.env["fayvad.mail.drift"]._check(self.modoboa, orgs)
+        self.assertEqual(set(drifts.mapped("kind")) - {"quota_mismatch"}, set(), drifts.mapped("name"))
+        self.assertLessEqual(set(drifts.mapped("name")), {self.a, self.b})
+
+        # the usage summary and the portal see the imported mailboxes
+        today = fields.Date.context_today(run)
+        summary = self.env["fayvad.mail.usage.summary"]._summary(
+            {
+                "start_date": today,
+                "end_date": today,
+                "organization_id": orgs.filtered(lambda o: o.name == self.a).id,
+                "include_details": True,
+                "limit": None,
+                "offset": None,
+            }
+        )
+        self.assertIn(f"bob@{self.a}", str(summary))
+        org_a = orgs.filtered(lambda o: o.name == self.a)
+        portal = new_test_user(self.env, login="imported_customer", groups="base.group_portal")
+        portal.partner_id.parent_id = org_a.partner_id
+        self.authenticate("imported_customer", "imported_customer")
+        page = self.url_open(f"/my/mail/{org_a.id}").text
+        self.assertIn(f"anna@{self.a}", page)
+        self.assertIn(f"sales@{self.a}", page)
+
+        # a second run imports nothing; an object added on Modoboa since is imported by a third
+        second = self.new_run()
+        second.action_read()
+        self.assertEqual(set(second.line_ids.mapped("action")), {"link"}, second.line_ids.mapped("problem"))
+        self.client.ensure_mailbox(f"eve@{self.a}", PASSWORD, 100)
+        third = self.new_run()
+        third.action_read()
+        new = third.line_ids.filtered(lambda line: line.action == "create")
+        self.assertEqual(new.mapped("name"), [f"eve@{self.a}"])
+        third.action_import()
+        self.env["fayvad.mail.import"]._cron_import()
+        eve = Account.search([("email", "=", f"eve@{self.a}")])
+        self.assertEqual((eve.state, eve.organization_id), ("active", org_a))
+        self.assertFalse(org_a.billing_event_ids)
+
+    def test_conflicts_are_shown_and_never_imported(self):
+        # a domain Odoo already keeps for another organization (on another server)
+        other = self.make_org(name="Other", domain=self.b)
+        # an address Odoo has with another quota, in a domain Odoo has on this server
+        run = self.new_run()
+        run.action_read()
+        lines = self.preview(run)
+        domain_b = lines[("domain", self.b)]
+        self.assertEqual(domain_b.action, "conflict")
+        self.assertIn("Other", domain_b.problem)
+        self.assertEqual(lines[("mailbox", f"carl@{self.b}")].action, "conflict", "its domain is in conflict")
+
+        # an alias delivering to a mailbox of the server that Odoo will not know (its domain in conflict)
+        self.client.ensure_alias(f"ghost@{self.a}", [f"carl@{self.b}"])
+        run.action_read()
+        ghost = self.preview(run)[("alias", f"ghost@{self.a}")]
+        self.assertEqual(ghost.action, "conflict")
+        self.assertIn(f"carl@{self.b}", ghost.problem)
+
+        run.action_import()
+        self.env["fayvad.mail.import"]._cron_import()
+        self.assertEqual(run.state, "done")
+        self.assertEqual(
+            self.env["fayvad.mail.domain"].search([("name", "=", self.b)]), other.domain_ids, "left alone"
+        )
+        self.assertFalse(self.env["fayvad.mail.alias"].search([("address", "=", f"ghost@{self.a}")]))
+        self.assertTrue(
+            self.env["fayvad.mail.domain"].search([("name", "=", self.a)]), "the rest is imported"
+        )
+
+        # a mailbox Odoo has with another quota than the server's (its change not made there yet)
+        anna = self.env["fayvad.mail.account"].search([("email", "=", f"anna@{self.a}")])
+        anna.quota_mb = 300
+        again = self.new_run()
+        again.action_read()
+        line = self.preview(again)[("mailbox", f"anna@{self.a}")]
+        self.assertEqual(line.action, "conflict")
+        self.assertIn("300 MB", line.problem)
+        self.assertIn("100 MB", line.problem)
+
+    def test_a_plan_that_does_not_fit_is_a_conflict(self):
+        small = self.plan.copy({"name": "Tiny", "max_users": 1, "included_users": 1})
+        run = self.new_run(plan_id=small.id)
+        run.action_read()
+        line = self.preview(run)[("domain", self.a)]
+        self.assertEqual(line.action, "conflict")
+        self.assertIn("Tiny", line.problem)
