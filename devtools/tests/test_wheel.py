@@ -48,6 +48,16 @@ def _free_port():
         return sock.getsockname()[1]
 
 
+def _post_webhook(base, raw, secret, host):
+    """``raw`` signed with ``secret``, posted to the billing webhook of the database served as ``host``."""
+    return requests.post(
+        f"{base}/webhooks/billing/",
+        data=raw,
+        headers={"Content-Type": "application/json", "X-Webhook-Signature": _sign(secret, raw), "Host": host},
+        timeout=60,
+    )
+
+
 def _sign(secret, raw):
     return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
 
@@ -245,16 +255,7 @@ def test_wheel_installed_into_a_fresh_odoo_serves_the_four_routes(deployed):
             "timestamp": "2026-12-01T10:00:00Z",
         }
     ).encode()
-    answer = requests.post(
-        f"{base}/webhooks/billing/",
-        data=raw,
-        headers={
-            "Content-Type": "application/json",
-            "X-Webhook-Signature": _sign(setup["secret"], raw),
-            "Host": setup["host"],
-        },
-        timeout=60,
-    )
+    answer = _post_webhook(base, raw, setup["secret"], setup["host"])
     assert answer.status_code == 200, answer.text
     assert answer.json()["processed"] is True
 
@@ -272,16 +273,7 @@ def test_wheel_installed_into_a_fresh_odoo_serves_the_four_routes(deployed):
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["summary"]["total_organizations"] == 0
-    answer = requests.post(
-        f"{base}/webhooks/billing/",
-        data=raw,
-        headers={
-            "Content-Type": "application/json",
-            "X-Webhook-Signature": _sign(setup["secret"], raw),
-            "Host": other["host"],
-        },
-        timeout=60,
-    )
+    answer = _post_webhook(base, raw, setup["secret"], other["host"])
     assert (answer.status_code, answer.json()["error_code"]) == (400, "INVALID_WEBHOOK_SIGNATURE"), (
         answer.text
     )

@@ -294,17 +294,16 @@ class ImportMatcher:
     # -- domains ---------------------------------------------------------------------------------
     def _domain_lines(self, item):
         remote = item["domain"]
-        line = {
-            "kind": "domain",
-            "name": remote.name,
-            "domain_name": remote.name,
-            "remote_id": remote.id,
-            "enabled": remote.enabled,
-            "quota_mb": remote.quota_mb,
-            "dkim_selector": remote.dkim_selector or False,
-            "dkim_public_key": remote.dkim_public_key or False,
-            "action": "create",
-        }
+        line = self._line(
+            "domain",
+            remote.name,
+            remote,
+            remote.id,
+            remote.enabled,
+            quota_mb=remote.quota_mb,
+            dkim_selector=remote.dkim_selector or False,
+            dkim_public_key=remote.dkim_public_key or False,
+        )
         existing = self.Domain.search([("name", "=", remote.name), ("state", "!=", "terminated")], limit=1)
         if existing:
             line["domain_id"] = existing.id
@@ -400,17 +399,29 @@ class ImportMatcher:
         return Plan.browse(), self.env._("no plan fits it (%s)", described)
 
     # -- what a domain holds -----------------------------------------------------------------------
-    def _mailbox_line(self, domain, remote):
-        line = {
-            "kind": "mailbox",
-            "name": remote.email,
+    @staticmethod
+    def _line(kind, name, domain, remote_id, enabled, **values):
+        """A preview line of an object of ``domain``, to import until found otherwise."""
+        return {
+            "kind": kind,
+            "name": name,
             "domain_name": domain.name,
-            "remote_id": remote.id,
-            "enabled": remote.active,
-            "quota_mb": remote.quota_mb,
-            "message_limit": remote.message_limit or 0,
+            "remote_id": remote_id,
+            "enabled": enabled,
             "action": "create",
+            **values,
         }
+
+    def _mailbox_line(self, domain, remote):
+        line = self._line(
+            "mailbox",
+            remote.email,
+            domain,
+            remote.id,
+            remote.active,
+            quota_mb=remote.quota_mb,
+            message_limit=remote.message_limit or 0,
+        )
         existing = self.Account.search([("email", "=", remote.email), ("state", "!=", "terminated")], limit=1)
         if existing:
             line["account_id"] = existing.id
@@ -445,15 +456,9 @@ class ImportMatcher:
             kind = "forward"
         else:
             kind = "alias"
-        line = {
-            "kind": kind,
-            "name": remote.address,
-            "domain_name": domain.name,
-            "remote_id": remote.id,
-            "enabled": remote.enabled,
-            "recipients": "\n".join(recipients),
-            "action": "create",
-        }
+        line = self._line(
+            kind, remote.address, domain, remote.id, remote.enabled, recipients="\n".join(recipients)
+        )
         existing = self.Alias.search(
             [("address", "=", remote.address), ("state", "!=", "terminated")], limit=1
         )
@@ -476,15 +481,8 @@ class ImportMatcher:
         return line
 
     def _domain_alias_line(self, domain, remote):
-        line = {
-            "kind": "domain_alias",
-            "name": remote.name,
-            "domain_name": domain.name,
-            "remote_id": remote.id,
-            "enabled": remote.enabled,
-            "target": self.domain_names.get(remote.target_id, domain.name),
-            "action": "create",
-        }
+        target = self.domain_names.get(remote.target_id, domain.name)
+        line = self._line("domain_alias", remote.name, domain, remote.id, remote.enabled, target=target)
         existing = self.DomainAlias.search(
             [("name", "=", remote.name), ("state", "!=", "terminated")], limit=1
         )

@@ -212,6 +212,26 @@ class BillingCase(AccountTestInvoicingCommon):
         with freeze_time(day):
             self.env["fayvad.mail.billing.event"]._cron_sync()
 
+    def posted_first_invoice(self, org):
+        """``org``'s first invoice, made by the sync of 2026-03-02 and posted that day."""
+        self.sync("2026-03-02")
+        invoice = org.billing_event_ids.invoice_id
+        invoice.invoice_date = "2026-03-02"
+        invoice.action_post()
+        return invoice
+
+    def payments_fail(self, org, *days):
+        """A signed ``payment_failed`` for ``org`` on each of ``days`` (at 08:00 UTC), sent that day."""
+        for day in days:
+            with freeze_time(day):
+                self.webhook(
+                    {
+                        "event_type": "payment_failed",
+                        "organization_id": org.id,
+                        "timestamp": f"{day}T08:00:00Z",
+                    }
+                )
+
     def subscription_webhook(self, org, kind, amount, stamp, invoice="SUB-1"):
         """A signed ``kind`` event of ``amount`` USD for ``org``, sent at ``stamp``."""
         return self.webhook(
@@ -718,3 +738,12 @@ class ProvisioningCase(ApiCase):
         self.assertIn(status, (201, 202), body)
         org = self.env["fayvad.mail.organization"].browse(body["organization"]["id"])
         return org, org.domain_ids
+
+
+class ModoboaProvisioningCase(ProvisioningCase):
+    """The API against the real Modoboa that ``./dev test`` starts (required)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        require_modoboa(cls)

@@ -5,18 +5,16 @@ import requests
 
 from odoo.tests import tagged
 
-from odoo.addons.fayvad_mail.tests.common import MODOBOA_URL, ProvisioningCase, require_modoboa
+from odoo.addons.fayvad_mail.tests.common import (
+    MODOBOA_URL,
+    ModoboaProvisioningCase,
+)
 
 PATH = "/provision/alias/"
 
 
-class AliasApiCase(ProvisioningCase):
+class AliasApiCase(ModoboaProvisioningCase):
     """An organization provisioned on the real Modoboa through the API."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        require_modoboa(cls)
 
     def setUp(self):
         super().setUp()

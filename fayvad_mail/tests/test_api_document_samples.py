@@ -10,9 +10,8 @@ from freezegun import freeze_time
 from odoo.tests import tagged
 
 from odoo.addons.fayvad_mail.tests.common import (
-    ProvisioningCase,
+    ModoboaProvisioningCase,
     modoboa_get,
-    require_modoboa,
 )
 from odoo.addons.fayvad_mail.tools.signature import sign
 
@@ -55,12 +54,7 @@ SAMPLE_WEBHOOK = {
 
 
 @tagged("post_install", "-at_install")
-class TestDocumentSamples(ProvisioningCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        require_modoboa(cls)
-
+class TestDocumentSamples(ModoboaProvisioningCase):
     modoboa = staticmethod(modoboa_get)
 
     def test_the_documents_sample_requests_succeed_on_modoboa(self):

@@ -6,14 +6,18 @@ import jsonschema
 from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
-from odoo.addons.fayvad_mail.tests.common import MODOBOA_URL, FaultProxy, ProvisioningCase, require_modoboa
+from odoo.addons.fayvad_mail.tests.common import (
+    MODOBOA_URL,
+    FaultProxy,
+    ModoboaProvisioningCase,
+)
 from odoo.addons.fayvad_mail.tools.signature import sign
 
 SECRET = "openapi-secret-" + "o" * 24
 
 
 @tagged("post_install", "-at_install")
-class TestOpenApi(ProvisioningCase):
+class TestOpenApi(ModoboaProvisioningCase):
     """The served OpenAPI document is checked against real answers: every
     status it documents for an operation is produced by a real request
     here, no request produces one it does not document, and each answer's
@@ -23,7 +27,6 @@ class TestOpenApi(ProvisioningCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        require_modoboa(cls)
         cls.outsider = new_test_user(cls.env, login="openapi_outsider", groups="base.group_user")
         cls.outsider_key = cls.new_key(cls.outsider)
         cls.env["fayvad.mail.webhook.secret"].search([]).unlink()

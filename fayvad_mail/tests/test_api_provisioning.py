@@ -12,9 +12,9 @@ from odoo.addons.fayvad_mail.tests.common import (
     MODOBOA_TOKEN,
     MODOBOA_URL,
     FaultProxy,
+    ModoboaProvisioningCase,
     ProvisioningCase,
     modoboa_get,
-    require_modoboa,
 )
 from odoo.addons.fayvad_mail.tools.mailserver import MailServerClient, RemoteDomain, RemoteMailbox
 from odoo.addons.fayvad_mail.tools.names import DOMAIN_ADMIN_LOCAL_PART
@@ -303,13 +303,8 @@ class TestProvisioningValidation(ProvisioningCase):
 
 
 @tagged("post_install", "-at_install")
-class TestProvisioningEndToEnd(ProvisioningCase):
+class TestProvisioningEndToEnd(ModoboaProvisioningCase):
     """Through the HTTP API and a real Modoboa (started by ./dev test)."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        require_modoboa(cls)
 
     modoboa = staticmethod(modoboa_get)
 
@@ -399,15 +394,10 @@ class TestProvisioningEndToEnd(ProvisioningCase):
 
 
 @tagged("post_install", "-at_install")
-class TestProvisioningApiFaults(ProvisioningCase):
+class TestProvisioningApiFaults(ModoboaProvisioningCase):
     """Through the HTTP API with a faulty proxy in front of the real Modoboa:
     every fault answers 202, and once Modoboa is reachable the job finishes
     exactly once."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        require_modoboa(cls)
 
     def setUp(self):
         super().setUp()

@@ -47,10 +47,7 @@ class TestBilling(BillingCase):
 
     def test_payment_reconciles_the_named_invoice(self):
         org = self.make_org()
-        self.sync("2026-03-02")
-        invoice = org.billing_event_ids.invoice_id
-        invoice.invoice_date = "2026-03-02"
-        invoice.action_post()
+        invoice = self.posted_first_invoice(org)
         payment = self.event(
             org, "payment_received", "2026-03-10", invoice.amount_total, external_invoice_id=invoice.name
         )

@@ -166,10 +166,7 @@ class TestWebhookIdentity(BillingCase):
 
     def test_two_partial_payments_of_one_invoice_both_register(self):
         org = self.make_org("2026-03-01")
-        self.sync("2026-03-02")
-        invoice = org.billing_event_ids.invoice_id
-        invoice.invoice_date = "2026-03-02"
-        invoice.action_post()
+        invoice = self.posted_first_invoice(org)
         half = round(invoice.amount_total / 2, 2)
         with freeze_time("2026-03-10"):
             one = self.webhook(
@@ -377,13 +374,8 @@ class TestPaidInOdoo(BillingCase):
     def test_an_invoice_paid_in_odoo_lifts_dunning_like_a_payment_webhook(self):
         self.company.fayvad_dunning_max_failures = 2
         org = self.make_org("2026-03-01")
-        self.sync("2026-03-02")
-        invoice = org.billing_event_ids.invoice_id
-        invoice.invoice_date = "2026-03-02"
-        invoice.action_post()
-        with freeze_time("2026-03-10"):
-            for stamp in ("2026-03-09T08:00:00Z", "2026-03-10T08:00:00Z"):
-                self.webhook({"event_type": "payment_failed", "organization_id": org.id, "timestamp": stamp})
+        invoice = self.posted_first_invoice(org)
+        self.payments_fail(org, "2026-03-09", "2026-03-10")
         self.assertEqual(
             (org.state, org.suspension_reason, org.sending_blocked), ("suspended", "non_payment", True)
         )
@@ -398,10 +390,7 @@ class TestPaidInOdoo(BillingCase):
 
     def test_a_manual_suspension_survives_an_invoice_paid_in_odoo(self):
         org = self.make_org("2026-03-01")
-        self.sync("2026-03-02")
-        invoice = org.billing_event_ids.invoice_id
-        invoice.invoice_date = "2026-03-02"
-        invoice.action_post()
+        invoice = self.posted_first_invoice(org)
         org.action_suspend()
         self.env["account.payment.register"].with_context(
             active_model="account.move", active_ids=invoice.ids

@@ -10,10 +10,9 @@ from odoo.exceptions import AccessError
 from odoo.tests import new_test_user, tagged
 
 from odoo.addons.fayvad_mail.tests.common import (
-    ProvisioningCase,
+    ModoboaProvisioningCase,
     RealDns,
     modoboa_get,
-    require_modoboa,
     silent_dns_server,
     unique,
 )
@@ -22,11 +21,10 @@ WRONG_KEY = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAnotthekeyofthisdomain"
 
 
 @tagged("post_install", "-at_install")
-class TestDomainVerification(RealDns, ProvisioningCase):
+class TestDomainVerification(RealDns, ModoboaProvisioningCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        require_modoboa(cls)
         cls.setup_dns()
         cls.Domain = cls.env["fayvad.mail.domain"]
         cls.accountant = new_test_user(

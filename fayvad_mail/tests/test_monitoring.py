@@ -13,7 +13,10 @@ from odoo.tests import tagged
 from odoo.tools import SQL
 
 from odoo.addons.fayvad_mail.tests.bulk import bulk_organizations
-from odoo.addons.fayvad_mail.tests.common import FayvadMailCase, ProvisioningCase, require_modoboa
+from odoo.addons.fayvad_mail.tests.common import (
+    FayvadMailCase,
+    ModoboaProvisioningCase,
+)
 from odoo.addons.fayvad_mail.tools.signature import sign
 
 SECRET = "metrics-secret-0123456789abcdef0123"
@@ -29,11 +32,10 @@ def samples(text):
 
 
 @tagged("post_install", "-at_install")
-class TestMetricsEndpoint(ProvisioningCase):
+class TestMetricsEndpoint(ModoboaProvisioningCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        require_modoboa(cls)
         cls.env["fayvad.mail.webhook.secret"].create({"secret": SECRET, "name": "metrics"})
 
     def metrics(self):

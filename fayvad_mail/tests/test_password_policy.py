@@ -18,8 +18,8 @@ from odoo.addons.fayvad_mail.tests.common import (
     MODOBOA_TOKEN,
     MODOBOA_URL,
     FaultProxy,
+    ModoboaProvisioningCase,
     ProvisioningCase,
-    require_modoboa,
 )
 from odoo.addons.fayvad_mail.tools.passwords import SPECIALS, PasswordPolicy
 
@@ -136,13 +136,8 @@ class TestPasswordPolicyApi(ProvisioningCase):
 
 
 @tagged("post_install", "-at_install")
-class TestPasswordPolicyModoboa(ProvisioningCase):
+class TestPasswordPolicyModoboa(ModoboaProvisioningCase):
     """Against the real Modoboa of ./dev test."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        require_modoboa(cls)
 
     def modoboa(self, method, path, payload=None):
         return requests.request(

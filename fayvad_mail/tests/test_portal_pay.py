@@ -8,8 +8,6 @@ kit (HTTP), once in a real browser with Odoo's demo provider
 
 import re
 
-from freezegun import freeze_time
-
 from odoo import Command
 from odoo.tests import HttpCase, new_test_user, tagged
 
@@ -23,13 +21,8 @@ class SuspendedForNonPayment:
         invoice, and a portal user of its customer."""
         self.company.fayvad_dunning_max_failures = 2
         org = self.make_org("2026-03-01")
-        self.sync("2026-03-02")
-        invoice = org.billing_event_ids.invoice_id
-        invoice.invoice_date = "2026-03-02"
-        invoice.action_post()
-        with freeze_time("2026-03-10"):
-            for stamp in ("2026-03-09T08:00:00Z", "2026-03-10T08:00:00Z"):
-                self.webhook({"event_type": "payment_failed", "organization_id": org.id, "timestamp": stamp})
+        invoice = self.posted_first_invoice(org)
+        self.payments_fail(org, "2026-03-09", "2026-03-10")
         self.assertEqual((org.state, org.suspension_reason), ("suspended", "non_payment"))
         user = new_test_user(self.env, login=login, groups="base.group_portal")
         user.partner_id.parent_id = org.partner_id
