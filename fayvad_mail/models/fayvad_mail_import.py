@@ -63,12 +63,16 @@ class FayvadMailImport(models.Model):
         "domain in one organization of the customer chosen here.",
     )
     partner_id = fields.Many2one(
-        "res.partner", string="Customer", help="The customer of the one organization (grouping by customer)."
+        "res.partner",
+        string="Customer",
+        index="btree_not_null",
+        help="The customer of the one organization (grouping by customer).",
     )
     plan_id = fields.Many2one(
         "fayvad.mail.plan",
         string="Default Plan",
         check_company=True,
+        index="btree_not_null",
         help="The plan of every imported organization; empty: the cheapest plan whose limits fit it.",
     )
     domain_filter = fields.Char(

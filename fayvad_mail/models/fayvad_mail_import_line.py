@@ -40,15 +40,28 @@ class FayvadMailImportLine(models.Model):
     action = fields.Selection(LINE_ACTIONS, required=True, default="create")
     problem = fields.Char(readonly=True)
     partner_id = fields.Many2one(
-        "res.partner", string="Customer", help="Empty: a new customer named after the domain."
+        "res.partner",
+        string="Customer",
+        index="btree_not_null",
+        help="Empty: a new customer named after the domain.",
     )
-    plan_id = fields.Many2one("fayvad.mail.plan")
+    plan_id = fields.Many2one("fayvad.mail.plan", index="btree_not_null")
     imported = fields.Boolean(readonly=True, copy=False, default=False, index=True)
-    organization_id = fields.Many2one("fayvad.mail.organization", readonly=True, ondelete="set null")
-    domain_id = fields.Many2one("fayvad.mail.domain", readonly=True, ondelete="set null")
-    account_id = fields.Many2one("fayvad.mail.account", readonly=True, ondelete="set null")
-    alias_id = fields.Many2one("fayvad.mail.alias", readonly=True, ondelete="set null")
-    domain_alias_id = fields.Many2one("fayvad.mail.domain.alias", readonly=True, ondelete="set null")
+    organization_id = fields.Many2one(
+        "fayvad.mail.organization", readonly=True, ondelete="set null", index="btree_not_null"
+    )
+    domain_id = fields.Many2one(
+        "fayvad.mail.domain", readonly=True, ondelete="set null", index="btree_not_null"
+    )
+    account_id = fields.Many2one(
+        "fayvad.mail.account", readonly=True, ondelete="set null", index="btree_not_null"
+    )
+    alias_id = fields.Many2one(
+        "fayvad.mail.alias", readonly=True, ondelete="set null", index="btree_not_null"
+    )
+    domain_alias_id = fields.Many2one(
+        "fayvad.mail.domain.alias", readonly=True, ondelete="set null", index="btree_not_null"
+    )
 
     # -- importing -------------------------------------------------------------------------------
     def _import_safely(self, method):

@@ -142,7 +142,10 @@ class TestLiveState(ModoboaCase, HttpCase):
         ran = []
 
         def job_queue():
-            """The cron's work, once the browser shows the form, in a cursor of its own."""
+            """The cron's work, once the browser shows the form, in a cursor of its own.
+            (It waits for start_tour's login to be done first: the test's own cursor and
+            this thread's share one connection, which two threads must not use at once.)"""
+            time.sleep(3)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not ran:
                 with self.registry.cursor() as cr:
@@ -164,6 +167,7 @@ class TestLiveState(ModoboaCase, HttpCase):
             cursor.postcommit.run()
             commit(cursor)
 
+        self.env.flush_all()
         queue = threading.Thread(target=job_queue)
         with patch.object(TestCursor, "commit", commit_and_notify):
             queue.start()
