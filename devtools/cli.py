@@ -72,6 +72,10 @@ commands:
   dns-publish DOMAIN...
                       publish these domains' records in ./dev run's DNS server (as their
                       customer would): Verify Now then verifies them
+  import-server [--filter TEXT] [--apply]
+                      the import from ./dev run's mail server (what it already hosts, into Odoo):
+                      a dry run that prints what would be imported and the conflicts; --apply
+                      imports it (docs/onboarding.md)
   lint                ruff (lint + format check) and pylint-odoo only
   build               the addon as a wheel, the OCA way (whool): prints the path of
                       odoo_addon_fayvad_mail-18.0.*-py3-none-any.whl
@@ -121,7 +125,7 @@ def _ensure_chromium():
 # what ./dev runs in an Odoo shell imports its helpers from devtools/odoo_hooks.py
 HOOKS = (
     f"import sys; sys.path.insert(0, {str(REPO)!r}); "
-    "from devtools.odoo_hooks import configure_local_server, new_api_key, provision_now, "
+    "from devtools.odoo_hooks import configure_local_server, import_server, new_api_key, provision_now, "
     "webhook_secret, zone_lines"
 )
 
@@ -328,6 +332,18 @@ def cmd_webhook_secret(args):
     with _fayvad_database() as odoo:
         lines = odoo.shell(f"{HOOKS}\nprint(webhook_secret(env, {org}, {base!r}))", "webhook-secret")
     print(lines[-1])
+    return 0
+
+
+def cmd_import_server(args):
+    """The import from ``./dev run``'s mail server: its dry run, or with
+    ``--apply`` the import (docs/onboarding.md)."""
+    with _fayvad_database() as odoo:
+        lines = odoo.shell(
+            f"{HOOKS}\nfor line in import_server(env, {args.filter!r}, {bool(args.apply)}):\n    print(line)",
+            "import-server",
+        )
+    print("\n".join(lines))
     return 0
 
 
@@ -748,6 +764,9 @@ def main(argv=None):
     secret.add_argument("org_id", nargs="?", type=int)
     sub.add_parser("mail-server")
     sub.add_parser("screenshots")
+    importing = sub.add_parser("import-server")
+    importing.add_argument("--filter", default="", metavar="TEXT", help="only the domains containing TEXT")
+    importing.add_argument("--apply", action="store_true", help="import (else a dry run)")
     publish = sub.add_parser("dns-publish")
     publish.add_argument("domains", nargs="+", metavar="DOMAIN")
     args, extra = parser.parse_known_args(argv)
@@ -773,6 +792,7 @@ def main(argv=None):
         "mail-server": cmd_mail_server,
         "screenshots": cmd_screenshots,
         "dns-publish": cmd_dns_publish,
+        "import-server": cmd_import_server,
     }
     try:
         return commands[args.command](args)

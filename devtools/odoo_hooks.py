@@ -109,3 +109,31 @@ def zone_lines(env, names=None):
         if missing:
             raise ValueError(f"no domain named {', '.join(sorted(missing))}")
     return [record.zone_line for record in domains.dns_record_ids if record.value]
+
+
+def import_server(env, domain_filter="", apply=False):
+    """``./dev import-server``: a dry run of the import from the first
+    active mail server (what ``./dev run`` configured), and with ``apply``
+    the import itself, run to its end here; the lines to print."""
+    env = env(su=True)
+    server = env["fayvad.mail.server"].search([("active", "=", True)], order="sequence, id", limit=1)
+    run = env["fayvad.mail.import"].create({"server_id": server.id, "domain_filter": domain_filter or False})
+    run.action_read()
+    env.cr.commit()
+    lines = [
+        f"import {run.id} from {server.name} ({server.url}): {run.create_count} to import, "
+        f"{run.link_count} already in Odoo, {run.conflict_count} conflicts"
+    ]
+    lines += [
+        f"  conflict: {line.kind} {line.name}: {line.problem}"
+        for line in run.line_ids.filtered(lambda line: line.action == "conflict")
+    ]
+    if not apply:
+        return [*lines, "dry run: nothing imported (--apply imports)"]
+    run.action_import()
+    env.cr.commit()
+    while run.state == "importing":
+        env["fayvad.mail.import"]._cron_import()
+        env.cr.commit()
+        lines.append(f"  domains imported: {run.progress}")
+    return [*lines, f"imported: {run.imported_count} objects; nothing was changed on the mail server"]

@@ -40,6 +40,9 @@ SHOTS = [
         ".o_kanban_record",
     ),
     ("portal-my-mail", "portal", "/my/mail/2", ".o_fayvad_domain"),
+    # after `./dev import-server` (a dry run: import 1) and `./dev import-server --apply` (import 2)
+    ("import-preview", "admin", "/odoo/action-fayvad_mail.fayvad_mail_import_action/1", ".o_data_row"),
+    ("import-done", "admin", "/odoo/action-fayvad_mail.fayvad_mail_import_action/2", ".o_data_row"),
 ]
 
 

@@ -234,6 +234,7 @@ class ImportMatcher:
         self.hosted = hosted  # every domain of the server: its addresses are local ones
         self.domain_names = {item["domain"].id: item["domain"].name for item in snapshot}
         sudo = self.env(su=True)
+        self.Org = sudo["fayvad.mail.organization"]
         self.Domain = sudo["fayvad.mail.domain"].with_context(active_test=False)
         self.Account = sudo["fayvad.mail.account"].with_context(active_test=False)
         self.Alias = sudo["fayvad.mail.alias"].with_context(active_test=False)
@@ -337,8 +338,24 @@ class ImportMatcher:
             needs = self._needs(children)
             if self.run.grouping == "domain":
                 line["partner_id"] = self._customer(remote.name).id
-                plan, problem = self._plan(needs)
+                # a customer has one organization: the domain joins the one Odoo has
+                joined = self.Org.search([("partner_id", "=", line["partner_id"])], limit=1)
+                line["organization_id"] = joined.id
+                plan, problem = (joined.plan_id, False) if joined else self._plan(needs)
                 line["plan_id"] = plan.id
+                if joined and joined.mail_server_id != self.run.server_id:
+                    problem = self.env._(
+                        "its customer's organization %s is on another mail server", joined.display_name
+                    )
+                elif joined:
+                    problem = " ".join(
+                        joined._room_problems(
+                            users=needs["users"],
+                            storage=needs["storage"],
+                            aliases=needs["aliases"],
+                            domain_aliases=needs["domain_aliases"],
+                        ).values()
+                    )
                 if problem:
                     line.update(action="conflict", problem=problem)
                     for child in children:

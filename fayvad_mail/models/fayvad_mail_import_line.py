@@ -114,20 +114,23 @@ class FayvadMailImportLine(models.Model):
             child._import_one()
 
     def _organization(self):
+        """The organization the domain joins: its customer's (one organization
+        a customer: the one Odoo has, or the one this import made), else a
+        new one, for the run's customer or the line's (a new customer named
+        after the domain when none was found)."""
         run = self.import_id
         Org = self.env["fayvad.mail.organization"]
+        # one transaction at a time decides for the run (two domains of one customer)
+        self.env.cr.execute(SQL("SELECT id FROM fayvad_mail_import WHERE id = %s FOR NO KEY UPDATE", run.id))
         if run.grouping == "customer":
-            self.env.cr.execute(
-                SQL("SELECT id FROM fayvad_mail_import WHERE id = %s FOR NO KEY UPDATE", run.id)
+            partner, name = run.partner_id, run.partner_id.name
+        else:
+            partner = self.partner_id or self.env["res.partner"].create(
+                {"name": self.name, "is_company": True, "website": f"https://{self.name}"}
             )
-            existing = run.line_ids.filtered(lambda ln: ln.kind == "domain" and ln.organization_id)[:1]
-            if existing:
-                return existing.organization_id
-            return Org.create(self._organization_vals(run.partner_id.name, run.partner_id))
-        partner = self.partner_id or self.env["res.partner"].create(
-            {"name": self.name, "is_company": True, "website": f"https://{self.name}"}
-        )
-        return Org.create(self._organization_vals(self.name, partner))
+            name = self.name
+        existing = Org.search([("partner_id", "=", partner.id)], limit=1)
+        return existing or Org.create(self._organization_vals(name, partner))
 
     def _organization_vals(self, name, partner):
         plan = self.plan_id

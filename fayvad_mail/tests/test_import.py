@@ -231,3 +231,42 @@ class TestImportFromServer(ModoboaCase, HttpCase):
         line = self.preview(run)[("domain", self.a)]
         self.assertEqual(line.action, "conflict")
         self.assertIn("Tiny", line.problem)
+
+    def test_one_customer_gets_one_organization(self):
+        customer = self.env["res.partner"].create({"name": "Holding Ltd", "is_company": True})
+        run = self.new_run(grouping="customer", partner_id=customer.id, plan_id=self.plan.id)
+        run.action_read()
+        domain_lines = run.line_ids.filtered(lambda line: line.kind == "domain")
+        self.assertEqual(set(domain_lines.mapped("partner_id")), {customer})
+        self.assertEqual(set(domain_lines.mapped("action")), {"create"}, domain_lines.mapped("problem"))
+        run.action_import()
+        self.env["fayvad.mail.import"]._cron_import()
+        self.assertEqual(run.state, "done")
+        domains = self.env["fayvad.mail.domain"].search([("name", "in", (self.a, self.b))])
+        org = domains.organization_id
+        self.assertEqual(len(org), 1, "every domain in one organization")
+        self.assertEqual((org.partner_id, org.plan_id, org.name), (customer, self.plan, "Holding Ltd"))
+        self.assertEqual(len(org.account_ids), 4)
+        self.assertFalse(org.billing_event_ids)
+
+    def test_a_domain_of_a_customer_with_an_organization_joins_it(self):
+        customer = self.env["res.partner"].create(
+            {"name": "Known Customer", "is_company": True, "email": f"boss@{self.b}"}
+        )
+        known = self.make_org(
+            name="Known", domain=False, partner=customer, mail_server_id=self.modoboa.id, max_aliases=5
+        )
+        run = self.new_run()
+        run.action_read()
+        line = self.preview(run)[("domain", self.b)]
+        self.assertEqual((line.partner_id, line.organization_id, line.action), (customer, known, "create"))
+        run.action_import()
+        self.env["fayvad.mail.import"]._cron_import()
+        self.assertEqual(
+            self.env["fayvad.mail.domain"].search([("name", "=", self.b)]).organization_id, known
+        )
+        self.assertEqual(
+            sorted(known.account_ids.mapped("email")), sorted([f"carl@{self.b}", f"dora@{self.b}"])
+        )
+        other = self.env["fayvad.mail.domain"].search([("name", "=", self.a)]).organization_id
+        self.assertNotEqual(other, known, "a domain of another customer gets its own organization")
