@@ -18,31 +18,17 @@ from .common import REPO, DevError, say, stop_process
 
 SIZE = (1366, 900)
 # (file, login, path, a CSS selector that is there once the page has drawn its data)
+ACTION = "/odoo/action-fayvad_mail.fayvad_mail_"  # the back office's actions, by name
 SHOTS = [
-    (
-        "organizations-kanban",
-        "admin",
-        "/odoo/action-fayvad_mail.fayvad_mail_organization_action",
-        ".o_kanban_record",
-    ),
-    (
-        "organization-form",
-        "admin",
-        "/odoo/action-fayvad_mail.fayvad_mail_organization_action/1",
-        ".o_form_sheet",
-    ),
-    ("domain-dns-records", "admin", "/odoo/action-fayvad_mail.fayvad_mail_domain_action/1", ".o_form_sheet"),
-    ("provisioning-queue", "admin", "/odoo/action-fayvad_mail.fayvad_mail_job_action", ".o_list_renderer"),
-    (
-        "provisioning-monitor",
-        "admin",
-        "/odoo/action-fayvad_mail.fayvad_mail_monitor_action",
-        ".o_kanban_record",
-    ),
+    ("organizations-kanban", "admin", f"{ACTION}organization_action", ".o_kanban_record"),
+    ("organization-form", "admin", f"{ACTION}organization_action/1", ".o_form_sheet"),
+    ("domain-dns-records", "admin", f"{ACTION}domain_action/1", ".o_form_sheet"),
+    ("provisioning-queue", "admin", f"{ACTION}job_action", ".o_list_renderer"),
+    ("provisioning-monitor", "admin", f"{ACTION}monitor_action", ".o_kanban_record"),
     ("portal-my-mail", "portal", "/my/mail/2", ".o_fayvad_domain"),
     # after `./dev import-server` (a dry run: import 1) and `./dev import-server --apply` (import 2)
-    ("import-preview", "admin", "/odoo/action-fayvad_mail.fayvad_mail_import_action/1", ".o_data_row"),
-    ("import-done", "admin", "/odoo/action-fayvad_mail.fayvad_mail_import_action/2", ".o_data_row"),
+    ("import-preview", "admin", f"{ACTION}import_action/1", ".o_data_row"),
+    ("import-done", "admin", f"{ACTION}import_action/2", ".o_data_row"),
 ]
 
 
