@@ -7,8 +7,7 @@ import time
 from datetime import timedelta
 from unittest.mock import patch
 
-from odoo import fields
-from odoo.sql_db import TestCursor
+from odoo import fields, sql_db
 from odoo.tests import HttpCase, new_test_user, tagged
 
 from odoo.addons.fayvad_mail.tests.common import ModoboaCase, new_env
@@ -160,7 +159,7 @@ class TestLiveState(ModoboaCase, HttpCase):
 
         # a test cursor drops post-commit hooks, the bus's NOTIFY among them: run them as
         # a real commit does, so that the notification reaches the browser's websocket
-        commit = TestCursor.commit
+        commit = sql_db.TestCursor.commit
 
         def commit_and_notify(cursor):
             cursor.flush()
@@ -169,7 +168,7 @@ class TestLiveState(ModoboaCase, HttpCase):
 
         self.env.flush_all()
         queue = threading.Thread(target=job_queue)
-        with patch.object(TestCursor, "commit", commit_and_notify):
+        with patch.object(sql_db.TestCursor, "commit", commit_and_notify):
             queue.start()
             try:
                 self.start_tour(
