@@ -239,6 +239,29 @@ class ImportMatcher:
         self.Account = sudo["fayvad.mail.account"].with_context(active_test=False)
         self.Alias = sudo["fayvad.mail.alias"].with_context(active_test=False)
         self.DomainAlias = sudo["fayvad.mail.domain.alias"].with_context(active_test=False)
+        # what Odoo has of the snapshot's objects, one query a kind (not one an object)
+        domain_alias_names = {alias.name for item in snapshot for alias in item["domain_aliases"]}
+        self.domains = self._live(
+            self.Domain, "name", {item["domain"].name for item in snapshot} | domain_alias_names
+        )
+        self.accounts = self._live(
+            self.Account, "email", {mb.email for item in snapshot for mb in item["mailboxes"]}
+        )
+        self.aliases = self._live(
+            self.Alias, "address", {a.address for item in snapshot for a in item["aliases"]}
+        )
+        self.domain_aliases = self._live(self.DomainAlias, "name", domain_alias_names)
+        self.plans = self.env["fayvad.mail.plan"].search(
+            [("company_id", "in", (run.company_id.id, False))], order="monthly_price, max_users, id"
+        )
+
+    @staticmethod
+    def _live(model, field, values):
+        """{value: record} of ``model``'s records not terminated whose ``field`` is one of ``values``."""
+        if not values:
+            return {}
+        records = model.search([(field, "in", list(values)), ("state", "!=", "terminated")])
+        return {record[field]: record for record in records}
 
     def lines(self):
         lines = []
@@ -309,7 +332,7 @@ class ImportMatcher:
             dkim_selector=remote.dkim_selector or False,
             dkim_public_key=remote.dkim_public_key or False,
         )
-        existing = self.Domain.search([("name", "=", remote.name), ("state", "!=", "terminated")], limit=1)
+        existing = self.domains.get(remote.name, self.Domain)
         if existing:
             line["domain_id"] = existing.id
             if existing.organization_id.mail_server_id == self.run.server_id and existing.remote_id in (
@@ -411,10 +434,7 @@ class ImportMatcher:
             return self.run.plan_id, self.env._(
                 "does not fit the plan %(plan)s (%(needs)s)", plan=self.run.plan_id.name, needs=described
             )
-        plans = Plan.search(
-            [("company_id", "in", (self.run.company_id.id, False))], order="monthly_price, max_users, id"
-        )
-        for plan in plans:
+        for plan in self.plans:
             if fits(plan):
                 return plan, False
         return Plan.browse(), self.env._("no plan fits it (%s)", described)
@@ -443,7 +463,7 @@ class ImportMatcher:
             quota_mb=remote.quota_mb,
             message_limit=remote.message_limit or 0,
         )
-        existing = self.Account.search([("email", "=", remote.email), ("state", "!=", "terminated")], limit=1)
+        existing = self.accounts.get(remote.email, self.Account)
         if existing:
             line["account_id"] = existing.id
             if existing.quota_mb != remote.quota_mb:
@@ -480,9 +500,7 @@ class ImportMatcher:
         line = self._line(
             kind, remote.address, domain, remote.id, remote.enabled, recipients="\n".join(recipients)
         )
-        existing = self.Alias.search(
-            [("address", "=", remote.address), ("state", "!=", "terminated")], limit=1
-        )
+        existing = self.aliases.get(remote.address, self.Alias)
         if kind == "forward" and remote.address not in recipients:
             line.update(
                 action="conflict",
@@ -504,12 +522,8 @@ class ImportMatcher:
     def _domain_alias_line(self, domain, remote):
         target = self.domain_names.get(remote.target_id, domain.name)
         line = self._line("domain_alias", remote.name, domain, remote.id, remote.enabled, target=target)
-        existing = self.DomainAlias.search(
-            [("name", "=", remote.name), ("state", "!=", "terminated")], limit=1
-        )
-        other_domain = self.Domain.search(
-            [("name", "=", remote.name), ("state", "!=", "terminated")], limit=1
-        )
+        existing = self.domain_aliases.get(remote.name, self.DomainAlias)
+        other_domain = self.domains.get(remote.name, self.Domain)
         if existing:
             line["domain_alias_id"] = existing.id
             if existing.domain_id.name == line["target"]:
