@@ -33,6 +33,7 @@ from .common import (
     wait_http,
 )
 from .dns import DnsServer
+from .mailstack import MailStack, Ports
 from .odoo import ODOO_PID_FILE, Odoo, launcher_in
 from .pg import Cluster
 from .pyenv import PythonEnv
@@ -551,12 +552,14 @@ def cmd_test(args):
     secrets_file = work / "secrets-used.txt"  # not a log: the long tests search the logs for these
     secrets_file.unlink(missing_ok=True)
     dns = DnsServer(work / "dns", free_port())
-    secrets_env = {"FAYVAD_TEST_SECRETS_FILE": str(secrets_file), **dns.env()}
+    mail = MailStack(service, work / "mail", Ports.free())
+    secrets_env = {"FAYVAD_TEST_SECRETS_FILE": str(secrets_file), **dns.env(), **mail.env()}
     started = time.monotonic()
     try:
         cluster.ensure().start()
         _start_modoboa(service, fresh=True)
         dns.start()
+        mail.start()
         odoo = Odoo(env, cluster, work, free_port(), "fayvad_test", logfile=work / "odoo-test.log")
         odoo.write_config()
         t0 = time.monotonic()
@@ -591,6 +594,7 @@ def cmd_test(args):
         say("interrupted")
         status = 130
     finally:
+        mail.stop()
         dns.stop()
         service.stop()
         cluster.stop()

@@ -8,6 +8,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -250,3 +251,17 @@ def apt_install(packages, why):
     except DevError:
         run(["apt-get", "update", "-q"], env=env, log=log, what="apt-get update")
         run(["apt-get", "install", "-y", "-q", *packages], env=env, log=log, what="apt-get install")
+
+
+def grant_traverse(path, user):
+    """Let ``user`` (a name or a uid) reach ``path``: add search permission on
+    each parent directory it cannot cross (an ACL entry when possible, else o+x)."""
+    uid = user if isinstance(user, int) else pwd.getpwnam(user).pw_uid
+    for parent in reversed(Path(path).parents):
+        st = parent.stat()
+        if st.st_mode & 0o001 or st.st_uid == uid:
+            continue
+        if shutil.which("setfacl"):
+            run(["setfacl", "-m", f"u:{uid}:x", parent], what=f"granting {user} access to {parent}")
+        else:
+            parent.chmod(st.st_mode | 0o001)

@@ -827,8 +827,12 @@ class Modoboa:
                 )
             time.sleep(0.05)
 
+    def server_env(self) -> dict[str, str]:
+        """The environment of this instance's Django processes (its Redis)."""
+        return _clean_env(FAYVAD_MODOBOA_REDIS_URL=f"redis://{HOST}:{self.redis_port}/0")
+
     def _spawn_server(self) -> subprocess.Popen:
-        env = _clean_env(FAYVAD_MODOBOA_REDIS_URL=f"redis://{HOST}:{self.redis_port}/0")
+        env = self.server_env()
         # a restart appends: the log tells the whole story
         return self._spawn(
             [

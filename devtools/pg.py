@@ -15,7 +15,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from .common import DevError, apt_install, rmtree, run, say
+from .common import DevError, apt_install, grant_traverse, rmtree, run, say
 
 SUPERUSER = "odoo"
 
@@ -50,20 +50,6 @@ def _server_user():
         what="creating the fayvad-pg system user",
     )
     return "fayvad-pg"
-
-
-def _grant_traverse(path, user):
-    """Let ``user`` reach ``path``: add search permission on each parent
-    directory it cannot cross (an ACL entry when possible, else o+x)."""
-    uid = pwd.getpwnam(user).pw_uid
-    for parent in reversed(path.parents):
-        st = parent.stat()
-        if st.st_mode & 0o001 or st.st_uid == uid:
-            continue
-        if shutil.which("setfacl"):
-            run(["setfacl", "-m", f"u:{user}:x", parent], what=f"granting {user} access to {parent}")
-        else:
-            parent.chmod(st.st_mode | 0o001)
 
 
 class Cluster:
@@ -116,11 +102,11 @@ class Cluster:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.log.touch()
         if self.user:
-            _grant_traverse(self.root, self.user)
+            grant_traverse(self.root, self.user)
             for path in (self.root, self.socket_dir):
                 shutil.chown(path, self.user)
             shutil.chown(self.log, self.user)
-            _grant_traverse(self.log, self.user)
+            grant_traverse(self.log, self.user)
         if not (self.data / "PG_VERSION").exists():
             rmtree(self.data)
             say(f"creating a PostgreSQL cluster in {self.data}")

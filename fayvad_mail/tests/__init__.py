@@ -22,6 +22,7 @@ from . import test_import
 from . import test_install
 from . import test_job_concurrency
 from . import test_jobs
+from . import test_mail_delivery
 from . import test_mailserver_client
 from . import test_models
 from . import test_monitoring

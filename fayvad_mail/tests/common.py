@@ -14,13 +14,14 @@ import time
 import unittest
 import uuid
 from contextlib import contextmanager
+from datetime import timedelta
 from unittest.mock import MagicMock, patch
 from urllib.parse import urlsplit
 
 import requests
 from freezegun import freeze_time
 
-from odoo import SUPERUSER_ID, api
+from odoo import SUPERUSER_ID, api, fields
 from odoo.modules.registry import Registry
 from odoo.tests import HttpCase, TransactionCase, new_test_user
 from odoo.tests.common import BlockedRequest, _super_send
@@ -298,6 +299,18 @@ def new_env(cr, uid=SUPERUSER_ID, context=None):
     return api.Environment(cr, uid, context or {})
 
 
+def run_due_jobs(env, rounds=20):
+    """Run the provisioning cron until nothing is due; the jobs it ran."""
+    Job = env["fayvad.mail.job"]
+    total = 0
+    for _ in range(rounds):
+        ran = Job._cron_run()
+        total += ran
+        if not ran:
+            break
+    return total
+
+
 def unique_domain(prefix="e2e"):
     return f"{prefix}-{uuid.uuid4().hex[:10]}.example"
 
@@ -360,15 +373,7 @@ class ModoboaCase(FayvadMailCase):
         return org
 
     def run_jobs(self, rounds=20):
-        """Run the provisioning cron until nothing is due; the jobs it ran."""
-        Job = self.env["fayvad.mail.job"]
-        total = 0
-        for _ in range(rounds):
-            ran = Job._cron_run()
-            total += ran
-            if not ran:
-                break
-        return total
+        return run_due_jobs(self.env, rounds)
 
     # -- Modoboa's own API, with plain requests ----------------------------------------
     def api(self, method, path, payload=None, expect=200):
@@ -634,6 +639,12 @@ class RealDns:
                 raise AssertionError("FAYVAD_TEST_DNS is not set: ./dev test starts a DNS server")
             raise unittest.SkipTest("needs the real DNS server of ./dev test (FAYVAD_TEST_DNS)")
         cls.env["ir.config_parameter"].sudo().set_param("fayvad_mail.dns_nameservers", DNS_ADDRESS)
+
+    def check_due(self, *domains):
+        """The DNS check cron's run once these domains' checks are due."""
+        for domain in domains:
+            domain.dns_next_check = fields.Datetime.now() - timedelta(seconds=1)
+        self.env["fayvad.mail.domain"]._cron_check_dns()
 
     def publish(self, *lines):
         """Serve these zone file lines (absolute names) besides what this test published."""

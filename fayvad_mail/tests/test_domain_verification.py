@@ -13,6 +13,7 @@ from odoo.addons.fayvad_mail.tests.common import (
     ModoboaProvisioningCase,
     RealDns,
     modoboa_get,
+    run_due_jobs,
     silent_dns_server,
     unique,
 )
@@ -42,17 +43,8 @@ class TestDomainVerification(RealDns, ModoboaProvisioningCase):
         org = self.env["fayvad.mail.organization"].browse(body["organization"]["id"])
         return body, org.domain_ids
 
-    def check_due(self, *domains):
-        """The cron's run once these domains' checks are due."""
-        for domain in domains:
-            domain.dns_next_check = fields.Datetime.now() - timedelta(seconds=1)
-        self.Domain._cron_check_dns()
-
     def run_jobs(self):
-        Job = self.env["fayvad.mail.job"]
-        for _ in range(10):
-            if not Job._cron_run():
-                break
+        return run_due_jobs(self.env)
 
     def statuses(self, domain):
         return {record.purpose: record.status for record in domain.dns_record_ids}

@@ -269,7 +269,25 @@ class ModoboaClient(MailServerClient):
         if password is not None:
             payload["password"] = password
         if payload:
-            self._request("PATCH", f"{API}/accounts/{mailbox_id}/", payload)
+            answer = self._request("PATCH", f"{API}/accounts/{mailbox_id}/", payload)
+            if active is not None:
+                self._keep_own_delivery((answer or {}).get("username") or self.get_mailbox(mailbox_id).email)
+
+    def _keep_own_delivery(self, email):
+        """Keep the mailbox's own address delivering to it, whatever its login.
+
+        Disabling an account makes Modoboa disable the aliases whose only
+        recipient it is, its hidden self-alias included, and enabling it
+        again restores none of them; the admin API cannot reach the hidden
+        one. Its mail would then go to the domain's catch-all, or bounce. A
+        visible alias from the address to itself does the hidden one's work,
+        and this client turns it back on after each change of login."""
+        email = email.lower()
+        own = self.find_alias(email)
+        if own is None:
+            self.ensure_alias(email, [email])
+        elif not own.enabled and email in own.recipients:
+            self.update_alias(own.id, email, own.recipients, True, own.description, own.expire_at)
 
     def delete_mailbox(self, mailbox_id):
         try:
@@ -318,7 +336,11 @@ class ModoboaClient(MailServerClient):
             return None
 
     def list_aliases(self, domain_name):
-        return [self._alias(d) for d in self._pages(f"{API}/aliases/", {"domain": domain_name})]
+        """The domain's aliases, without the mailboxes' own deliveries (an
+        address to itself, see ``_keep_own_delivery``): those are part of
+        their mailbox, as Modoboa's hidden self-aliases are."""
+        aliases = [self._alias(d) for d in self._pages(f"{API}/aliases/", {"domain": domain_name})]
+        return [alias for alias in aliases if alias.recipients != (alias.address,)]
 
     def ensure_alias(self, address, recipients, enabled=True, description="", expire_at=None):
         existing = self.find_alias(address)
@@ -338,6 +360,14 @@ class ModoboaClient(MailServerClient):
         self._request("PUT", f"{API}/aliases/{alias_id}/", payload)
 
     def delete_alias(self, alias_id):
+        """Delete the alias; a forward that keeps a copy (its address is
+        among its recipients) becomes its mailbox's own delivery instead."""
+        alias = self.get_alias(alias_id)
+        if alias is None:
+            return
+        if alias.address in alias.recipients and alias.recipients != (alias.address,):
+            self.update_alias(alias.id, alias.address, [alias.address], True, "", None)
+            return
         try:
             self._request("DELETE", f"{API}/aliases/{alias_id}/")
         except NotFound:

@@ -1,0 +1,540 @@
+"""The rest of a mail server next to the private Modoboa: Postfix, Dovecot,
+Modoboa's policy daemon and a sink for mail to other domains, wired to
+Modoboa's database the way Modoboa's installer wires them (see
+../shared/spec/MODOBOA-NOTES.md, "The whole mail server").
+
+    stack = MailStack(modoboa, workdir, Ports.free())
+    stack.start()       # ~2-3 s: Postfix, Dovecot, policy daemon, sink
+    ... SMTP on stack.ports.smtp, submission (AUTH) on .submission, IMAP on .imap ...
+    stack.stop()
+
+Everything listens on 127.0.0.1 and lives in ``workdir`` (configuration,
+queue, mail, logs). Nothing leaves the machine: mail for domains the server
+does not host goes to ``smtp-sink``, which writes each message to
+``workdir/sink``. Dovecot writes what each mailbox holds, in bytes, into
+Modoboa's ``admin_quota`` table (its dict server) and answers the doveadm
+HTTP API (``quotaGet``, ``mailboxStatus``) on ``ports.doveadm``.
+
+Modoboa's database here is SQLite. Postfix's SQLite client has no busy
+timeout, so the database runs in WAL mode (readers never wait for writers)
+and Postfix's unprivileged daemons are given read-write access to it through
+its group (SQLite gives ``-wal`` and ``-shm`` the database file's owner and
+mode).
+"""
+
+import dataclasses
+import grp
+import json
+import os
+import secrets
+import shutil
+import socket
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from .common import DevError, apt_install, free_port, grant_traverse, stop_pid_group, stop_process
+
+HOST = "127.0.0.1"
+MAIL_UID = 5000  # owner of the stored mail (Modoboa's installer calls it vmail)
+HOSTNAME = "mail.fayvad.test"
+PACKAGES = ["postfix", "postfix-sqlite", "dovecot-imapd", "dovecot-lmtpd", "dovecot-sqlite"]
+
+
+@dataclasses.dataclass
+class Ports:
+    smtp: int
+    submission: int
+    imap: int
+    lmtp: int
+    auth: int
+    policy: int
+    sink: int
+    doveadm: int
+
+    @classmethod
+    def free(cls):
+        return cls(**{field.name: free_port() for field in dataclasses.fields(cls)})
+
+
+def ensure_installed():
+    if (
+        all(shutil.which(tool) for tool in ("postfix", "dovecot", "doveadm", "smtp-sink"))
+        and Path("/usr/lib/dovecot/modules/dict/libdriver_sqlite.so").exists()
+    ):
+        return
+    subprocess.run(
+        ["debconf-set-selections"],
+        input=b"postfix postfix/main_mailer_type select No configuration\n",
+        check=False,
+        capture_output=True,
+    )
+    apt_install(PACKAGES, "the tests deliver real mail (SMTP, IMAP)")
+
+
+# -- Postfix ------------------------------------------------------------------------------
+# The queries of Modoboa 2.12's `generate_postfix_maps` for SQLite, except the
+# sender-login map, whose generated text ends in "UNION (SELECT ...)": a syntax
+# error for SQLite that kills Postfix's lookups (here without the parentheses).
+POSTFIX_MAPS = {
+    "sql-domains.cf": "SELECT name FROM admin_domain WHERE name='%s' AND type='domain' AND enabled=1",
+    "sql-domain-aliases.cf": (
+        "SELECT dom.name FROM admin_domain dom INNER JOIN admin_domainalias domal ON dom.id=domal.target_id "
+        "WHERE domal.name='%s' AND domal.enabled=1 AND dom.enabled=1"
+    ),
+    "sql-aliases.cf": (
+        "SELECT alr.address FROM modoboa_admin_aliasrecipient AS alr "
+        "INNER JOIN admin_alias AS al ON alr.alias_id=al.id "
+        "WHERE al.enabled=1 AND al.address='%s' AND (al.expire_at IS NULL OR al.expire_at>datetime('now'))"
+    ),
+    "sql-maintain.cf": (
+        "SELECT '450 Requested mail action not taken: mailbox unavailable' "
+        "FROM admin_mailbox mb INNER JOIN admin_domain dom ON mb.domain_id=dom.id "
+        "INNER JOIN admin_mailboxoperation mbop ON mbop.mailbox_id=mb.id "
+        "WHERE dom.name='%d' AND mb.address='%u' LIMIT 1"
+    ),
+    "sql-sender-login-map.cf": (
+        "SELECT email FROM core_user WHERE email='%s' AND is_active=1 "
+        "UNION SELECT mb.address || '@' || dom.name FROM admin_mailbox mb "
+        "INNER JOIN admin_senderaddress sad ON sad.mailbox_id=mb.id "
+        "INNER JOIN admin_domain dom ON dom.id=mb.domain_id WHERE sad.address='%s' "
+        "UNION SELECT mb.address || '@' || dom.name FROM admin_mailbox mb "
+        "INNER JOIN modoboa_admin_aliasrecipient alr ON alr.r_mailbox_id=mb.id "
+        "INNER JOIN admin_domain dom ON dom.id=mb.domain_id "
+        "INNER JOIN admin_alias al ON alr.alias_id=al.id WHERE al.enabled=1 AND al.address='%s'"
+    ),
+}
+
+MAIN_CF = """\
+compatibility_level = 3.6
+config_directory = {dir}/postfix
+queue_directory = {dir}/queue
+data_directory = {dir}/postfix-data
+maillog_file = {dir}/logs/postfix.log
+maillog_file_prefixes = {dir}/logs
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = {host}
+inet_protocols = ipv4
+myhostname = {hostname}
+myorigin = $myhostname
+mydestination =
+mynetworks =
+smtpd_banner = $myhostname ESMTP
+biff = no
+smtputf8_enable = no
+append_dot_mydomain = no
+alias_maps =
+alias_database =
+recipient_delimiter = +
+mailbox_size_limit = 0
+unknown_local_recipient_reject_code = 550
+unverified_recipient_reject_code = 550
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+smtp_host_lookup = native
+
+virtual_transport = lmtp:inet:{host}:{lmtp}
+virtual_mailbox_domains = sqlite:{dir}/postfix/sql-domains.cf
+virtual_alias_domains = sqlite:{dir}/postfix/sql-domain-aliases.cf
+virtual_alias_maps = sqlite:{dir}/postfix/sql-aliases.cf
+smtpd_sender_login_maps = sqlite:{dir}/postfix/sql-sender-login-map.cf
+# Mail for any other domain: the local sink, never the Internet.
+relayhost = [{host}]:{sink}
+
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = inet:{host}:{auth}
+smtpd_sasl_auth_enable = no
+smtpd_sasl_security_options = noanonymous
+smtpd_helo_required = yes
+disable_vrfy_command = yes
+
+# Every recipient is checked through Dovecot (an LMTP probe): unknown users
+# are refused at RCPT, as on Modoboa's installer. Answers are kept a second
+# (not a month), so tests see a change at once.
+address_verify_map = proxy:btree:$data_directory/verify_cache
+proxy_write_maps = $address_verify_map
+address_verify_negative_expire_time = 1s
+address_verify_negative_refresh_time = 1s
+address_verify_positive_expire_time = 1s
+address_verify_positive_refresh_time = 1s
+address_verify_poll_delay = 1s
+
+smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+smtpd_recipient_restrictions =
+    check_recipient_access sqlite:{dir}/postfix/sql-maintain.cf,
+    reject_unverified_recipient,
+    reject_unauth_destination
+# Daily sending limits (Modoboa's policy daemon): checked at RCPT, counted
+# at the end of each message; it closes its connection after each request.
+policy_service = check_policy_service inet:{host}:{policy}
+smtpd_policy_service_request_limit = 1
+"""
+
+# smtpd keeps what trivial-rewrite answered about a domain for as long as
+# it lives (100 connections in production): one connection a process here,
+# so that a domain enabled a moment ago is taken at once.
+SERVICES = """\
+{host}:{smtp} inet n - n - - smtpd
+  -o max_use=1
+{host}:{submission} inet n - n - - smtpd
+  -o max_use=1
+  -o syslog_name=postfix/submission
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_security_level=none
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_sender_restrictions=reject_sender_login_mismatch
+  -o smtpd_recipient_restrictions=$policy_service,permit_sasl_authenticated,reject
+  -o smtpd_end_of_data_restrictions=$policy_service
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+proxywrite unix - - n - 1 proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+lmtp unix - - n - - lmtp
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+"""
+
+# -- Dovecot ------------------------------------------------------------------------------
+DOVECOT_CONF = """\
+base_dir = {dir}/dovecot/run
+state_dir = {dir}/dovecot/state
+log_path = {dir}/logs/dovecot.log
+protocols = imap lmtp
+listen = {host}
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = {uid}
+mail_location = maildir:~/Maildir
+mail_plugins = $mail_plugins quota
+default_internal_user = dovecot
+default_login_user = dovenull
+postmaster_address = postmaster@{hostname}
+hostname = {hostname}
+doveadm_api_key = {doveadm_key}
+
+protocol imap {{
+  mail_plugins = $mail_plugins imap_quota
+}}
+protocol lmtp {{
+  mail_plugins = $mail_plugins quota
+}}
+passdb {{
+  driver = sql
+  args = {dir}/dovecot/sql.conf.ext
+}}
+userdb {{
+  driver = sql
+  args = {dir}/dovecot/sql.conf.ext
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = {host}
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = {host}
+    port = {lmtp}
+  }}
+}}
+service auth {{
+  inet_listener {{
+    address = {host}
+    port = {auth}
+  }}
+}}
+service auth-worker {{
+  user = root
+}}
+service dict {{
+  user = root
+  unix_listener dict {{
+    mode = 0666
+  }}
+}}
+service doveadm {{
+  inet_listener http {{
+    address = {host}
+    port = {doveadm}
+  }}
+}}
+dict {{
+  quota = sqlite:{dir}/dovecot/dict.conf.ext
+}}
+plugin {{
+  # Sizes as IMAP clients see them (CRLF line ends): the quota, Modoboa's
+  # admin_quota table and doveadm's mailbox status all count the same bytes.
+  quota = dict:User quota::proxy::quota
+  quota_vsizes = yes
+}}
+"""
+
+DOVECOT_SQL = """\
+driver = sqlite
+connect = {db}
+default_pass_scheme = SHA512-CRYPT
+# Logins: active users of enabled domains only (Modoboa's installer).
+password_query = SELECT u.email AS user, u.password FROM core_user u \\
+  INNER JOIN admin_mailbox mb ON u.id=mb.user_id INNER JOIN admin_domain dom ON mb.domain_id=dom.id \\
+  WHERE u.email='%u' AND u.is_active=1 AND dom.enabled=1
+# Delivery (LMTP) looks users up whatever their state: a suspended mailbox keeps its mail.
+user_query = SELECT '{mail}/%d/%n' AS home, {uid} AS uid, {uid} AS gid, \\
+  '*:bytes=' || (mb.quota * 1048576) AS quota_rule \\
+  FROM admin_mailbox mb INNER JOIN admin_domain dom ON mb.domain_id=dom.id \\
+  WHERE mb.address='%n' AND dom.name='%d'
+iterate_query = SELECT email AS user FROM core_user WHERE email LIKE '%%@%%'
+"""
+
+DOVECOT_DICT = """\
+connect = {db}
+map {{
+  pattern = priv/quota/storage
+  table = admin_quota
+  username_field = username
+  value_field = bytes
+}}
+map {{
+  pattern = priv/quota/messages
+  table = admin_quota
+  username_field = username
+  value_field = messages
+}}
+"""
+
+
+class MailStack:
+    """Postfix, Dovecot, the policy daemon and a sink for ``modoboa`` (a
+    devtools.modoboa.Modoboa), their files in ``workdir``."""
+
+    def __init__(self, modoboa, workdir, ports):
+        self.modoboa = modoboa
+        self.dir = Path(workdir)
+        self.ports = ports
+        self.procs = {}
+
+    @property
+    def sink(self):
+        return self.dir / "sink"
+
+    @property
+    def doveadm_key(self):
+        path = self.dir / "doveadm.key"
+        if not path.exists():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(16))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def env(self):
+        """What the tests read to reach it."""
+        return {
+            "FAYVAD_TEST_SMTP": f"{HOST}:{self.ports.smtp}",
+            "FAYVAD_TEST_SUBMISSION": f"{HOST}:{self.ports.submission}",
+            "FAYVAD_TEST_IMAP": f"{HOST}:{self.ports.imap}",
+            "FAYVAD_TEST_DOVEADM_URL": f"http://{HOST}:{self.ports.doveadm}",
+            "FAYVAD_TEST_DOVEADM_KEY": self.doveadm_key,
+            "FAYVAD_TEST_MAIL_SINK": str(self.sink),
+            "FAYVAD_TEST_DOVECOT_CONF": str(self.dir / "dovecot" / "dovecot.conf"),
+        }
+
+    def describe(self):
+        return (
+            f"SMTP {HOST}:{self.ports.smtp}, submission {HOST}:{self.ports.submission} (AUTH PLAIN), "
+            f"IMAP {HOST}:{self.ports.imap}, doveadm HTTP {HOST}:{self.ports.doveadm}; "
+            f"mail to other domains lands in {self.sink}"
+        )
+
+    # -- configuration ------------------------------------------------------------------
+    def _configure(self):
+        db = Path(self.modoboa.db_path).absolute()
+        values = dict(
+            dict(dataclasses.asdict(self.ports)),
+            dir=self.dir,
+            host=HOST,
+            hostname=HOSTNAME,
+            uid=MAIL_UID,
+            db=db,
+            mail=self.dir / "mail",
+            doveadm_key=self.doveadm_key,
+        )
+        for sub in (
+            "postfix",
+            "queue",
+            "postfix-data",
+            "dovecot/run",
+            "dovecot/state",
+            "logs",
+            "mail",
+            "sink",
+        ):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        postfix = self.dir / "postfix"
+        (postfix / "main.cf").write_text(MAIN_CF.format(**values))
+        (postfix / "master.cf").write_text(SERVICES.format(**values))
+        for name, query in POSTFIX_MAPS.items():
+            (postfix / name).write_text(f"dbpath = {db}\nquery = {query}\n")
+        dovecot = self.dir / "dovecot"
+        (dovecot / "dovecot.conf").write_text(DOVECOT_CONF.format(**values))
+        (dovecot / "sql.conf.ext").write_text(DOVECOT_SQL.format(**values))
+        (dovecot / "dict.conf.ext").write_text(DOVECOT_DICT.format(**values))
+        for path in (dovecot / "sql.conf.ext", dovecot / "dict.conf.ext"):
+            path.chmod(0o600)
+        os.chown(self.dir / "mail", MAIL_UID, MAIL_UID)
+        for path in (self.sink, self.dir / "postfix-data"):
+            shutil.chown(path, "postfix", "postfix")
+        self._share_database(db)
+
+    def _share_database(self, db):
+        """WAL mode, and Postfix's group may read and write the database and
+        create its ``-wal``/``-shm`` files (lookups run as user postfix)."""
+        with sqlite3.connect(db, timeout=30) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+        gid = grp.getgrnam("postfix").gr_gid
+        for path in (db.parent, db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            if path.exists():
+                os.chown(path, -1, gid)
+                path.chmod(0o770 if path.is_dir() else 0o660)
+        grant_traverse(db, "postfix")
+        for path in (self.dir / "mail", self.sink):
+            grant_traverse(path, "postfix")
+            grant_traverse(path, "dovecot")
+        grant_traverse(self.dir / "mail", MAIL_UID)
+
+    # -- run / stop ---------------------------------------------------------------------
+    def start(self, timeout=30):
+        ensure_installed()
+        self.stop()
+        self._configure()
+        deadline = time.monotonic() + timeout
+        logs = self.dir / "logs"
+        self.procs["sink"] = _spawn(
+            [
+                "smtp-sink",
+                "-u",
+                "postfix",
+                "-R",
+                str(self.sink),
+                "-d",
+                "%Y%m%d%H/%M.",
+                f"{HOST}:{self.ports.sink}",
+                "20",
+            ],
+            logs / "sink.log",
+        )
+        self.procs["policy"] = _spawn(
+            [
+                str(self.modoboa.python),
+                "manage.py",
+                "policy_daemon",
+                "--host",
+                HOST,
+                "--port",
+                str(self.ports.policy),
+            ],
+            logs / "policy.log",
+            cwd=self.modoboa.instance_dir / "instance",
+            env=self.modoboa.server_env(),
+        )
+        self.procs["dovecot"] = _spawn(
+            ["dovecot", "-F", "-c", str(self.dir / "dovecot" / "dovecot.conf")], logs / "dovecot.out"
+        )
+        _run(["postfix", "-c", str(self.dir / "postfix"), "start"], "starting Postfix")
+        try:
+            for name, port in (
+                ("the sink", self.ports.sink),
+                ("Dovecot (IMAP)", self.ports.imap),
+                ("Dovecot (LMTP)", self.ports.lmtp),
+                ("Postfix", self.ports.smtp),
+                ("Postfix (submission)", self.ports.submission),
+                ("the policy daemon", self.ports.policy),
+            ):
+                self._wait_port(name, port, deadline)
+        except BaseException:
+            self.stop()
+            raise
+        (self.dir / "run.json").write_text(
+            json.dumps({name: [proc.pid, " ".join(proc.args[-3:])] for name, proc in self.procs.items()})
+        )
+        return self
+
+    def _wait_port(self, name, port, deadline):
+        while True:
+            with socket.socket() as sock:
+                sock.settimeout(0.5)
+                if sock.connect_ex((HOST, port)) == 0:
+                    return
+            dead = [n for n, proc in self.procs.items() if proc.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                raise DevError(
+                    f"the mail server did not start: {name} is not answering on {HOST}:{port}"
+                    + (f" ({', '.join(dead)} exited)" if dead else "")
+                    + f"; logs in {self.dir / 'logs'}"
+                )
+            time.sleep(0.05)
+
+    def stop(self):
+        """Stop what it started, or what an interrupted run of it left (by
+        the pids of ``run.json``, each checked against its command line)."""
+        if (self.dir / "postfix" / "main.cf").exists():
+            subprocess.run(
+                ["postfix", "-c", str(self.dir / "postfix"), "stop"],
+                capture_output=True,
+                check=False,
+                timeout=60,
+            )
+        for proc in self.procs.values():
+            stop_process(proc)
+        self.procs = {}
+        run_file = self.dir / "run.json"
+        if run_file.exists():
+            for pid, marker in json.loads(run_file.read_text()).values():
+                if marker in _cmdline(pid):
+                    stop_pid_group(pid)
+            run_file.unlink()
+
+
+def _cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _spawn(cmd, log, cwd=None, env=None):
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,  # Dovecot keeps its caller's stderr open: its own session
+        )
+
+
+def _run(cmd, what):
+    proc = subprocess.run(cmd, capture_output=True, check=False, timeout=60)
+    if proc.returncode:
+        raise DevError(f"{what} failed: {(proc.stdout + proc.stderr).decode(errors='replace')[-600:]}")

@@ -1,0 +1,204 @@
+"""Mail delivered for real by what fayvad_mail provisions: messages sent over
+SMTP to the Postfix of ``./dev test``, stored by its Dovecot and read over
+IMAP with the passwords Odoo handed over; suspension keeps the mail and
+refuses the logins, termination makes the address unknown. No mocks."""
+
+import smtplib
+import time
+
+from odoo.tests import tagged
+
+from odoo.addons.fayvad_mail.tests.common import ModoboaProvisioningCase, RealDns, run_due_jobs
+from odoo.addons.fayvad_mail.tests.common_mail import RealMail
+from odoo.addons.fayvad_mail.tests.test_api_document_samples import SAMPLE_EMAIL_ACCOUNT
+
+SAMPLE_PASSWORD = SAMPLE_EMAIL_ACCOUNT["email_account_data"]["user_info"]["password"]
+PASSWORD = "Box-Passw0rd-77"
+
+
+@tagged("post_install", "-at_install")
+class TestMailDelivery(RealMail, RealDns, ModoboaProvisioningCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_dns()
+        cls.setup_mail()
+
+    # -- helpers ----------------------------------------------------------------------------
+    def run_jobs(self):
+        return run_due_jobs(self.env)
+
+    def claim(self):
+        """A new organization through the API; its domain (not verified)."""
+        status, body, _ = self.api("POST", "/provision/organization/", self.org_payload())
+        self.assertEqual(status, 201, body)
+        return self.env["fayvad.mail.organization"].browse(body["organization"]["id"]).domain_ids
+
+    def verify(self, domain):
+        self.publish_records(domain, "verification")
+        self.check_due(domain)
+        self.run_jobs()
+        self.assertEqual(domain.verification_state, "verified")
+
+    def mailbox(self, domain, local="john.doe", password=PASSWORD):
+        """A mailbox made through the API with ``password``."""
+        payload = self.account_payload(domain.organization_id.id, domain.id, address=local)
+        payload["email_account_data"]["user_info"]["password"] = password
+        status, body, _ = self.api("POST", "/provision/email-account/", payload)
+        self.assertEqual(status, 201, body)
+        self.run_jobs()
+        account = self.env["fayvad.mail.account"].browse(body["email_account"]["id"])
+        self.assertEqual(account.state, "active")
+        return account
+
+    def assertRefused(self, address, code, text, within=10):
+        """Mail to ``address`` is refused at RCPT, at the latest ``within``
+        seconds from now (Postfix remembers a verified address a second)."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                self.deliver(address)
+            except smtplib.SMTPRecipientsRefused as refused:
+                got_code, got_text = refused.recipients[address]
+                if got_code >= 500 or time.monotonic() > deadline:  # 4xx: being verified, try again
+                    self.assertEqual(got_code, code, got_text)
+                    self.assertIn(text, got_text.decode())
+                    return
+            self.assertLess(time.monotonic(), deadline, f"mail to {address} is still accepted")
+            time.sleep(0.5)
+
+    # -- delivery -----------------------------------------------------------------------------
+    def test_the_documents_sample_mailbox_receives_its_mail_once_its_domain_is_verified(self):
+        domain = self.claim()
+        john = self.mailbox(domain, password=SAMPLE_PASSWORD)  # the document's sample password
+        self.assertRefused(john.email, 554, "Relay access denied")  # not verified: no mail taken
+        self.assertTrue(self.imap_login_refused(john.email, SAMPLE_PASSWORD), "no login either")
+
+        self.verify(domain)
+        subject = self.deliver(john.email)
+        messages = self.wait_for_subjects(john.email, SAMPLE_PASSWORD, [subject])
+        self.assertEqual(messages, [subject])
+        self.assertFalse(self.smtp_login_refused(john.email, SAMPLE_PASSWORD))
+        self.assertTrue(self.imap_login_refused(john.email, "not-" + SAMPLE_PASSWORD))
+
+    def test_a_reset_password_works_and_the_old_one_is_refused(self):
+        domain = self.claim()
+        self.verify(domain)
+        john = self.mailbox(domain)
+        john._reset_password("Fresh-Passw0rd-12")
+        self.run_jobs()
+        self.assertTrue(self.imap_login_refused(john.email, PASSWORD))
+        self.assertTrue(self.smtp_login_refused(john.email, PASSWORD))
+        subject = self.deliver(john.email)
+        self.wait_for_subjects(john.email, "Fresh-Passw0rd-12", [subject])
+
+    def test_aliases_catch_all_forward_and_domain_alias_deliver_where_odoo_says(self):
+        domain = self.claim()
+        self.verify(domain)
+        john = self.mailbox(domain)
+        box = self.mailbox(domain, "box")
+        Alias = self.env["fayvad.mail.alias"]
+        aliases = Alias.create(
+            [
+                {"local_part": "sales", "domain_id": domain.id, "recipients": john.email},
+                {"kind": "catchall", "domain_id": domain.id, "recipients": box.email},
+                {"kind": "forward", "account_id": john.id, "recipients": "john@elsewhere.example"},
+            ]
+        )
+        aliases.action_provision()
+        self.run_jobs()
+        self.assertEqual(set(aliases.mapped("state")), {"active"})
+        other = f"alias-{domain.name}"
+        status, body, _ = self.api(
+            "POST",
+            "/provision/domain-alias/",
+            {
+                "domain_alias_data": {
+                    "organization_id": domain.organization_id.id,
+                    "name": other,
+                    "domain": domain.id,
+                }
+            },
+        )
+        self.assertEqual(status, 201, body)
+        self.run_jobs()
+
+        to_alias = self.deliver(f"sales@{domain.name}")
+        to_nobody = self.deliver(f"nobody@{domain.name}")
+        to_john = self.deliver(john.email)
+        via_domain_alias = self.deliver(f"john.doe@{other}")
+        self.wait_for_subjects(john.email, PASSWORD, [to_alias, to_john, via_domain_alias])
+        self.wait_for_subjects(box.email, PASSWORD, [to_nobody])
+        self.assertNotIn(to_nobody, self.subjects(john.email, PASSWORD))
+        self.assertNotIn(to_john, self.subjects(box.email, PASSWORD))
+        forwarded = [m for m in self.sink_messages() if str(m["Subject"]) == to_john]
+        self.assertEqual(len(forwarded), 1, "the forward sent it on (and john kept a copy)")
+
+    # -- suspension and termination ----------------------------------------------------------
+    def test_a_suspended_mailbox_keeps_its_mail_and_refuses_logins(self):
+        domain = self.claim()
+        self.verify(domain)
+        john = self.mailbox(domain)
+        box = self.mailbox(domain, "box")
+        catchall = self.env["fayvad.mail.alias"].create(
+            {"kind": "catchall", "domain_id": domain.id, "recipients": box.email}
+        )
+        catchall.action_provision()
+        before = self.deliver(john.email)
+        self.wait_for_subjects(john.email, PASSWORD, [before])
+
+        john.action_suspend()
+        self.run_jobs()
+        self.assertTrue(self.imap_login_refused(john.email, PASSWORD))
+        self.assertTrue(self.smtp_login_refused(john.email, PASSWORD))
+        during = self.deliver(john.email)
+        self.wait_until_stored(john.email, [during])
+
+        john.action_unsuspend()
+        self.run_jobs()
+        after = self.deliver(john.email)
+        self.assertEqual(
+            self.wait_for_subjects(john.email, PASSWORD, [before, during, after]),
+            sorted([before, during, after]),
+        )
+        self.assertEqual(self.subjects(box.email, PASSWORD), [], "nothing went to the catch-all")
+
+        # suspended and lifted again: still the mailbox's own mail
+        john.action_suspend()
+        self.run_jobs()
+        again = self.deliver(john.email)
+        john.action_unsuspend()
+        self.run_jobs()
+        self.wait_for_subjects(john.email, PASSWORD, [again])
+        self.assertEqual(self.subjects(box.email, PASSWORD), [])
+
+    def test_a_suspended_organization_keeps_its_mail_and_refuses_logins(self):
+        domain = self.claim()
+        self.verify(domain)
+        john = self.mailbox(domain)
+        box = self.mailbox(domain, "box")
+        catchall = self.env["fayvad.mail.alias"].create(
+            {"kind": "catchall", "domain_id": domain.id, "recipients": box.email}
+        )
+        catchall.action_provision()
+        org = domain.organization_id
+        org.action_suspend()
+        self.run_jobs()
+        self.assertTrue(self.imap_login_refused(john.email, PASSWORD))
+        during = self.deliver(john.email)
+        self.wait_until_stored(john.email, [during])
+        org.action_unsuspend()
+        self.run_jobs()
+        after = self.deliver(john.email)
+        self.wait_for_subjects(john.email, PASSWORD, [during, after])
+        self.assertEqual(self.subjects(box.email, PASSWORD), [], "nothing went to the catch-all")
+
+    def test_a_terminated_mailbox_is_an_unknown_user(self):
+        domain = self.claim()
+        self.verify(domain)
+        john = self.mailbox(domain)
+        self.wait_for_subjects(john.email, PASSWORD, [self.deliver(john.email)])
+        john.action_terminate()
+        self.run_jobs()
+        self.assertRefused(john.email, 550, "User doesn't exist")
+        self.assertTrue(self.imap_login_refused(john.email, PASSWORD))
