@@ -35,6 +35,7 @@ from .common import (
 from .dns import DnsServer
 from .mailstack import MailStack, Ports
 from .odoo import ODOO_PID_FILE, Odoo, launcher_in
+from .odoo_hooks import DEMO_MAILBOX_PASSWORD
 from .pg import Cluster
 from .pyenv import PythonEnv
 
@@ -170,6 +171,7 @@ def cmd_run(args):
         env = PythonEnv(cache).ensure()
         service = _modoboa(cache, cache / "modoboa-instance", mb_port, redis_port)
         dns = DnsServer(cache / "dns-instance", dns_port)
+        mail = MailStack(service, cache / "mail-instance", Ports.for_run())
         logs = cache / "logs"
         odoo = Odoo(
             env,
@@ -192,6 +194,7 @@ def cmd_run(args):
                 _zone_file(cache).write_text(json.dumps(_configure_mail_server(odoo, service, dns)))
                 configured.write_text(wanted)
             dns.start(_published(cache))
+            mail.start()
             say(f"database {DB}: {state}")
             server = odoo.serve()
             if not wait_http(f"http://127.0.0.1:{http_port}/web/health", 120, proc=server):
@@ -202,6 +205,8 @@ def cmd_run(args):
                 f"database {DB}; {mode}; ready in {time.monotonic() - started:.1f}s)\n"
                 f"Modoboa: {service.url}  (./dev mail-server prints its token)\n"
                 f"DNS: {dns.address}  (the verified demo domains' records; ./dev dns-publish DOMAIN adds one's)\n"
+                f"Mail: {mail.describe()}\n"
+                f"  (a demo mailbox's password: {DEMO_MAILBOX_PASSWORD}; docs/development.md, 'Mail')\n"
                 f"Logs: {logs}/odoo.log, {logs}/postgres.log, {service.server_log}\n"
                 "Ctrl-C stops everything.",
                 flush=True,
@@ -215,6 +220,7 @@ def cmd_run(args):
             with shielded():  # a second Ctrl-C must not leave PostgreSQL, Redis or Modoboa behind
                 stop_process(server)
                 odoo.pid_file.unlink(missing_ok=True)
+                mail.stop()
                 dns.stop()
                 service.stop()
                 cluster.stop()
@@ -274,6 +280,7 @@ def _stop_leftovers(cache, mb_port, redis_port):
     if knot:
         say("stopping the DNS server that an interrupted ./dev run left running")
         stop_pid_group(knot)
+    MailStack(service, cache / "mail-instance", None).stop()  # by its run file, when it has one
 
 
 # -- build ----------------------------------------------------------------------------

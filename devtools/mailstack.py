@@ -34,7 +34,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .common import DevError, apt_install, free_port, grant_traverse, stop_pid_group, stop_process
+from .common import DevError, apt_install, env_port, free_port, grant_traverse, stop_pid_group, stop_process
 
 HOST = "127.0.0.1"
 MAIL_UID = 5000  # owner of the stored mail (Modoboa's installer calls it vmail)
@@ -56,6 +56,18 @@ class Ports:
     @classmethod
     def free(cls):
         return cls(**{field.name: free_port() for field in dataclasses.fields(cls)})
+
+    @classmethod
+    def for_run(cls):
+        """``./dev run``'s: fixed ports for what people and Odoo reach (set
+        by FAYVAD_SMTP_PORT, ... when taken), any free one for the rest."""
+        return cls(
+            smtp=env_port("FAYVAD_SMTP_PORT", 2525),
+            submission=env_port("FAYVAD_SUBMISSION_PORT", 2587),
+            imap=env_port("FAYVAD_IMAP_PORT", 2143),
+            doveadm=env_port("FAYVAD_DOVEADM_PORT", 2180),
+            **{name: free_port() for name in ("lmtp", "auth", "policy", "sink")},
+        )
 
 
 def ensure_installed():
