@@ -136,13 +136,14 @@ def _main_cluster(cache):
     return Cluster(cache / "pg", env_port("FAYVAD_PG_PORT", 5433), cache / "logs" / "postgres.log")
 
 
-def _configure_mail_server(odoo, service, dns):
-    """The local Modoboa and DNS server in database ``fayvad``, the demo
-    provisioned on them; the zone file lines its DNS serves."""
+def _configure_mail_server(odoo, service, dns, mail):
+    """The local Modoboa, its Dovecot and the DNS server in database
+    ``fayvad``, the demo provisioned on them; the zone file lines its DNS serves."""
+    doveadm = (mail.doveadm_url, mail.doveadm_key)
     lines = odoo.shell(
         f"{HOOKS}\nimport json\n"
         f"configure_local_server(env, {service.url!r}, {service.token!r}, {service.password_policy!r}, "
-        f"dns={dns.address!r})\nprovision_now(env)\nprint(json.dumps(zone_lines(env)))",
+        f"dns={dns.address!r}, doveadm={doveadm!r})\nprovision_now(env)\nprint(json.dumps(zone_lines(env)))",
         "configuring the local mail server",
     )
     return json.loads(lines[-1])
@@ -189,9 +190,9 @@ def cmd_run(args):
             odoo.write_config()
             state = odoo.ensure_database(logs / "odoo-install.log", cache / "run" / f"{DB}.installed")
             configured = cache / "run" / "mail-server.configured"
-            wanted = f"{service.url} {dns.address}"
+            wanted = f"{service.url} {dns.address} {mail.ports.doveadm}"
             if state != "current" or not configured.exists() or configured.read_text() != wanted:
-                _zone_file(cache).write_text(json.dumps(_configure_mail_server(odoo, service, dns)))
+                _zone_file(cache).write_text(json.dumps(_configure_mail_server(odoo, service, dns, mail)))
                 configured.write_text(wanted)
             dns.start(_published(cache))
             mail.start()

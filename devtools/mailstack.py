@@ -52,6 +52,7 @@ class Ports:
     policy: int
     sink: int
     doveadm: int
+    quota: int
 
     @classmethod
     def free(cls):
@@ -66,7 +67,7 @@ class Ports:
             submission=env_port("FAYVAD_SUBMISSION_PORT", 2587),
             imap=env_port("FAYVAD_IMAP_PORT", 2143),
             doveadm=env_port("FAYVAD_DOVEADM_PORT", 2180),
-            **{name: free_port() for name in ("lmtp", "auth", "policy", "sink")},
+            **{name: free_port() for name in ("lmtp", "auth", "policy", "sink", "quota")},
         )
 
 
@@ -174,10 +175,13 @@ address_verify_positive_refresh_time = 1s
 address_verify_poll_delay = 1s
 
 smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+# A message larger than what its recipient has left is refused at RCPT
+# (Dovecot's quota-status service, told the SIZE the sender announced).
 smtpd_recipient_restrictions =
     check_recipient_access sqlite:{dir}/postfix/sql-maintain.cf,
     reject_unverified_recipient,
-    reject_unauth_destination
+    reject_unauth_destination,
+    check_policy_service inet:{host}:{quota}
 # Daily sending limits (Modoboa's policy daemon): checked at RCPT, counted
 # at the end of each message; it closes its connection after each request.
 policy_service = check_policy_service inet:{host}:{policy}
@@ -232,6 +236,8 @@ listen = {host}
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+# A wrong password is answered at once (production waits 2 s): tests try many.
+auth_failure_delay = 0
 first_valid_uid = {uid}
 mail_location = maildir:~/Maildir
 mail_plugins = $mail_plugins quota
@@ -285,6 +291,14 @@ service dict {{
     mode = 0666
   }}
 }}
+service quota-status {{
+  executable = quota-status -p postfix
+  client_limit = 1
+  inet_listener {{
+    address = {host}
+    port = {quota}
+  }}
+}}
 service doveadm {{
   inet_listener http {{
     address = {host}
@@ -299,6 +313,9 @@ plugin {{
   # admin_quota table and doveadm's mailbox status all count the same bytes.
   quota = dict:User quota::proxy::quota
   quota_vsizes = yes
+  quota_status_success = DUNNO
+  quota_status_nouser = DUNNO
+  quota_status_overquota = "552 5.2.2 Mailbox is full"
 }}
 """
 
@@ -358,13 +375,17 @@ class MailStack:
             path.chmod(0o600)
         return path.read_text().strip()
 
+    @property
+    def doveadm_url(self):
+        return f"http://{HOST}:{self.ports.doveadm}"
+
     def env(self):
         """What the tests read to reach it."""
         return {
             "FAYVAD_TEST_SMTP": f"{HOST}:{self.ports.smtp}",
             "FAYVAD_TEST_SUBMISSION": f"{HOST}:{self.ports.submission}",
             "FAYVAD_TEST_IMAP": f"{HOST}:{self.ports.imap}",
-            "FAYVAD_TEST_DOVEADM_URL": f"http://{HOST}:{self.ports.doveadm}",
+            "FAYVAD_TEST_DOVEADM_URL": self.doveadm_url,
             "FAYVAD_TEST_DOVEADM_KEY": self.doveadm_key,
             "FAYVAD_TEST_MAIL_SINK": str(self.sink),
             "FAYVAD_TEST_DOVECOT_CONF": str(self.dir / "dovecot" / "dovecot.conf"),
@@ -477,6 +498,7 @@ class MailStack:
                 ("the sink", self.ports.sink),
                 ("Dovecot (IMAP)", self.ports.imap),
                 ("Dovecot (LMTP)", self.ports.lmtp),
+                ("Dovecot (quota status)", self.ports.quota),
                 ("Postfix", self.ports.smtp),
                 ("Postfix (submission)", self.ports.submission),
                 ("the policy daemon", self.ports.policy),

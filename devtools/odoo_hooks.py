@@ -43,10 +43,11 @@ def webhook_secret(env, organization_id=None, base_url=""):
     return f"{base_url}/fayvad_api/erp/webhooks/billing/{organization.webhook_token}/ {secret}"
 
 
-def configure_local_server(env, url, token, password_policy=None, dns=None):
+def configure_local_server(env, url, token, password_policy=None, dns=None, doveadm=None):
     """``./dev run``: make the local Modoboa the company's server (with the
-    password policy that Modoboa was configured to enforce), domain checks ask
-    the local DNS server (``dns``, ``host:port``), and queue what the demo
+    password policy that Modoboa was configured to enforce; storage read
+    from its Dovecot, ``doveadm`` = (URL, API key)), domain checks ask the
+    local DNS server (``dns``, ``host:port``), and queue what the demo
     organizations need on it."""
     Server = env["fayvad.mail.server"]
     server = Server.with_context(active_test=False).search([("url", "=", url)], limit=1)
@@ -60,6 +61,8 @@ def configure_local_server(env, url, token, password_policy=None, dns=None):
         "active": True,
         "sequence": 1,
     }
+    if doveadm:
+        vals.update(doveadm_url=doveadm[0], doveadm_key=doveadm[1])
     if server:
         server.write(vals)
     else:

@@ -3,7 +3,7 @@ import logging
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-from ..tools.mailserver import MailServerError, make_client
+from ..tools.mailserver import DovecotStorage, MailServerError, make_client
 from ..tools.passwords import MAX_LENGTH, MIN_LENGTH, PasswordPolicy
 from . import fayvad_mail_cron_mixin  # noqa: F401  (the mixin inherited below)
 
@@ -43,6 +43,22 @@ class FayvadMailServer(models.Model):
         "stored encrypted.",
     )
     token_encrypted = fields.Char(groups="base.group_system", copy=False, readonly=True)
+    doveadm_url = fields.Char(
+        string="Dovecot doveadm URL",
+        tracking=True,
+        help="The doveadm HTTP API of the Dovecot that stores this server's mail, e.g. "
+        "http://mail.example.com:8080. Set, storage is read from it in bytes; empty, from the "
+        "server's API (Modoboa tells a whole percent of each quota, nothing without a quota).",
+    )
+    doveadm_key = fields.Char(
+        string="doveadm API Key",
+        groups=ADMIN,
+        copy=False,
+        compute="_compute_doveadm_key",
+        inverse="_inverse_doveadm_key",
+        help="Dovecot's doveadm_api_key. Readable by mail hosting administrators only; stored encrypted.",
+    )
+    doveadm_key_encrypted = fields.Char(groups="base.group_system", copy=False, readonly=True)
     mail_host = fields.Char(
         string="Mail Host (MX)",
         tracking=True,
@@ -158,6 +174,17 @@ class FayvadMailServer(models.Model):
         for server in self:
             server.sudo().token_encrypted = Vault._encrypt("server token", server.token)
 
+    @api.depends("doveadm_key_encrypted")
+    def _compute_doveadm_key(self):
+        Vault = self.env["fayvad.mail.vault"]
+        for server in self:
+            server.doveadm_key = Vault._decrypt("doveadm key", server.sudo().doveadm_key_encrypted)
+
+    def _inverse_doveadm_key(self):
+        Vault = self.env["fayvad.mail.vault"]
+        for server in self:
+            server.sudo().doveadm_key_encrypted = Vault._encrypt("doveadm key", server.doveadm_key)
+
     def _compute_drift_count(self):
         counts = dict(
             self.env["fayvad.mail.drift"]._read_group(
@@ -177,12 +204,12 @@ class FayvadMailServer(models.Model):
         request's time budget."""
         self.ensure_one()
         server = self.sudo()
+        timeout = (server.connect_timeout, server.read_timeout)
+        storage = None
+        if server.doveadm_url:
+            storage = DovecotStorage(server.doveadm_url, server.doveadm_key or "", timeout, deadline=deadline)
         return make_client(
-            server.server_type,
-            server.url,
-            server.token or "",
-            timeout=(server.connect_timeout, server.read_timeout),
-            deadline=deadline,
+            server.server_type, server.url, server.token or "", timeout, deadline=deadline, storage=storage
         )
 
     def action_check_connection(self):

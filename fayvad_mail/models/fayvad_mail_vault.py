@@ -22,6 +22,7 @@ MIN_KEY_LENGTH = 32
 # what the vault keeps: (table, column, purpose)
 STORED_SECRETS = (
     ("fayvad_mail_server", "token_encrypted", "server token"),
+    ("fayvad_mail_server", "doveadm_key_encrypted", "doveadm key"),
     ("fayvad_mail_webhook_secret", "secret_encrypted", "webhook secret"),
     ("fayvad_mail_account", "pending_password", "pending password"),
     ("fayvad_mail_password_reveal", "password_encrypted", "password reveal"),

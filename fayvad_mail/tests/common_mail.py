@@ -17,6 +17,8 @@ SMTP = os.environ.get("FAYVAD_TEST_SMTP")
 SUBMISSION = os.environ.get("FAYVAD_TEST_SUBMISSION")
 IMAP = os.environ.get("FAYVAD_TEST_IMAP")
 DOVECOT_CONF = os.environ.get("FAYVAD_TEST_DOVECOT_CONF")
+DOVEADM_URL = os.environ.get("FAYVAD_TEST_DOVEADM_URL")
+DOVEADM_KEY = os.environ.get("FAYVAD_TEST_DOVEADM_KEY")
 SINK = os.environ.get("FAYVAD_TEST_MAIL_SINK")
 # Postfix hands mail to Dovecot in the background (its queue): allow for it.
 DELIVERY_WAIT = 30
@@ -126,6 +128,11 @@ class RealMail:
                 self.assertLessEqual(set(subjects), set(have), f"not stored for {email_address}")
                 return have
             time.sleep(0.1)
+
+    def dovecot_bytes(self, email_address):
+        """What the mailbox holds, as Dovecot's own command line counts it."""
+        out = self.doveadm("mailbox", "status", "-u", email_address, "-t", "vsize", "*")
+        return int(out.strip().split("=", 1)[1])
 
     @staticmethod
     def doveadm(*args):

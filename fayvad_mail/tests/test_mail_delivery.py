@@ -9,8 +9,9 @@ import time
 from odoo.tests import tagged
 
 from odoo.addons.fayvad_mail.tests.common import ModoboaProvisioningCase, RealDns, run_due_jobs
-from odoo.addons.fayvad_mail.tests.common_mail import RealMail
+from odoo.addons.fayvad_mail.tests.common_mail import DOVEADM_KEY, DOVEADM_URL, RealMail
 from odoo.addons.fayvad_mail.tests.test_api_document_samples import SAMPLE_EMAIL_ACCOUNT
+from odoo.addons.fayvad_mail.tools.units import MB
 
 SAMPLE_PASSWORD = SAMPLE_EMAIL_ACCOUNT["email_account_data"]["user_info"]["password"]
 PASSWORD = "Box-Passw0rd-77"
@@ -133,6 +134,39 @@ class TestMailDelivery(RealMail, RealDns, ModoboaProvisioningCase):
         self.assertNotIn(to_john, self.subjects(box.email, PASSWORD))
         forwarded = [m for m in self.sink_messages() if str(m["Subject"]) == to_john]
         self.assertEqual(len(forwarded), 1, "the forward sent it on (and john kept a copy)")
+
+    # -- storage -------------------------------------------------------------------------------
+    def test_usage_is_dovecots_own_count_to_the_byte(self):
+        self.server.write({"doveadm_url": DOVEADM_URL, "doveadm_key": DOVEADM_KEY})
+        domain = self.claim()
+        self.verify(domain)
+        org = domain.organization_id
+        john = self.mailbox(domain)  # a 10 MB quota
+        self.assertEqual(john.quota, 10 * MB)
+        subjects = [self.deliver(john.email, size=2_900_000) for _ in range(3)]
+        self.wait_for_subjects(john.email, PASSWORD, subjects)
+
+        self.env["fayvad.mail.usage.snapshot"]._cron_read_usage()
+        stored = self.dovecot_bytes(john.email)
+        self.assertGreater(stored, 8 * MB)
+        self.assertEqual(john.storage_used, stored, "Odoo reads what Dovecot counts, to the byte")
+        status, body, _ = self.api("GET", f"/usage-summary/?organization_id={org.id}&include_details=true")
+        self.assertEqual(status, 200, body)
+        (entry,) = body["organizations"]
+        self.assertEqual({a["email"]: a["used"] for a in entry["email_accounts"]}[john.email], stored)
+        self.assertEqual(entry["storage"]["used_gb"], round(stored / 1024**3, 2))
+        alerts = self.env["mail.activity"].search(
+            [("res_model", "=", "fayvad.mail.organization"), ("res_id", "=", org.id)]
+        )
+        self.assertEqual(alerts.mapped("summary"), [f"The mailbox {john.email} is at 80% of its quota"])
+
+        # a message larger than what is left (with Dovecot's 10 % grace) is refused when the
+        # sender announces its size
+        with self.assertRaises(smtplib.SMTPRecipientsRefused) as refused:
+            self.deliver(john.email, size=3_000_000)
+        code, text = refused.exception.recipients[john.email]
+        self.assertEqual((code, b"Mailbox is full" in text), (552, True), text)
+        self.assertEqual(self.dovecot_bytes(john.email), stored)
 
     # -- suspension and termination ----------------------------------------------------------
     def test_a_suspended_mailbox_keeps_its_mail_and_refuses_logins(self):

@@ -131,10 +131,8 @@ def secret_values(value):
     return found
 
 
-class MailServerClient:
-    """Base of the backends. Every ``ensure_*``/``delete_*`` method is
-    idempotent: repeating a call that already took effect on the server
-    succeeds and changes nothing."""
+class HttpClient:
+    """An HTTP API of the mail system, called through ``_request``."""
 
     def __init__(self, url, token, timeout, deadline=None):
         self.url = (url or "").rstrip("/")
@@ -244,6 +242,17 @@ class MailServerClient:
         if left <= 0.05:
             raise BudgetSpent(f"{method} {path}: not sent, the time budget is spent")
         return min(connect, left), min(read, left)
+
+
+class MailServerClient(HttpClient):
+    """Base of the backends. Every ``ensure_*``/``delete_*`` method is
+    idempotent: repeating a call that already took effect on the server
+    succeeds and changes nothing. ``storage`` (a DovecotStorage), when
+    given, tells each mailbox's bytes in place of the server's figure."""
+
+    def __init__(self, url, token, timeout, deadline=None, storage=None):
+        super().__init__(url, token, timeout, deadline=deadline)
+        self.storage = storage
 
     # -- the interface ---------------------------------------------------------------
     def check(self):

@@ -297,7 +297,12 @@ class ModoboaClient(MailServerClient):
 
     def list_mailboxes(self, domain_id):
         params = {"domain": domain_id, "ordering": "username"}
-        return [self._mailbox(d) for d in self._pages(f"{API}/accounts/", params) if d.get("mailbox")]
+        mailboxes = [self._mailbox(d) for d in self._pages(f"{API}/accounts/", params) if d.get("mailbox")]
+        if self.storage is not None and mailboxes:  # the bytes, as Dovecot counts them
+            used = self.storage.used_bytes(mailbox.email for mailbox in mailboxes)
+            for mailbox in mailboxes:
+                mailbox.used_bytes = used.get(mailbox.email, 0)
+        return mailboxes
 
     # -- aliases (catch-alls and forwards are aliases) -------------------------------------------------
     @staticmethod
