@@ -3,14 +3,17 @@ SMTP to the Postfix of ``./dev test``, stored by its Dovecot and read over
 IMAP with the passwords Odoo handed over; suspension keeps the mail and
 refuses the logins, termination makes the address unknown. No mocks."""
 
+import json
 import smtplib
 import time
 
+from odoo import fields
 from odoo.tests import tagged
 
 from odoo.addons.fayvad_mail.tests.common import ModoboaProvisioningCase, RealDns, run_due_jobs
 from odoo.addons.fayvad_mail.tests.common_mail import DOVEADM_KEY, DOVEADM_URL, RealMail
 from odoo.addons.fayvad_mail.tests.test_api_document_samples import SAMPLE_EMAIL_ACCOUNT
+from odoo.addons.fayvad_mail.tools.signature import sign
 from odoo.addons.fayvad_mail.tools.units import MB
 
 SAMPLE_PASSWORD = SAMPLE_EMAIL_ACCOUNT["email_account_data"]["user_info"]["password"]
@@ -167,6 +170,60 @@ class TestMailDelivery(RealMail, RealDns, ModoboaProvisioningCase):
         code, text = refused.exception.recipients[john.email]
         self.assertEqual((code, b"Mailbox is full" in text), (552, True), text)
         self.assertEqual(self.dovecot_bytes(john.email), stored)
+
+    # -- sending -------------------------------------------------------------------------------
+    def billing_webhook(self, org, kind):
+        secret = "sending-limit-secret-" + "x" * 24
+        self.env["fayvad.mail.webhook.secret"].create({"secret": secret})
+        raw = json.dumps(
+            {
+                "event_type": kind,
+                "organization_id": org.id,
+                "billing_data": {"amount": 10.0, "currency": "USD", "invoice_id": f"INV-{kind}"},
+                "timestamp": fields.Datetime.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        ).encode()
+        status, body, _ = self.api(
+            "POST",
+            "/webhooks/billing/",
+            raw=raw,
+            key=False,
+            headers={"X-Webhook-Signature": sign(secret, raw)},
+        )
+        self.assertEqual(status, 200, body)
+        self.run_jobs()
+
+    def assertSendDeferred(self, login, text):
+        with self.assertRaises(smtplib.SMTPRecipientsRefused) as deferred:
+            self.submit(login, PASSWORD, "friend@elsewhere.example")
+        code, answer = next(iter(deferred.exception.recipients.values()))
+        self.assertEqual(code, 450, answer)
+        self.assertIn(text, answer.decode())
+
+    def test_the_plans_daily_limit_and_dunning_hold_for_real_sending(self):
+        self.plan.daily_message_limit = 3
+        domain = self.claim()
+        self.verify(domain)
+        org = domain.organization_id
+        john = self.mailbox(domain)
+        sent = [self.submit(john.email, PASSWORD, "friend@elsewhere.example")["Subject"] for _ in range(3)]
+        self.assertSendDeferred(john.email, "limit")  # the 4th of the day
+        deadline = time.monotonic() + 30
+        while {str(m["Subject"]) for m in self.sink_messages()} < set(sent) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertLessEqual(set(sent), {str(m["Subject"]) for m in self.sink_messages()}, "the 3 left")
+
+        box = self.mailbox(domain, "box")
+        self.submit(box.email, PASSWORD, "friend@elsewhere.example")  # each mailbox has its own 3
+        self.billing_webhook(org, "payment_failed")
+        self.assertTrue(org.sending_blocked)
+        self.assertSendDeferred(box.email, "limit")
+        received = self.deliver(box.email)  # receiving goes on
+        self.wait_for_subjects(box.email, PASSWORD, [received])
+
+        self.billing_webhook(org, "payment_received")
+        self.assertFalse(org.sending_blocked)
+        self.submit(box.email, PASSWORD, "friend@elsewhere.example")
 
     # -- suspension and termination ----------------------------------------------------------
     def test_a_suspended_mailbox_keeps_its_mail_and_refuses_logins(self):
