@@ -33,6 +33,7 @@ DONE = {
     "alias_deleted": "The alias is deleted.",
     "forward": "The forwarding is changed; the mailbox keeps its copy.",
     "plan": "Your plan is changed; the new limits apply now.",
+    "domain": "The domain is added: publish its records below to prove it is yours.",
     "verified": "Your domain is verified: it receives mail within a minute.",
     "dns_checked": "Your DNS was checked: each record's status is below.",
     "dns_recent": "Your DNS was checked less than a minute ago: each record's status is below.",
@@ -234,6 +235,21 @@ class MailHostingPortal(PortalAccount):
         except (UserError, ValidationError) as exc:
             return self._render_organization(org, errors={"alias": [exc.args[0]]}, status=400)
         return request.redirect(f"/my/mail/{org.id}?done=alias_deleted#fayvad_mail_aliases")
+
+    @http.route("/my/mail/<int:org_id>/domains", methods=["POST"], **ROUTE)
+    def portal_mail_add_domain(self, org_id, name="", **kw):
+        """Claim another domain: made on the mail server at once, and
+        verified like the first (the records to publish are on the page)."""
+        org = self._checked("fayvad.mail.organization", org_id, change=True)
+        try:
+            with request.env.cr.savepoint():
+                org.sudo()._add_domain(name)
+        except (UserError, ValidationError) as exc:
+            return self._render_organization(
+                org, form={"domain_name": name}, errors={"domain": [exc.args[0]]}, status=400
+            )
+        request.env["fayvad.mail.provisioning"].sudo()._run_jobs_now("organization", org.id)
+        return request.redirect(f"/my/mail/{org.id}?done=domain#domains")
 
     @http.route("/my/mail/domain/<int:domain_id>/verify", methods=["POST"], **ROUTE)
     def portal_mail_domain_verify(self, domain_id, **kw):

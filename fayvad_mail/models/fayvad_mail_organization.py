@@ -639,6 +639,25 @@ class FayvadMailOrganization(models.Model):
                     )
                 )
 
+    def _add_domain(self, name):
+        """Another domain for this organization (the customer's portal, the
+        back office): made on the mail server like its first, disabled
+        until its DNS proves the customer holds it when verification is
+        required. A name another organization has, as a domain or a domain
+        alias, is refused and nothing changes."""
+        self.ensure_one()
+        self._check_customer_may_change()
+        Domain = self.env["fayvad.mail.domain"]
+        name = Domain._normalize_name(name)
+        taken = Domain.sudo().with_context(active_test=False).search_count([("name", "=", name)])
+        taken = taken or self.env["fayvad.mail.domain.alias"].sudo().search_count([("name", "=", name)])
+        if taken:
+            raise UserError(self.env._("%s already belongs to an organization.", name))
+        domain = Domain.create({"name": name, "organization_id": self.id})
+        if self.state not in ("draft", "failed"):
+            domain._queue_provisioning()
+        return domain
+
     def _start_service(self):
         """Its first domain exists on the mail server now: billing starts
         today (the current period's fee, once)."""

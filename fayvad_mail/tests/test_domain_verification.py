@@ -199,6 +199,45 @@ class TestDomainVerification(RealDns, ModoboaProvisioningCase):
         again = self.url_open(f"/my/mail/domain/{domain.id}/verify", data={"csrf_token": csrf})
         self.assertIn("less than a minute ago", again.text)
 
+    def test_claimed_through_the_api_or_the_portal_alike(self):
+        customer = self.env["res.partner"].create({"name": unique("Two Domains Ltd"), "is_company": True})
+        _body, by_api = self.claim(customer=customer)
+        org = by_api.organization_id
+        self.run_jobs()
+        page = self.customer_page(org)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        name = f"{unique('portal')}.example"
+        response = self.url_open(
+            f"/my/mail/{org.id}/domains", data={"csrf_token": csrf, "name": name.upper()}
+        )
+        self.assertEqual(response.status_code, 200)
+        self.assertIn("The domain is added", response.text)
+        by_portal = org.domain_ids.filtered(lambda d: d.name == name)
+        self.assertEqual(len(by_portal), 1)
+        self.assertIn(f"fayvad-verification={by_portal.verification_token}", response.text)
+        for domain in (by_api, by_portal):
+            self.assertEqual((domain.state, domain.verification_state), ("active", "pending"))
+            self.assertFalse(self.remote_domain(domain.name)["enabled"], "on the server, receiving nothing")
+        self.assertNotEqual(by_api.verification_token, by_portal.verification_token)
+
+        self.publish_records(by_portal, "verification")
+        response = self.url_open(f"/my/mail/domain/{by_portal.id}/verify", data={"csrf_token": csrf})
+        self.assertIn("Your domain is verified", response.text)
+        self.assertTrue(self.remote_domain(by_portal.name)["enabled"])
+        self.assertFalse(self.remote_domain(by_api.name)["enabled"], "each domain proves itself")
+
+        # a name another customer holds, or a bad name: a clear error, nothing changes
+        _body, others = self.claim()
+        for taken, error in (
+            (others.name, "already belongs to an organization"),
+            ("not a domain", "domain name"),
+        ):
+            response = self.url_open(f"/my/mail/{org.id}/domains", data={"csrf_token": csrf, "name": taken})
+            self.assertEqual(response.status_code, 400)
+            self.assertIn(error, response.text)
+        self.assertEqual(org.domain_ids, by_api | by_portal)
+        self.assertEqual(others.organization_id.domain_ids, others)
+
     def test_an_internal_user_cannot_verify_through_the_portal(self):
         _body, domain = self.claim()
         self.authenticate("admin", "admin")
