@@ -569,7 +569,9 @@ def cmd_test(args):
         dns.start()
         t0 = time.monotonic()
         mail.start()
-        say(f"mail server (Postfix, Dovecot, policy daemon, sink) started in {time.monotonic() - t0:.1f}s")
+        say(
+            f"mail server (Postfix, Dovecot, OpenDKIM, policy daemon, sink) started in {time.monotonic() - t0:.1f}s"
+        )
         odoo = Odoo(env, cluster, work, free_port(), "fayvad_test", logfile=work / "odoo-test.log")
         odoo.write_config()
         t0 = time.monotonic()

@@ -22,15 +22,18 @@ its group (SQLite gives ``-wal`` and ``-shm`` the database file's owner and
 mode).
 """
 
+import contextlib
 import dataclasses
 import grp
 import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -39,7 +42,7 @@ from .common import DevError, apt_install, env_port, free_port, grant_traverse, 
 HOST = "127.0.0.1"
 MAIL_UID = 5000  # owner of the stored mail (Modoboa's installer calls it vmail)
 HOSTNAME = "mail.fayvad.test"
-PACKAGES = ["postfix", "postfix-sqlite", "dovecot-imapd", "dovecot-lmtpd", "dovecot-sqlite"]
+PACKAGES = ["postfix", "postfix-sqlite", "dovecot-imapd", "dovecot-lmtpd", "dovecot-sqlite", "opendkim"]
 
 
 @dataclasses.dataclass
@@ -53,6 +56,7 @@ class Ports:
     sink: int
     doveadm: int
     quota: int
+    dkim: int
 
     @classmethod
     def free(cls):
@@ -67,13 +71,13 @@ class Ports:
             submission=env_port("FAYVAD_SUBMISSION_PORT", 2587),
             imap=env_port("FAYVAD_IMAP_PORT", 2143),
             doveadm=env_port("FAYVAD_DOVEADM_PORT", 2180),
-            **{name: free_port() for name in ("lmtp", "auth", "policy", "sink", "quota")},
+            **{name: free_port() for name in ("lmtp", "auth", "policy", "sink", "quota", "dkim")},
         )
 
 
 def ensure_installed():
     if (
-        all(shutil.which(tool) for tool in ("postfix", "dovecot", "doveadm", "smtp-sink"))
+        all(shutil.which(tool) for tool in ("postfix", "dovecot", "doveadm", "smtp-sink", "opendkim"))
         and Path("/usr/lib/dovecot/modules/dict/libdriver_sqlite.so").exists()
     ):
         return
@@ -186,6 +190,8 @@ smtpd_recipient_restrictions =
 # at the end of each message; it closes its connection after each request.
 policy_service = check_policy_service inet:{host}:{policy}
 smtpd_policy_service_request_limit = 1
+# What a mail client sends is signed by OpenDKIM (the submission service's milter).
+milter_default_action = accept
 """
 
 # smtpd keeps what trivial-rewrite answered about a domain for as long as
@@ -203,6 +209,7 @@ SERVICES = """\
   -o smtpd_sender_restrictions=reject_sender_login_mismatch
   -o smtpd_recipient_restrictions=$policy_service,permit_sasl_authenticated,reject
   -o smtpd_end_of_data_restrictions=$policy_service
+  -o smtpd_milters=inet:{host}:{dkim}
 pickup unix n - n 60 1 pickup
 cleanup unix n - n - 0 cleanup
 qmgr unix n - n 300 1 qmgr
@@ -352,6 +359,28 @@ map {{
 """
 
 
+# -- OpenDKIM ------------------------------------------------------------------------------
+# Signs with the keys Modoboa generated, as its installer sets OpenDKIM up; the
+# installer's tables are SQL queries of Modoboa's database (OpenDBX), here they
+# are files that follow it (``MailStack._follow_dkim``).
+OPENDKIM_CONF = """\
+Syslog no
+Socket inet:{dkim}@{host}
+PidFile {dir}/opendkim/opendkim.pid
+Mode s
+Canonicalization relaxed/simple
+SignatureAlgorithm rsa-sha256
+KeyTable file:{dir}/opendkim/KeyTable
+SigningTable refile:{dir}/opendkim/SigningTable
+# The keys sit under the cache, whose parents (/tmp for a clone there) others may write.
+RequireSafeKeys no
+"""
+DKIM_QUERY = (
+    "SELECT name, dkim_key_selector, dkim_private_key_path FROM admin_domain "
+    "WHERE enable_dkim = 1 AND dkim_private_key_path != '' ORDER BY name"
+)
+
+
 class MailStack:
     """Postfix, Dovecot, the policy daemon and a sink for ``modoboa`` (a
     devtools.modoboa.Modoboa), their files in ``workdir``."""
@@ -427,6 +456,9 @@ class MailStack:
         (postfix / "master.cf").write_text(SERVICES.format(**values))
         for name, query in POSTFIX_MAPS.items():
             (postfix / name).write_text(f"dbpath = {db}\nquery = {query}\n")
+        (self.dir / "opendkim").mkdir(exist_ok=True)
+        (self.dir / "opendkim" / "opendkim.conf").write_text(OPENDKIM_CONF.format(**values))
+        self._dkim_tables()
         dovecot = self.dir / "dovecot"
         (dovecot / "dovecot.conf").write_text(DOVECOT_CONF.format(**values))
         (dovecot / "sql.conf.ext").write_text(DOVECOT_SQL.format(**values))
@@ -453,6 +485,34 @@ class MailStack:
             grant_traverse(path, "postfix")
             grant_traverse(path, "dovecot")
         grant_traverse(self.dir / "mail", MAIL_UID)
+
+    def _dkim_tables(self):
+        """Write OpenDKIM's tables from Modoboa's domains; whether they changed."""
+        try:
+            db = f"{Path(self.modoboa.db_path).absolute().as_uri()}?mode=ro"
+            with contextlib.closing(sqlite3.connect(db, uri=True, timeout=5)) as conn:
+                rows = conn.execute(DKIM_QUERY).fetchall()
+        except sqlite3.Error:
+            return False  # busy or being replaced: the next round reads it
+        keys = "".join(f"{name} {name}:{selector}:{path}\n" for name, selector, path in rows)
+        signing = "".join(f"*@{name} {name}\n" for name, _selector, _path in rows)
+        table = self.dir / "opendkim" / "KeyTable"
+        if table.exists() and table.read_text() == keys:
+            return False
+        for name, text in (("SigningTable", signing), ("KeyTable", keys)):
+            path = self.dir / "opendkim" / name
+            path.with_suffix(".tmp").write_text(text)
+            path.with_suffix(".tmp").replace(path)
+        return True
+
+    def _follow_dkim(self, stopped):
+        """Keep OpenDKIM's tables what Modoboa's database says (twice a
+        second), and have it read them again when they change."""
+        while not stopped.wait(0.5):
+            proc = self.procs.get("opendkim")
+            if proc is not None and self._dkim_tables():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGUSR1)
 
     # -- run / stop ---------------------------------------------------------------------
     def start(self, timeout=30):
@@ -492,6 +552,11 @@ class MailStack:
         self.procs["dovecot"] = _spawn(
             ["dovecot", "-F", "-c", str(self.dir / "dovecot" / "dovecot.conf")], logs / "dovecot.out"
         )
+        self.procs["opendkim"] = _spawn(
+            ["opendkim", "-f", "-x", str(self.dir / "opendkim" / "opendkim.conf")], logs / "opendkim.log"
+        )
+        self._stopped = threading.Event()
+        threading.Thread(target=self._follow_dkim, args=(self._stopped,), daemon=True).start()
         _run(["postfix", "-c", str(self.dir / "postfix"), "start"], "starting Postfix")
         try:
             for name, port in (
@@ -502,6 +567,7 @@ class MailStack:
                 ("Postfix", self.ports.smtp),
                 ("Postfix (submission)", self.ports.submission),
                 ("the policy daemon", self.ports.policy),
+                ("OpenDKIM", self.ports.dkim),
             ):
                 self._wait_port(name, port, deadline)
         except BaseException:
@@ -530,6 +596,8 @@ class MailStack:
     def stop(self):
         """Stop what it started, or what an interrupted run of it left (by
         the pids of ``run.json``, each checked against its command line)."""
+        if getattr(self, "_stopped", None) is not None:
+            self._stopped.set()
         if (self.dir / "postfix" / "main.cf").exists():
             subprocess.run(
                 ["postfix", "-c", str(self.dir / "postfix"), "stop"],

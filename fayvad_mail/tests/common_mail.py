@@ -144,6 +144,22 @@ class RealMail:
         return proc.stdout
 
     @staticmethod
+    def sink_raw(subject, timeout=DELIVERY_WAIT):
+        """The bytes of the message with ``subject`` that left for another
+        domain (the sink writes each as it arrives); None if none did."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for root, _dirs, files in os.walk(SINK):
+                for name in files:
+                    with open(os.path.join(root, name), "rb") as fh:
+                        raw = fh.read()
+                    if f"Subject: {subject}".encode() in raw:
+                        return raw
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.1)
+
+    @staticmethod
     def sink_messages():
         """The messages that left for other domains (the sink of ./dev test)."""
         messages = []

@@ -7,6 +7,8 @@ import json
 import smtplib
 import time
 
+import dkim
+
 from odoo import fields
 from odoo.tests import tagged
 
@@ -224,6 +226,28 @@ class TestMailDelivery(RealMail, RealDns, ModoboaProvisioningCase):
         self.billing_webhook(org, "payment_received")
         self.assertFalse(org.sending_blocked)
         self.submit(box.email, PASSWORD, "friend@elsewhere.example")
+
+    def test_what_a_mailbox_sends_is_dkim_signed_with_the_key_its_domain_publishes(self):
+        domain = self.claim()
+        self.verify(domain)
+        john = self.mailbox(domain)
+        record = domain.dns_record_ids.filtered(lambda r: r.purpose == "dkim")
+        self.assertTrue(record.value.startswith("v=DKIM1;k=rsa;p="), "the record the domain form shows")
+
+        def published(name, timeout=5):
+            return record.value.encode() if name.decode().rstrip(".") == record.name.rstrip(".") else None
+
+        # the signer's key table follows Modoboa's database within a second
+        deadline = time.monotonic() + 20
+        while True:
+            raw = self.sink_raw(self.submit(john.email, PASSWORD, "friend@elsewhere.example")["Subject"])
+            if b"DKIM-Signature:" in raw or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        self.assertIn(f"d={domain.name};".encode(), raw)
+        self.assertTrue(dkim.verify(raw, dnsfunc=published), "it verifies against the published record")
+        tampered = raw.replace(b"Hello from the tests.", b"Hello from someone else.")
+        self.assertFalse(dkim.verify(tampered, dnsfunc=published))
 
     # -- suspension and termination ----------------------------------------------------------
     def test_a_suspended_mailbox_keeps_its_mail_and_refuses_logins(self):
