@@ -4,17 +4,19 @@ IMAP with the passwords Odoo handed over; suspension keeps the mail and
 refuses the logins, termination makes the address unknown. No mocks."""
 
 import json
+import re
 import smtplib
 import time
 
 import dkim
 
 from odoo import fields
-from odoo.tests import tagged
+from odoo.tests import new_test_user, tagged
 
-from odoo.addons.fayvad_mail.tests.common import ModoboaProvisioningCase, RealDns, run_due_jobs
+from odoo.addons.fayvad_mail.tests.common import ModoboaProvisioningCase, RealDns, run_due_jobs, unique
 from odoo.addons.fayvad_mail.tests.common_mail import DOVEADM_KEY, DOVEADM_URL, RealMail
 from odoo.addons.fayvad_mail.tests.test_api_document_samples import SAMPLE_EMAIL_ACCOUNT
+from odoo.addons.fayvad_mail.tests.test_portal import shown_password
 from odoo.addons.fayvad_mail.tools.signature import sign
 from odoo.addons.fayvad_mail.tools.units import MB
 
@@ -86,6 +88,41 @@ class TestMailDelivery(RealMail, RealDns, ModoboaProvisioningCase):
         self.assertEqual(messages, [subject])
         self.assertFalse(self.smtp_login_refused(john.email, SAMPLE_PASSWORD))
         self.assertTrue(self.imap_login_refused(john.email, "not-" + SAMPLE_PASSWORD))
+
+    def test_a_mailbox_added_in_the_portal_works_with_the_password_its_page_showed(self):
+        domain = self.claim()
+        self.verify(domain)
+        org = domain.organization_id
+        login = unique("mail_customer")
+        new_test_user(self.env, login=login, groups="base.group_portal").partner_id.parent_id = org.partner_id
+        self.authenticate(login, login)
+        page = self.url_open(f"/my/mail/{org.id}").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+        def shown(answer):
+            self.assertEqual(answer.status_code, 303, answer.text[:300])
+            return shown_password(self.url_open(answer.headers["Location"], allow_redirects=False).text)
+
+        added = self.url_open(
+            f"/my/mail/{org.id}/mailboxes",
+            data={"csrf_token": csrf, "local_part": "carol", "quota_mb": "20"},
+            allow_redirects=False,
+        )
+        password = shown(added)
+        self.run_jobs()
+        carol = org.account_ids.filtered(lambda a: a.email.startswith("carol@"))
+        self.assertEqual(carol.state, "active")
+        subject = self.deliver(carol.email)
+        self.wait_for_subjects(carol.email, password, [subject])
+
+        reset = self.url_open(
+            f"/my/mail/mailbox/{carol.id}/password", data={"csrf_token": csrf}, allow_redirects=False
+        )
+        new_password = shown(reset)
+        self.run_jobs()
+        self.assertNotEqual(new_password, password)
+        self.assertTrue(self.imap_login_refused(carol.email, password), "the old password is refused")
+        self.assertEqual(self.subjects(carol.email, new_password), [subject])
 
     def test_a_reset_password_works_and_the_old_one_is_refused(self):
         domain = self.claim()
