@@ -35,6 +35,17 @@ class FayvadMailDomain(models.Model):
     dkim_selector = fields.Char(string="DKIM Selector", default="modoboa", readonly=True)
     dkim_public_key = fields.Text(string="DKIM Public Key", readonly=True, copy=False)
     admin_created = fields.Boolean(string="Domain Administrator Created", readonly=True, copy=False)
+    # an imported domain keeps the quotas it had on the server until the organization's
+    # limits change: the import changes nothing there, and the drift check agrees
+    quotas_kept = fields.Boolean(
+        readonly=True,
+        copy=False,
+        help="Imported: the mail server keeps the quotas below until the organization's limits change.",
+    )
+    kept_quota_mb = fields.Integer(string="Domain Quota Kept (MB)", readonly=True, copy=False)
+    kept_default_quota_mb = fields.Integer(
+        string="Default Mailbox Quota Kept (MB)", readonly=True, copy=False
+    )
     usage_read_at = fields.Datetime(
         readonly=True, copy=False, help="When the usage cron last read the mailboxes of this domain."
     )
@@ -108,6 +119,14 @@ class FayvadMailDomain(models.Model):
                 fields.Command.create({**record, "sequence": i}) for i, record in enumerate(records)
             ]
 
+    def _quotas(self):
+        """(domain quota, default mailbox quota) in MB that the mail server
+        should have: the ones kept from an import, else its organization's."""
+        self.ensure_one()
+        if self.quotas_kept:
+            return self.kept_quota_mb, self.kept_default_quota_mb
+        return self.organization_id._domain_quotas()
+
     def _queue_provisioning(self):
         Job = self.env["fayvad.mail.job"]
         for domain in self:
@@ -121,7 +140,7 @@ class FayvadMailDomain(models.Model):
         org = self.organization_id
         if "terminated" in (self.state, org.state):
             return
-        quota, default_quota = org._domain_quotas()
+        quota, default_quota = self._quotas()
         remote = client.ensure_domain(
             self.name, quota_mb=quota, default_mailbox_quota_mb=default_quota, enabled=self.mail_enabled
         )
@@ -148,7 +167,7 @@ class FayvadMailDomain(models.Model):
         """Make the domain on the server (``remote``) as Odoo says: the
         organization's quotas, and enabled only when it may receive mail
         (its ownership verified, or verification not required)."""
-        quota, default_quota = self.organization_id._domain_quotas()
+        quota, default_quota = self._quotas()
         wanted = (quota, default_quota, self.mail_enabled)
         if (remote.quota_mb, remote.default_mailbox_quota_mb, remote.enabled) != wanted:
             client.update_domain(

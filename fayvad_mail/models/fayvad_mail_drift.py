@@ -247,8 +247,8 @@ class FayvadMailDrift(models.Model):
                 want = ExpectedDomain(
                     domain.name,
                     present=not gone,
-                    quota_mb=org._domain_quotas()[0],
-                    default_mailbox_quota_mb=org._domain_quotas()[1],
+                    quota_mb=domain._quotas()[0],
+                    default_mailbox_quota_mb=domain._quotas()[1],
                     ref=domain,
                     enabled=domain.mail_enabled,
                 )

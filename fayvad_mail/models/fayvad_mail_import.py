@@ -329,6 +329,7 @@ class ImportMatcher:
             remote.id,
             remote.enabled,
             quota_mb=remote.quota_mb,
+            default_quota_mb=remote.default_mailbox_quota_mb,
             dkim_selector=remote.dkim_selector or False,
             dkim_public_key=remote.dkim_public_key or False,
         )

@@ -32,6 +32,7 @@ class FayvadMailImportLine(models.Model):
     remote_id = fields.Integer(string="Mail Server ID", readonly=True)
     enabled = fields.Boolean(readonly=True)
     quota_mb = fields.Integer(string="Quota (MB)", readonly=True)
+    default_quota_mb = fields.Integer(string="Default Mailbox Quota (MB)", readonly=True)
     message_limit = fields.Integer(string="Daily Message Limit", readonly=True)
     recipients = fields.Text(readonly=True)
     target = fields.Char(string="Alias Of", readonly=True)
@@ -95,6 +96,9 @@ class FayvadMailImportLine(models.Model):
                 "remote_id": line.remote_id,
                 "dkim_selector": line.dkim_selector or "modoboa",
                 "dkim_public_key": line.dkim_public_key or False,
+                "quotas_kept": True,
+                "kept_quota_mb": line.quota_mb,
+                "kept_default_quota_mb": line.default_quota_mb,
                 # in service already: its owner is the hosting business's customer
                 "verification_state": "verified" if line.enabled else "pending",
                 "verified_how": "imported" if line.enabled else False,

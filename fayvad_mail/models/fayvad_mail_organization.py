@@ -440,7 +440,8 @@ class FayvadMailOrganization(models.Model):
             if org._message_limit() != limit:
                 org._push_sending_limits()
         if {"max_storage_gb", "max_users", "default_mailbox_quota_mb"} & set(vals):
-            # the domain quota on the mail server follows the limits
+            # the domain quota on the mail server follows the limits (an import's are let go)
+            self.domain_ids.filtered("quotas_kept").quotas_kept = False
             for org in self.filtered(lambda o: "active" in o.domain_ids.mapped("state")):
                 self.env["fayvad.mail.job"]._enqueue("update_domain_quota", organization=org)
         return res
