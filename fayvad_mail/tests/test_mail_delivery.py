@@ -287,7 +287,8 @@ class TestMailDelivery(RealMail, RealDns, ModoboaProvisioningCase):
         self.assertFalse(dkim.verify(tampered, dnsfunc=published))
 
     # -- suspension and termination ----------------------------------------------------------
-    def test_a_suspended_mailbox_keeps_its_mail_and_refuses_logins(self):
+    def with_catch_all(self):
+        """A verified domain, its mailbox john and a catch-all delivering to its mailbox box."""
         domain = self.claim()
         self.verify(domain)
         john = self.mailbox(domain)
@@ -296,6 +297,11 @@ class TestMailDelivery(RealMail, RealDns, ModoboaProvisioningCase):
             {"kind": "catchall", "domain_id": domain.id, "recipients": box.email}
         )
         catchall.action_provision()
+        self.run_jobs()
+        return domain, john, box
+
+    def test_a_suspended_mailbox_keeps_its_mail_and_refuses_logins(self):
+        _domain, john, box = self.with_catch_all()
         before = self.deliver(john.email)
         self.wait_for_subjects(john.email, PASSWORD, [before])
 
@@ -325,14 +331,7 @@ class TestMailDelivery(RealMail, RealDns, ModoboaProvisioningCase):
         self.assertEqual(self.subjects(box.email, PASSWORD), [])
 
     def test_a_suspended_organization_keeps_its_mail_and_refuses_logins(self):
-        domain = self.claim()
-        self.verify(domain)
-        john = self.mailbox(domain)
-        box = self.mailbox(domain, "box")
-        catchall = self.env["fayvad.mail.alias"].create(
-            {"kind": "catchall", "domain_id": domain.id, "recipients": box.email}
-        )
-        catchall.action_provision()
+        domain, john, box = self.with_catch_all()
         org = domain.organization_id
         org.action_suspend()
         self.run_jobs()
