@@ -14,6 +14,7 @@ from odoo.tests import TransactionCase, tagged
 
 from odoo.addons.fayvad_mail.tools.mailserver import (
     BudgetSpent,
+    DovecotStorage,
     NotFound,
     Refused,
     Unavailable,
@@ -436,3 +437,121 @@ class TestModoboaClient(TransactionCase):
             self.assertTrue(any(c.islower() for c in password), password)
             self.assertTrue(any(c.isdigit() for c in password), password)
             self.assertTrue(any(c in specials for c in password), password)
+
+
+DOVEADM = "http://127.0.0.1:8998"
+DOVEADM_KEY = "doveadm-key-0123456789"
+
+
+@tagged("post_install", "-at_install")
+class TestDovecotStorage(TransactionCase):
+    """The bytes each mailbox holds, from Dovecot's doveadm HTTP API (the
+    real one answers in test_mail_delivery.py; here its answers are fed)."""
+
+    def setUp(self):
+        super().setUp()
+        self.storage = DovecotStorage(DOVEADM, DOVEADM_KEY, (3.0, 7.0))
+        self.doveadm = self.storage._session = FakeSession()
+        self.client = make_client("modoboa", URL, TOKEN, timeout=(3.0, 7.0), storage=self.storage)
+        self.session = self.client._session = FakeSession()
+
+    @staticmethod
+    def answer(sizes):
+        """doveadm's answer to mailboxStatus commands tagged 0, 1, ...: a size, or None (unknown user)."""
+        return [
+            ["doveadmResponse", [{"vsize": str(size)}], str(i)]
+            if size is not None
+            else ["error", {"type": "exitCode", "exitCode": 67}, str(i)]
+            for i, size in enumerate(sizes)
+        ]
+
+    def test_every_mailbox_gets_its_bytes_even_without_a_quota(self):
+        page = recorded("list_accounts_by_domain")["response"]
+        page["results"][1]["mailbox"]["quota"] = "0"  # no quota: Modoboa tells no usage at all
+        self.session.on("GET", "/api/v2/accounts/", (200, page), domain="1")
+        self.doveadm.on("POST", "/doveadm/v1", (200, self.answer([None, 123_456_789])))
+        mailboxes = self.client.list_mailboxes(1)
+        self.assertEqual([m.used_bytes for m in mailboxes], [0, 123_456_789])
+        (call,) = self.doveadm.calls
+        self.assertEqual(call["headers"]["Authorization"], "X-Dovecot-API ZG92ZWFkbS1rZXktMDEyMzQ1Njc4OQ==")
+        self.assertEqual(
+            [(c[0], c[1]["user"], c[1]["field"], c[1]["totalSum"]) for c in call["json"]],
+            [("mailboxStatus", m.email, ["vsize"], True) for m in mailboxes],
+        )
+
+    def test_asks_a_hundred_mailboxes_a_request(self):
+        emails = [f"user{i}@big.example" for i in range(150)]
+        self.doveadm.on(
+            "POST", "/doveadm/v1", (200, self.answer(range(100))), (200, self.answer(range(100, 150)))
+        )
+        self.assertEqual(self.storage.used_bytes(emails), {email: i for i, email in enumerate(emails)})
+        self.assertEqual([len(c["json"]) for c in self.doveadm.calls], [100, 50])
+
+    def test_a_failed_command_or_a_wrong_key_is_an_error_never_a_zero(self):
+        self.doveadm.on(
+            "POST", "/doveadm/v1", (200, [["error", {"type": "exitCode", "exitCode": 75}, "0"]]), (401, None)
+        )
+        with self.assertRaises(Unavailable):
+            self.storage.used_bytes(["a@b.example"])
+        with self.assertRaises(Refused) as refused:
+            self.storage.used_bytes(["a@b.example"])
+        self.assertNotIn(DOVEADM_KEY, str(refused.exception))
+
+
+@tagged("post_install", "-at_install")
+class TestOwnDelivery(TransactionCase):
+    """Modoboa disables a mailbox's hidden self-alias with its login and never
+    enables it again (test_mail_delivery.py shows it with real mail): the
+    client keeps a visible alias from the address to itself enabled."""
+
+    def setUp(self):
+        super().setUp()
+        self.client = make_client("modoboa", URL, TOKEN, timeout=(3.0, 7.0))
+        self.session = self.client._session = FakeSession()
+        self.account = dict(recorded("get_account")["response"], username="jane@alpha.example")
+
+    def own(self, enabled, recipients=("jane@alpha.example",), pk=9):
+        return {"pk": pk, "address": "jane@alpha.example", "enabled": enabled, "recipients": list(recipients)}
+
+    def test_disabling_a_login_keeps_the_address_delivering_to_it(self):
+        self.session.on("PATCH", "/api/v2/accounts/3/", (200, dict(self.account, is_active=False)))
+        self.session.on("GET", "/api/v2/aliases/", EMPTY_PAGE, search="jane@alpha.example")
+        self.session.on("POST", "/api/v2/aliases/", (201, self.own(True)))
+        self.client.update_mailbox(3, active=False)
+        (made,) = self.session.sent("POST", "/api/v2/aliases/")
+        self.assertEqual(
+            (made["json"]["address"], made["json"]["recipients"]),
+            ("jane@alpha.example", ["jane@alpha.example"]),
+        )
+
+    def test_the_own_alias_modoboa_disabled_is_enabled_again_and_a_forward_left_alone(self):
+        self.session.on("PATCH", "/api/v2/accounts/3/", (200, self.account))
+        page = {"count": 1, "next": None, "previous": None, "results": [self.own(False)]}
+        self.session.on("GET", "/api/v2/aliases/", (200, page), search="jane@alpha.example")
+        self.session.on("PUT", "/api/v2/aliases/9/", (200, self.own(True)))
+        self.client.update_mailbox(3, active=True)
+        (put,) = self.session.sent("PUT", "/api/v2/aliases/9/")
+        self.assertTrue(put["json"]["enabled"])
+        # a forward without the mailbox's copy (made elsewhere) stays as it is
+        forward = self.own(True, recipients=("jane@home.example",))
+        page = {"count": 1, "next": None, "previous": None, "results": [forward]}
+        self.session.on("GET", "/api/v2/aliases/", (200, page), search="jane@alpha.example")
+        self.session.calls.clear()
+        self.client.update_mailbox(3, active=False)
+        self.assertEqual([c["method"] for c in self.session.calls], ["PATCH", "GET"])
+
+    def test_listings_leave_the_own_alias_out_and_deleting_a_forward_keeps_it(self):
+        page = {
+            "count": 2,
+            "next": None,
+            "previous": None,
+            "results": [self.own(True), self.own(True, ("jane@alpha.example", "jane@home.example"), pk=10)],
+        }
+        self.session.on("GET", "/api/v2/aliases/", (200, page), domain="alpha.example")
+        self.assertEqual([a.id for a in self.client.list_aliases("alpha.example")], [10])
+        self.session.on("GET", "/api/v2/aliases/10/", (200, page["results"][1]))
+        self.session.on("PUT", "/api/v2/aliases/10/", (200, self.own(True, pk=10)))
+        self.client.delete_alias(10)
+        (put,) = self.session.sent("PUT", "/api/v2/aliases/10/")
+        self.assertEqual(put["json"]["recipients"], ["jane@alpha.example"])
+        self.assertFalse(self.session.sent("DELETE", "/api/v2/aliases/10/"))
