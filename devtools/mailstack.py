@@ -25,6 +25,7 @@ mode).
 import contextlib
 import dataclasses
 import grp
+import hashlib
 import json
 import os
 import secrets
@@ -33,6 +34,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -235,7 +237,7 @@ postlog unix-dgram n - n - 1 postlogd
 
 # -- Dovecot ------------------------------------------------------------------------------
 DOVECOT_CONF = """\
-base_dir = {dir}/dovecot/run
+base_dir = {dovecot_run}
 state_dir = {dir}/dovecot/state
 log_path = {dir}/logs/dovecot.log
 protocols = imap lmtp
@@ -390,6 +392,10 @@ class MailStack:
         self.dir = Path(workdir)
         self.ports = ports
         self.procs = {}
+        # Dovecot's sockets: a unix socket's path has at most 107 bytes, and the
+        # work directory may be deep (a pytest tmp_path): a short one of its own
+        digest = hashlib.sha1(str(self.dir.absolute()).encode()).hexdigest()[:12]
+        self.dovecot_run = Path(tempfile.gettempdir()) / f"fayvad-dovecot-{digest}"
 
     @property
     def sink(self):
@@ -439,12 +445,12 @@ class MailStack:
             db=db,
             mail=self.dir / "mail",
             doveadm_key=self.doveadm_key,
+            dovecot_run=self.dovecot_run,
         )
         for sub in (
             "postfix",
             "queue",
             "postfix-data",
-            "dovecot/run",
             "dovecot/state",
             "logs",
             "mail",
@@ -456,6 +462,7 @@ class MailStack:
         (postfix / "master.cf").write_text(SERVICES.format(**values))
         for name, query in POSTFIX_MAPS.items():
             (postfix / name).write_text(f"dbpath = {db}\nquery = {query}\n")
+        self.dovecot_run.mkdir(mode=0o755, exist_ok=True)
         (self.dir / "opendkim").mkdir(exist_ok=True)
         (self.dir / "opendkim" / "opendkim.conf").write_text(OPENDKIM_CONF.format(**values))
         self._dkim_tables()
@@ -614,6 +621,7 @@ class MailStack:
                 if marker in _cmdline(pid):
                     stop_pid_group(pid)
             run_file.unlink()
+        shutil.rmtree(self.dovecot_run, ignore_errors=True)
 
 
 def _cmdline(pid):
