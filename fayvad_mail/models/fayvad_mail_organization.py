@@ -496,26 +496,20 @@ class FayvadMailOrganization(models.Model):
         action["context"] = context or {}
         return action
 
-    def action_view_accounts(self):
+    def _action_open_its(self, xmlid):
+        """``xmlid``'s records of these organizations; a new one is of this one."""
         return self._action_open(
-            "fayvad_mail.fayvad_mail_account_action",
-            [("organization_id", "in", self.ids)],
-            {"default_organization_id": self.id},
+            xmlid, [("organization_id", "in", self.ids)], {"default_organization_id": self.id}
         )
+
+    def action_view_accounts(self):
+        return self._action_open_its("fayvad_mail.fayvad_mail_account_action")
 
     def action_view_domains(self):
-        return self._action_open(
-            "fayvad_mail.fayvad_mail_domain_action",
-            [("organization_id", "in", self.ids)],
-            {"default_organization_id": self.id},
-        )
+        return self._action_open_its("fayvad_mail.fayvad_mail_domain_action")
 
     def action_view_billing_events(self):
-        return self._action_open(
-            "fayvad_mail.fayvad_mail_billing_event_action",
-            [("organization_id", "in", self.ids)],
-            {"default_organization_id": self.id},
-        )
+        return self._action_open_its("fayvad_mail.fayvad_mail_billing_event_action")
 
     def action_view_invoices(self):
         """Its invoices and credit notes, with their total and what is still due."""

@@ -10,6 +10,20 @@ from . import fayvad_mail_cron_mixin  # noqa: F401  (the mixin inherited below)
 _logger = logging.getLogger(__name__)
 
 ADMIN = "fayvad_mail.fayvad_mail_group_admin"
+SECRETS = {"token": "server token", "doveadm_key": "doveadm key"}  # field: what the vault calls it
+
+
+def _secret(field, string, help_text):
+    """A secret of the server (one of SECRETS): mail hosting administrators
+    read it; the vault keeps it encrypted in ``<field>_encrypted``."""
+    return fields.Char(
+        string=string,
+        groups=ADMIN,
+        copy=False,
+        compute="_compute_secrets",
+        inverse=f"_inverse_{field}",
+        help=f"{help_text} Readable by mail hosting administrators only; stored encrypted.",
+    )
 
 
 class FayvadMailServer(models.Model):
@@ -33,15 +47,7 @@ class FayvadMailServer(models.Model):
         tracking=True,
         help="Base URL of the mail server, e.g. https://mail.example.com (no /api/ suffix).",
     )
-    token = fields.Char(
-        string="API Token",
-        groups=ADMIN,
-        copy=False,
-        compute="_compute_token",
-        inverse="_inverse_token",
-        help="Sent as 'Authorization: Token <token>'. Readable by mail hosting administrators only; "
-        "stored encrypted.",
-    )
+    token = _secret("token", "API Token", "Sent as 'Authorization: Token <token>'.")
     token_encrypted = fields.Char(groups="base.group_system", copy=False, readonly=True)
     doveadm_url = fields.Char(
         string="Dovecot doveadm URL",
@@ -50,14 +56,7 @@ class FayvadMailServer(models.Model):
         "http://mail.example.com:8080. Set, storage is read from it in bytes; empty, from the "
         "server's API (Modoboa tells a whole percent of each quota, nothing without a quota).",
     )
-    doveadm_key = fields.Char(
-        string="doveadm API Key",
-        groups=ADMIN,
-        copy=False,
-        compute="_compute_doveadm_key",
-        inverse="_inverse_doveadm_key",
-        help="Dovecot's doveadm_api_key. Readable by mail hosting administrators only; stored encrypted.",
-    )
+    doveadm_key = _secret("doveadm_key", "doveadm API Key", "Dovecot's doveadm_api_key.")
     doveadm_key_encrypted = fields.Char(groups="base.group_system", copy=False, readonly=True)
     mail_host = fields.Char(
         string="Mail Host (MX)",
@@ -163,27 +162,23 @@ class FayvadMailServer(models.Model):
             specials=self.password_min_specials,
         )
 
-    @api.depends("token_encrypted")
-    def _compute_token(self):
+    @api.depends("token_encrypted", "doveadm_key_encrypted")
+    def _compute_secrets(self):
         Vault = self.env["fayvad.mail.vault"]
         for server in self:
-            server.token = Vault._decrypt("server token", server.sudo().token_encrypted)
+            for field, purpose in SECRETS.items():
+                server[field] = Vault._decrypt(purpose, server.sudo()[f"{field}_encrypted"])
 
     def _inverse_token(self):
-        Vault = self.env["fayvad.mail.vault"]
-        for server in self:
-            server.sudo().token_encrypted = Vault._encrypt("server token", server.token)
-
-    @api.depends("doveadm_key_encrypted")
-    def _compute_doveadm_key(self):
-        Vault = self.env["fayvad.mail.vault"]
-        for server in self:
-            server.doveadm_key = Vault._decrypt("doveadm key", server.sudo().doveadm_key_encrypted)
+        self._store_secret("token")
 
     def _inverse_doveadm_key(self):
+        self._store_secret("doveadm_key")
+
+    def _store_secret(self, field):
         Vault = self.env["fayvad.mail.vault"]
         for server in self:
-            server.sudo().doveadm_key_encrypted = Vault._encrypt("doveadm key", server.doveadm_key)
+            server.sudo()[f"{field}_encrypted"] = Vault._encrypt(SECRETS[field], server[field])
 
     def _compute_drift_count(self):
         counts = dict(

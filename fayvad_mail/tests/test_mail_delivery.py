@@ -15,7 +15,7 @@ from odoo.tests import new_test_user, tagged
 
 from odoo.addons.fayvad_mail.tests.common import ModoboaProvisioningCase, RealDns, run_due_jobs, unique
 from odoo.addons.fayvad_mail.tests.common_mail import DOVEADM_KEY, DOVEADM_URL, RealMail
-from odoo.addons.fayvad_mail.tests.test_api_document_samples import SAMPLE_EMAIL_ACCOUNT
+from odoo.addons.fayvad_mail.tests.samples import SAMPLE_EMAIL_ACCOUNT
 from odoo.addons.fayvad_mail.tests.test_portal import shown_password
 from odoo.addons.fayvad_mail.tools.signature import sign
 from odoo.addons.fayvad_mail.tools.units import MB
@@ -300,49 +300,36 @@ class TestMailDelivery(RealMail, RealDns, ModoboaProvisioningCase):
         self.run_jobs()
         return domain, john, box
 
-    def test_a_suspended_mailbox_keeps_its_mail_and_refuses_logins(self):
-        _domain, john, box = self.with_catch_all()
-        before = self.deliver(john.email)
-        self.wait_for_subjects(john.email, PASSWORD, [before])
-
-        john.action_suspend()
+    def assertKeptThroughSuspension(self, suspend, lift, john, box):
+        """While suspended (``suspend()``), ``john`` refuses IMAP and SMTP
+        logins and keeps receiving; lifted (``lift()``), every message is in
+        its mailbox and none went to the catch-all's ``box``."""
+        suspend()
         self.run_jobs()
         self.assertTrue(self.imap_login_refused(john.email, PASSWORD))
         self.assertTrue(self.smtp_login_refused(john.email, PASSWORD))
         during = self.deliver(john.email)
         self.wait_until_stored(john.email, [during])
-
-        john.action_unsuspend()
-        self.run_jobs()
-        after = self.deliver(john.email)
-        self.assertEqual(
-            self.wait_for_subjects(john.email, PASSWORD, [before, during, after]),
-            sorted([before, during, after]),
-        )
-        self.assertEqual(self.subjects(box.email, PASSWORD), [], "nothing went to the catch-all")
-
-        # suspended and lifted again: still the mailbox's own mail
-        john.action_suspend()
-        self.run_jobs()
-        again = self.deliver(john.email)
-        john.action_unsuspend()
-        self.run_jobs()
-        self.wait_for_subjects(john.email, PASSWORD, [again])
-        self.assertEqual(self.subjects(box.email, PASSWORD), [])
-
-    def test_a_suspended_organization_keeps_its_mail_and_refuses_logins(self):
-        domain, john, box = self.with_catch_all()
-        org = domain.organization_id
-        org.action_suspend()
-        self.run_jobs()
-        self.assertTrue(self.imap_login_refused(john.email, PASSWORD))
-        during = self.deliver(john.email)
-        self.wait_until_stored(john.email, [during])
-        org.action_unsuspend()
+        lift()
         self.run_jobs()
         after = self.deliver(john.email)
         self.wait_for_subjects(john.email, PASSWORD, [during, after])
         self.assertEqual(self.subjects(box.email, PASSWORD), [], "nothing went to the catch-all")
+        return [during, after]
+
+    def test_a_suspended_mailbox_keeps_its_mail_and_refuses_logins(self):
+        _domain, john, box = self.with_catch_all()
+        before = self.deliver(john.email)
+        self.wait_for_subjects(john.email, PASSWORD, [before])
+        first = self.assertKeptThroughSuspension(john.action_suspend, john.action_unsuspend, john, box)
+        # suspended and lifted again: still the mailbox's own mail
+        again = self.assertKeptThroughSuspension(john.action_suspend, john.action_unsuspend, john, box)
+        self.assertEqual(self.subjects(john.email, PASSWORD), sorted([before, *first, *again]))
+
+    def test_a_suspended_organization_keeps_its_mail_and_refuses_logins(self):
+        domain, john, box = self.with_catch_all()
+        org = domain.organization_id
+        self.assertKeptThroughSuspension(org.action_suspend, org.action_unsuspend, john, box)
 
     def test_a_terminated_mailbox_is_an_unknown_user(self):
         domain = self.claim()

@@ -65,12 +65,13 @@ class TestAccess(FayvadMailCase):
             self.env["fayvad.mail.webhook.secret"].with_user(self.accountant).search_read([], ["secret"])
         server = self.server.with_user(self.accountant)
         self.assertEqual(server.name, "Test server")
-        with self.assertRaises(AccessError):
-            server.read(["token"])
-        with self.assertRaises(AccessError):
-            server.export_data(["token"])
+        for secret in ("token", "doveadm_key"):
+            with self.assertRaises(AccessError):
+                server.read([secret])
+            with self.assertRaises(AccessError):
+                server.export_data([secret])
         fields = self.env["fayvad.mail.server"].with_user(self.accountant).fields_get()
-        self.assertNotIn("token", fields)
+        self.assertFalse({"token", "doveadm_key"} & set(fields))
         org_fields = self.env["fayvad.mail.organization"].with_user(self.accountant).fields_get()
         self.assertNotIn("webhook_secret_ids", org_fields)
 
@@ -134,6 +135,17 @@ class TestSecretsAtRest(FayvadMailCase):
         stored = self.env.cr.fetchone()[0]
         self.assertNotIn("t" * 40, stored)
         self.assertEqual(server.token, "t" * 40)
+        # the doveadm key likewise, and writing one secret leaves the other as it was
+        server.doveadm_key = "d" * 32
+        self.env.flush_all()
+        self.env.cr.execute(
+            "SELECT token_encrypted, doveadm_key_encrypted FROM fayvad_mail_server WHERE id = %s", [server.id]
+        )
+        token_stored, key_stored = self.env.cr.fetchone()
+        self.assertEqual(token_stored, stored)
+        self.assertNotIn("d" * 32, key_stored)
+        server.invalidate_recordset()
+        self.assertEqual((server.token, server.doveadm_key), ("t" * 40, "d" * 32))
         # a database of the version that kept the token in clear
         self.env.cr.execute("ALTER TABLE fayvad_mail_server ADD COLUMN token varchar")
         self.env.cr.execute(

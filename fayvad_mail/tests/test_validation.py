@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from werkzeug.datastructures import MultiDict
 
+from odoo.addons.fayvad_mail.tests.samples import SAMPLE_ORGANIZATION
 from odoo.addons.fayvad_mail.tools.validation import (
     EVENT_TYPES,
     ValidationFailed,
@@ -175,19 +176,7 @@ def test_organization_document_sample():
             "contact_info": {"primary_email": "admin@acme.com", "phone": "+1234567890",
                              "address": "123 Business St, City, State 12345"}}}"""
     )
-    assert validate_organization(body) == {
-        "name": "Acme Corporation",
-        "domain": "acme.com",
-        "odoo_customer_id": 67890,
-        "max_users": 100,
-        "max_storage_gb": 100,
-        "plan_id": 2,
-        "contact_info": {
-            "primary_email": "admin@acme.com",
-            "phone": "+1234567890",
-            "address": "123 Business St, City, State 12345",
-        },
-    }
+    assert validate_organization(body) == SAMPLE_ORGANIZATION["organization_data"]
 
 
 def test_organization_minimal_request_leaves_optional_fields_none():

@@ -76,6 +76,16 @@ class ModoboaClient(MailServerClient):
             return f"HTTP {response.status_code}" + (f": {text[:120]}" if text else "")
         return " | ".join(_flatten(data)) or f"HTTP {response.status_code}"
 
+    def _gone_or(self, shape, method, path, payload=None):
+        """``method path``, its answer shaped by ``shape``; None when the
+        object is not (or no longer) on the server: deleting what is gone
+        succeeds, reading it finds nothing."""
+        try:
+            answer = self._request(method, path, payload)
+        except NotFound:
+            return None
+        return shape(answer) if shape else None
+
     def _pages(self, path, params=None):
         """Every object of a list, page after page."""
         params = dict(params or {}, page_size=PAGE_SIZE)
@@ -159,10 +169,7 @@ class ModoboaClient(MailServerClient):
             self._request("PATCH", f"{API}/domains/{domain_id}/", payload)
 
     def delete_domain(self, domain_id):
-        try:
-            self._request("POST", f"{API}/domains/{domain_id}/delete/", {"keep_folder": False})
-        except NotFound:
-            return
+        self._gone_or(None, "POST", f"{API}/domains/{domain_id}/delete/", {"keep_folder": False})
 
     def list_domain_admins(self, domain_id):
         admins = self._request("GET", f"{API}/domains/{domain_id}/administrators/") or []
@@ -290,10 +297,7 @@ class ModoboaClient(MailServerClient):
             self.update_alias(own.id, email, own.recipients, True, own.description, own.expire_at)
 
     def delete_mailbox(self, mailbox_id):
-        try:
-            self._request("POST", f"{API}/accounts/{mailbox_id}/delete/", {"keepdir": False})
-        except NotFound:
-            return
+        self._gone_or(None, "POST", f"{API}/accounts/{mailbox_id}/delete/", {"keepdir": False})
 
     def list_mailboxes(self, domain_id):
         params = {"domain": domain_id, "ordering": "username"}
@@ -335,10 +339,7 @@ class ModoboaClient(MailServerClient):
         return None
 
     def get_alias(self, alias_id):
-        try:
-            return self._alias(self._request("GET", f"{API}/aliases/{alias_id}/"))
-        except NotFound:
-            return None
+        return self._gone_or(self._alias, "GET", f"{API}/aliases/{alias_id}/")
 
     def list_aliases(self, domain_name):
         """The domain's aliases, without the mailboxes' own deliveries (an
@@ -373,10 +374,7 @@ class ModoboaClient(MailServerClient):
         if alias.address in alias.recipients and alias.recipients != (alias.address,):
             self.update_alias(alias.id, alias.address, [alias.address], True, "", None)
             return
-        try:
-            self._request("DELETE", f"{API}/aliases/{alias_id}/")
-        except NotFound:
-            return
+        self._gone_or(None, "DELETE", f"{API}/aliases/{alias_id}/")
 
     # -- domain aliases --------------------------------------------------------------------------
     @staticmethod
@@ -399,10 +397,7 @@ class ModoboaClient(MailServerClient):
         return found[0] if found else None
 
     def get_domain_alias(self, alias_id):
-        try:
-            return self._domain_alias(self._request("GET", f"{API}/domainaliases/{alias_id}/"))
-        except NotFound:
-            return None
+        return self._gone_or(self._domain_alias, "GET", f"{API}/domainaliases/{alias_id}/")
 
     def list_domain_aliases(self, domain_name):
         return self._all_domain_aliases({"domain": domain_name})
@@ -425,7 +420,4 @@ class ModoboaClient(MailServerClient):
         self._request("PUT", f"{API}/domainaliases/{alias_id}/", payload)
 
     def delete_domain_alias(self, alias_id):
-        try:
-            self._request("DELETE", f"{API}/domainaliases/{alias_id}/")
-        except NotFound:
-            return
+        self._gone_or(None, "DELETE", f"{API}/domainaliases/{alias_id}/")
