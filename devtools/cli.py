@@ -169,10 +169,18 @@ def cmd_run(args):
         require_port(mb_port, "Modoboa", "FAYVAD_MODOBOA_PORT")
         require_port(redis_port, "Modoboa's Redis", "FAYVAD_REDIS_PORT")
         cluster.check_port()
+        mail_ports = Ports.for_run()
+        for name, port, variable in (
+            ("SMTP", mail_ports.smtp, "FAYVAD_SMTP_PORT"),
+            ("submission", mail_ports.submission, "FAYVAD_SUBMISSION_PORT"),
+            ("IMAP", mail_ports.imap, "FAYVAD_IMAP_PORT"),
+            ("doveadm", mail_ports.doveadm, "FAYVAD_DOVEADM_PORT"),
+        ):
+            require_port(port, name, variable)
         env = PythonEnv(cache).ensure()
         service = _modoboa(cache, cache / "modoboa-instance", mb_port, redis_port)
         dns = DnsServer(cache / "dns-instance", dns_port)
-        mail = MailStack(service, cache / "mail-instance", Ports.for_run())
+        mail = MailStack(service, cache / "mail-instance", mail_ports)
         logs = cache / "logs"
         odoo = Odoo(
             env,

@@ -169,7 +169,7 @@ class DevRun:
     """``./dev run`` in its own session, as a terminal runs it."""
 
     def __init__(self, cache, ports):
-        http, modoboa, redis, pg, dns = ports
+        http, modoboa, redis, pg, dns, smtp, submission, imap, doveadm = ports
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("ODOO_SRC", "FAYVAD_"))}
         self.env.update(
             FAYVAD_CACHE=str(cache),
@@ -178,6 +178,10 @@ class DevRun:
             FAYVAD_REDIS_PORT=str(redis),
             FAYVAD_PG_PORT=str(pg),
             FAYVAD_DNS_PORT=str(dns),
+            FAYVAD_SMTP_PORT=str(smtp),
+            FAYVAD_SUBMISSION_PORT=str(submission),
+            FAYVAD_IMAP_PORT=str(imap),
+            FAYVAD_DOVEADM_PORT=str(doveadm),
         )
         self.log = cache / f"dev-run-{len(list(cache.glob('dev-run-*')))}.log"
         self.proc = None
@@ -231,7 +235,7 @@ def _wait_gone(cache, timeout=30):
 
 def test_run_survives_a_second_ctrl_c_and_a_kill_9(tmp_path):
     cache = _built_cache(tmp_path)
-    ports = _free_ports(5)
+    ports = _free_ports(9)
     # a second Ctrl-C while stopping: everything started is stopped all the same
     run = DevRun(cache, ports).start()
     assert any("knotd" in cmd for _pid, cmd in _processes_of(cache)), (
