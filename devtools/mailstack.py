@@ -1,10 +1,10 @@
 """The rest of a mail server next to the private Modoboa: Postfix, Dovecot,
-Modoboa's policy daemon and a sink for mail to other domains, wired to
-Modoboa's database the way Modoboa's installer wires them (see
+OpenDKIM, Modoboa's policy daemon and a sink for mail to other domains, wired
+to Modoboa's database the way Modoboa's installer wires them (see
 ../shared/spec/MODOBOA-NOTES.md, "The whole mail server").
 
     stack = MailStack(modoboa, workdir, Ports.free())
-    stack.start()       # ~2-3 s: Postfix, Dovecot, policy daemon, sink
+    stack.start()       # ~2-3 s: Postfix, Dovecot, OpenDKIM, policy daemon, sink
     ... SMTP on stack.ports.smtp, submission (AUTH) on .submission, IMAP on .imap ...
     stack.stop()
 
