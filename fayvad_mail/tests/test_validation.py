@@ -1,5 +1,6 @@
 """Plain pytest tests of the ERP API's request validation (no database)."""
 
+import copy
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -7,7 +8,7 @@ from decimal import Decimal
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from odoo.addons.fayvad_mail.tests.samples import SAMPLE_ORGANIZATION
+from odoo.addons.fayvad_mail.tests.samples import SAMPLE_EMAIL_ACCOUNT, SAMPLE_ORGANIZATION
 from odoo.addons.fayvad_mail.tools.validation import (
     EVENT_TYPES,
     ValidationFailed,
@@ -413,15 +414,7 @@ def test_organization_reports_every_bad_field_at_once():
 
 
 def test_email_account_document_sample():
-    body = {
-        "email_account_data": {
-            "organization_id": 2,
-            "address": "john.doe",
-            "domain": 2,
-            "quota": 1073741824,
-            "user_info": {"first_name": "John", "last_name": "Doe", "password": "securepassword123"},
-        }
-    }
+    body = copy.deepcopy(SAMPLE_EMAIL_ACCOUNT)
     assert validate_email_account(body) == {
         "organization_id": 2,
         "address": "john.doe",

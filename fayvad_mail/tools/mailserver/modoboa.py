@@ -292,7 +292,7 @@ class ModoboaClient(MailServerClient):
         email = email.lower()
         own = self.find_alias(email)
         if own is None:
-            self.ensure_alias(email, [email])
+            self._create_alias(email, [email])
         elif not own.enabled and email in own.recipients:
             self.update_alias(own.id, email, own.recipients, True, own.description, own.expire_at)
 
@@ -352,6 +352,10 @@ class ModoboaClient(MailServerClient):
         existing = self.find_alias(address)
         if existing is not None:
             return existing
+        return self._create_alias(address, recipients, enabled, description, expire_at)
+
+    def _create_alias(self, address, recipients, enabled=True, description="", expire_at=None):
+        """Create an alias known not to exist (one an earlier attempt created is found)."""
         payload = self._alias_payload(address.lower(), recipients, enabled, description, expire_at)
         try:
             return self._alias(self._request("POST", f"{API}/aliases/", payload), created=True)
