@@ -353,15 +353,78 @@ def cmd_webhook_secret(args):
 
 
 def cmd_import_server(args):
-    """The import from ``./dev run``'s mail server: its dry run, or with
-    ``--apply`` the import (docs/onboarding.md)."""
+    """The import from ``./dev run``'s mail server, followed here: its dry
+    run, and with ``--apply`` the import (docs/onboarding.md). The work is
+    the import's cron's: ``./dev run``'s Odoo does it in the background
+    (interrupting this command leaves it going), or this command when no
+    ``./dev run`` is up."""
+    base = f"http://127.0.0.1:{env_port('FAYVAD_HTTP_PORT', 8069)}"
     with _fayvad_database() as odoo:
-        lines = odoo.shell(
-            f"{HOOKS}\nfor line in import_server(env, {args.filter!r}, {bool(args.apply)}):\n    print(line)",
-            "import-server",
-        )
-    print("\n".join(lines))
+        background = wait_http(f"{base}/web/health", 2)
+        (run_id,) = odoo.shell(f"{HOOKS}\nprint(start_import(env, {args.filter!r}))", "import-server")[-1:]
+        print(f"import {run_id}: reading the server " + ("in ./dev run's Odoo" if background else "here"))
+        for step in ("reading", "importing") if args.apply else ("reading",):
+            if step == "importing":
+                odoo.shell(f"{HOOKS}\nimport_report(env, {run_id}, apply=True)", "import-server")
+            if background:
+                _follow_import(odoo, run_id, step)
+            else:
+                odoo.shell(f"{HOOKS}\nrun_import_cron(env, {run_id})", "import-server")
+            if step == "reading":
+                print(
+                    "\n".join(
+                        odoo.shell(
+                            f"{HOOKS}\nfor line in import_report(env, {run_id}):\n    print(line)",
+                            "import-server",
+                        )
+                    )
+                )
+        if args.apply:
+            print(
+                "\n".join(
+                    odoo.shell(
+                        f"{HOOKS}\nfor line in import_report(env, {run_id}):\n    print(line)",
+                        "import-server",
+                    )[-1:]
+                )
+            )
     return 0
+
+
+IMPORT_PROGRESS = """
+SELECT i.state, i.listed, i.read_error_count, coalesce(i.last_error, ''),
+       count(l.id) FILTER (WHERE l.kind = 'domain'),
+       count(l.id) FILTER (WHERE l.kind = 'domain' AND l.contents_read),
+       count(l.id) FILTER (WHERE l.kind = 'domain' AND l.action = 'create'),
+       count(l.id) FILTER (WHERE l.kind = 'domain' AND l.action = 'create' AND l.imported),
+       count(l.id) FILTER (WHERE l.refused)
+  FROM fayvad_mail_import i LEFT JOIN fayvad_mail_import_line l ON l.import_id = i.id
+ WHERE i.id = {run_id} GROUP BY i.id
+"""
+
+
+def _follow_import(odoo, run_id, step):
+    """Print the run's progress (read from the database, as the form shows
+    it) while ``./dev run``'s cron works on ``step``."""
+    shown = None
+    while True:
+        row = odoo.cluster.psql(IMPORT_PROGRESS.format(run_id=int(run_id)), db=odoo.db).split("|")
+        state, listed, read_errors, last_error = row[:4]
+        domains, read, to_import, imported, refused = (int(value) for value in row[4:])
+        if state != step:
+            return
+        if step == "reading" and listed != "t":
+            now = "listing the server's domains"
+        elif step == "reading":
+            now = f"reading: {read} / {domains} domains"
+        else:
+            now = f"importing: {imported} / {to_import} domains"
+        errors = int(read_errors) + refused
+        now += f", {errors} errors so far" + (f" (last: {last_error})" if last_error else "")
+        if now != shown:
+            print(f"  {now}", flush=True)
+            shown = now
+        time.sleep(1)
 
 
 def cmd_dns_publish(args):
@@ -658,7 +721,14 @@ def cmd_bench(args):
         pytest_args = args.pytest_args or []
         if not any(".py" in arg for arg in pytest_args):  # options only: every benchmark
             pytest_args += sorted(str(path) for path in BENCH_DIR.glob("bench_*.py"))
-        failed = _pytest(env, odoo, service, ["-s", *pytest_args], FAYVAD_BENCH_FIGURES=str(figures))
+        failed = _pytest(
+            env,
+            odoo,
+            service,
+            ["-s", *pytest_args],
+            FAYVAD_BENCH_FIGURES=str(figures),
+            **_bench_context(env, odoo, service, work, cache),
+        )
         machine.update(load_after=_load(), seconds=round(time.monotonic() - started))
         if figures.exists():
             _report_figures([json.loads(line) for line in figures.read_text().splitlines()], machine, cache)
@@ -674,6 +744,29 @@ def cmd_bench(args):
         cluster.stop()
         rmtree(work)
     return status
+
+
+def _bench_context(env, odoo, service, work, cache):
+    """What benchmarks that run Odoo processes of their own (and Modoboa's
+    commands) need to know: as JSON in the environment."""
+    conf = work / "odoo-bench-scripts.conf"
+    conf.write_text(
+        "\n".join(line for line in odoo.config.read_text().splitlines() if not line.startswith("logfile"))
+        + "\n"
+    )
+    return {
+        "FAYVAD_BENCH_ODOO": json.dumps(
+            {"python": str(env.python), "conf": str(conf), "db": odoo.db, "logs": str(work / "logs")}
+        ),
+        "FAYVAD_BENCH_MODOBOA": json.dumps(
+            {
+                "cache": str(cache),
+                "instance": str(service.instance_dir),
+                "port": service.port,
+                "redis_port": service.redis_port,
+            }
+        ),
+    }
 
 
 def _bench_scale(env, cluster, odoo, service, work, cache, machine, started):

@@ -831,6 +831,17 @@ class Modoboa:
         """The environment of this instance's Django processes (its Redis)."""
         return _clean_env(FAYVAD_MODOBOA_REDIS_URL=f"redis://{HOST}:{self.redis_port}/0")
 
+    def load_csv(self, path: pathlib.Path) -> None:
+        """Objects made on this Modoboa by its own bulk import (``manage.py
+        modo import``: domains, accounts with their mailboxes, aliases; the
+        passwords given hashed), as a hosting business's server has them."""
+        self._run_logged(
+            [str(self.python), "manage.py", "modo", "import", str(path)],
+            "manage.py modo import",
+            cwd=self._project_dir,
+            env=self.server_env(),
+        )
+
     def _spawn_server(self) -> subprocess.Popen:
         env = self.server_env()
         # a restart appends: the log tells the whole story

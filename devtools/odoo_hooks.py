@@ -114,29 +114,50 @@ def zone_lines(env, names=None):
     return [record.zone_line for record in domains.dns_record_ids if record.value]
 
 
-def import_server(env, domain_filter="", apply=False):
-    """``./dev import-server``: a dry run of the import from the first
-    active mail server (what ``./dev run`` configured), and with ``apply``
-    the import itself, run to its end here; the lines to print."""
+def start_import(env, domain_filter=""):
+    """``./dev import-server``: a new import from the first active mail
+    server (what ``./dev run`` configured), its dry run started (the import's
+    cron reads the server in the background); its id."""
     env = env(su=True)
     server = env["fayvad.mail.server"].search([("active", "=", True)], order="sequence, id", limit=1)
+    if not server:
+        raise ValueError("no active mail server: run ./dev run once")
     run = env["fayvad.mail.import"].create({"server_id": server.id, "domain_filter": domain_filter or False})
     run.action_read()
-    env.cr.commit()
+    return run.id
+
+
+def run_import_cron(env, run_id):
+    """The import's cron, here, until the run waits for nobody (when no
+    ``./dev run`` runs it in the background)."""
+    run = env["fayvad.mail.import"].sudo().browse(run_id)
+    while run.state in ("reading", "importing"):
+        errors = run.read_error_count
+        env["fayvad.mail.import"]._cron_import()
+        env.cr.commit()
+        run.invalidate_recordset()
+        if run.read_error_count > errors:
+            raise ValueError(run.last_error)
+
+
+def import_report(env, run_id, apply=False):
+    """What the run found (or imported), with each conflict; with ``apply``,
+    its import started."""
+    run = env["fayvad.mail.import"].sudo().browse(run_id)
+    server = run.server_id
     lines = [
-        f"import {run.id} from {server.name} ({server.url}): {run.create_count} to import, "
-        f"{run.link_count} already in Odoo, {run.conflict_count} conflicts"
+        f"import {run.id} from {server.name} ({server.url}): {run.progress_total} domains, "
+        f"{run.create_count} objects to import, {run.link_count} already in Odoo, {run.conflict_count} conflicts"
     ]
-    lines += [
-        f"  conflict: {line.kind} {line.name}: {line.problem}"
-        for line in run.line_ids.filtered(lambda line: line.action == "conflict")
-    ]
+    conflicts = (
+        env["fayvad.mail.import.line"]
+        .sudo()
+        .search([("import_id", "=", run.id), ("action", "=", "conflict")])
+    )
+    lines += [f"  conflict: {line.kind} {line.name}: {line.problem}" for line in conflicts]
+    if run.state == "done":
+        return [*lines, f"imported: {run.imported_count} objects; nothing was changed on the mail server"]
     if not apply:
         return [*lines, "dry run: nothing imported (--apply imports)"]
     run.action_import()
-    env.cr.commit()
-    while run.state == "importing":
-        env["fayvad.mail.import"]._cron_import()
-        env.cr.commit()
-        lines.append(f"  domains imported: {run.progress}")
-    return [*lines, f"imported: {run.imported_count} objects; nothing was changed on the mail server"]
+    return [*lines, "importing ..."]

@@ -2,7 +2,7 @@
     "name": "Fayvad Mail Hosting",
     "summary": "Odoo as the system of record of a hosted e-mail business: "
     "organizations, domains, mailboxes, provisioning on Modoboa, billing",
-    "version": "18.0.1.2.0",
+    "version": "18.0.1.3.0",
     "category": "Services",
     "author": "Fayvad",
     "website": "https://mail.fayvad.com",

@@ -1,6 +1,7 @@
 """An import from the mail server whose Odoo process is killed with SIGKILL
-half-way, then resumed by another: every object the server holds exists
-exactly once in Odoo, and the import wrote nothing on the server."""
+half-way through its dry run, and another half-way through the import, each
+resumed by another: every object the server holds is in the preview once and
+exists exactly once in Odoo, and the import wrote nothing on the server."""
 
 import time
 import uuid
@@ -14,12 +15,18 @@ MAILBOXES = 3  # a domain, besides an alias to its first mailbox
 
 
 def importer(run_id):
-    """An Odoo process running the import's cron, one domain a transaction, to the end."""
+    """An Odoo process running the import's cron (a few domains read a
+    transaction, one domain imported a transaction), starting the import
+    once the preview is read, to the end."""
     return f"""
 deadline = time.time() + 600
 while time.time() < deadline:
     with registry.cursor() as cr:
         env = environment(cr)
+        run = env["fayvad.mail.import"].browse({run_id})
+        if run.state == "preview":
+            run.action_import()
+            cr.commit()
         env["fayvad.mail.import"]._cron_import(limit=1)
         cr.commit()
         cr.execute("SELECT state FROM fayvad_mail_import WHERE id = %s", [{run_id}])
@@ -85,27 +92,37 @@ with registry.cursor() as cr:
         "server_id": {data["server_id"]}, "domain_filter": {prefix!r}, "plan_id": {data["plan_id"]},
     }})
     run.action_read()
-    run.action_import()
     cr.commit()
-    print(json.dumps({{"id": run.id, "to_import": run.create_count}}))
+    print(json.dumps({{"id": run.id}}))
 """,
-        name="import-read",
+        name="import-start",
     )
-    assert run["to_import"] == DOMAINS * (2 + MAILBOXES), run
 
-    def imported_domains():
+    def domains(where):
         return db.value(
-            "SELECT count(*) FROM fayvad_mail_import_line WHERE import_id = %s AND kind = 'domain' AND imported",
+            f"SELECT count(*) FROM fayvad_mail_import_line WHERE import_id = %s AND kind = 'domain' AND {where}",
             [run["id"]],
         )
 
-    running = start_odoo_script(importer(run["id"]), name="importer")
-    deadline = time.monotonic() + 300
-    while imported_domains() < DOMAINS // 4 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    kill_group(running)  # kill -9, in the middle of the import
-    halfway = imported_domains()
+    def kill_when(where, count):
+        """Start an importer, and kill -9 it once ``count`` domain lines are ``where``."""
+        running = start_odoo_script(importer(run["id"]), name="importer")
+        deadline = time.monotonic() + 300
+        while domains(where) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        kill_group(running)
+        return domains(where)
+
+    # killed in the middle of the dry run (its first batch of domains read, not the second)
+    read = kill_when("contents_read", DOMAINS // 2)
+    assert DOMAINS // 2 <= read < DOMAINS, read
+    assert db.value("SELECT state FROM fayvad_mail_import WHERE id = %s", [run["id"]]) == "reading"
+    # killed in the middle of the import
+    halfway = kill_when("imported", DOMAINS // 4)
     assert DOMAINS // 4 <= halfway < DOMAINS, halfway
+    assert db.value(
+        "SELECT count(*) FROM fayvad_mail_import_line WHERE import_id = %s AND action = 'create'", [run["id"]]
+    ) == DOMAINS * (2 + MAILBOXES), "every object in the preview, once"
 
     finished = odoo_script(importer(run["id"]), name="importer-resumed")
     assert finished["state"] == "done", finished

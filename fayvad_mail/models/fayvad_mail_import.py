@@ -1,10 +1,14 @@
 import logging
+import threading
+import time
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
-from ..tools.units import GB, MB
+from ..tools.mailserver import MailServerError, NotFound
+from ..tools.mailserver.base import RemoteDomain
+from .fayvad_mail_import_matcher import ImportMatcher
 
 _logger = logging.getLogger(__name__)
 
@@ -22,19 +26,24 @@ LINE_ACTIONS = [
     ("conflict", "Conflict"),
     ("skip", "Skip"),
 ]
+LIST_BATCH = 500  # domain lines written at once while listing the server's domains
+READ_BATCH = 20  # domains whose mailboxes and aliases are read in one transaction
 APPLY_BATCH = 50  # domains (with what they hold) a cron run imports, one transaction each
-APPLY_BUDGET = 120  # seconds
+APPLY_BUDGET = 120  # seconds a cron run works, reading and importing
+MAX_ERROR = 300  # characters of the last error kept on the run
 
 
 class FayvadMailImport(models.Model):
     """Bringing what a mail server already hosts into Odoo (a hosting
-    business adopting fayvad_mail): a dry run reads every domain, mailbox,
-    alias, catch-all, forward and domain alias from the server and lists
-    what would be imported, linked (already in Odoo) or is in conflict; the
+    business adopting fayvad_mail). The dry run reads, in the background, the
+    server's domains and then, a few domains a transaction, every mailbox,
+    alias, catch-all, forward and domain alias they hold, and lists what
+    would be imported, linked (already in Odoo) or is in conflict; the
     accountant corrects the preview; *Import* then creates the records as
     they are on the server, active and linked to their remote ids, in the
-    background, one domain a transaction. Nothing is queued for the mail
-    server and nothing is charged for what already existed."""
+    background, one domain a transaction. Either part, interrupted, goes on
+    where it stopped. Nothing is queued for the mail server and nothing is
+    charged for what already existed."""
 
     _name = "fayvad.mail.import"
     _description = "Import from a Mail Server"
@@ -48,7 +57,13 @@ class FayvadMailImport(models.Model):
     )
     company_id = fields.Many2one(related="server_id.company_id", store=True, index=True)
     state = fields.Selection(
-        [("draft", "Draft"), ("preview", "Preview"), ("importing", "Importing"), ("done", "Imported")],
+        [
+            ("draft", "Draft"),
+            ("reading", "Reading"),
+            ("preview", "Preview"),
+            ("importing", "Importing"),
+            ("done", "Imported"),
+        ],
         default="draft",
         required=True,
         readonly=True,
@@ -80,71 +95,369 @@ class FayvadMailImport(models.Model):
         help="Read only the domains whose name contains this text (one customer, one batch); empty: all.",
     )
     line_ids = fields.One2many("fayvad.mail.import.line", "import_id", string="Preview")
+    listed = fields.Boolean(readonly=True, copy=False, help="The server's domains are listed.")
+    server_domains = fields.Text(
+        readonly=True, copy=False, prefetch=False, help="Every domain of the server: its addresses are local."
+    )
+    read_error_count = fields.Integer(readonly=True, copy=False)
+    last_error = fields.Char(readonly=True, copy=False)
     read_at = fields.Datetime(string="Read On", readonly=True, copy=False)
     done_at = fields.Datetime(string="Imported On", readonly=True, copy=False)
     create_count = fields.Integer(string="To Import", compute="_compute_counts")
     link_count = fields.Integer(string="Already in Odoo", compute="_compute_counts")
     conflict_count = fields.Integer(string="Conflicts", compute="_compute_counts")
     imported_count = fields.Integer(string="Imported", compute="_compute_counts")
-    progress = fields.Char(compute="_compute_counts", help="Domains imported of those to import.")
+    error_count = fields.Integer(
+        string="Errors",
+        compute="_compute_counts",
+        help="Mail-server errors while reading, refusals while importing.",
+    )
+    progress_done = fields.Integer(compute="_compute_counts")
+    progress_total = fields.Integer(compute="_compute_counts")
+    progress = fields.Char(
+        compute="_compute_counts", help="Domains read (or imported) of those to read (import)."
+    )
+    progress_percent = fields.Float(compute="_compute_counts")
+    step = fields.Char(string="Now", compute="_compute_counts")
 
     @api.depends("server_id.name", "create_date")
     def _compute_name(self):
         for run in self:
             run.name = self.env._("Import from %s", run.server_id.name or "")
 
-    @api.depends("line_ids.action", "line_ids.imported")
+    @api.depends(
+        "state",
+        "listed",
+        "read_error_count",
+        "line_ids.action",
+        "line_ids.imported",
+        "line_ids.contents_read",
+        "line_ids.refused",
+    )
     def _compute_counts(self):
+        """The counts of the preview and the progress, counted by the
+        database (an import of a large server has 100,000s of lines)."""
+        counts = {}
+        if self.ids:
+            groups = self.env["fayvad.mail.import.line"]._read_group(
+                [("import_id", "in", self.ids)],
+                ["import_id", "kind", "action", "imported", "contents_read", "refused"],
+                ["__count"],
+            )
+            for run, kind, action, imported, contents_read, refused, count in groups:
+                for key in (
+                    action,
+                    imported and "imported",
+                    refused and "refused",
+                    kind == "domain" and "domains",
+                    kind == "domain" and contents_read and "domains_read",
+                    kind == "domain" and action == "create" and "domains_to_import",
+                    kind == "domain" and action == "create" and imported and "domains_imported",
+                ):
+                    if key:
+                        counts[run.id, key] = counts.get((run.id, key), 0) + count
         for run in self:
-            lines = run.line_ids
-            run.create_count = len(lines.filtered(lambda line: line.action == "create"))
-            run.link_count = len(lines.filtered(lambda line: line.action == "link"))
-            run.conflict_count = len(lines.filtered(lambda line: line.action == "conflict"))
-            run.imported_count = len(lines.filtered("imported"))
-            domains = lines.filtered(lambda line: line.kind == "domain" and line.action == "create")
-            run.progress = f"{len(domains.filtered('imported'))} / {len(domains)}"
+            count = lambda key, run=run: counts.get((run.id, key), 0)  # noqa: E731
+            run.create_count = count("create")
+            run.link_count = count("link")
+            run.conflict_count = count("conflict")
+            run.imported_count = count("imported")
+            run.error_count = run.read_error_count + count("refused")
+            if run.state in ("importing", "done"):
+                done, total = count("domains_imported"), count("domains_to_import")
+            else:
+                done, total = count("domains_read"), count("domains")
+            run.progress_done, run.progress_total = done, total
+            run.progress = f"{done} / {total}"
+            run.progress_percent = 100.0 * done / total if total else 0.0
+            run.step = run._step(done, total)
+
+    def _step(self, done, total):
+        _ = self.env._
+        if self.state == "reading" and not self.listed:
+            return _("Listing the server's domains")
+        if self.state == "reading" and done < total:
+            return _("Reading what each domain holds: %(done)s of %(total)s domains", done=done, total=total)
+        if self.state == "reading":
+            return _("Checking the preview")
+        if self.state == "preview":
+            return _("Preview ready: correct it, then import")
+        if self.state == "importing":
+            return _(
+                "Importing, one domain a transaction: %(done)s of %(total)s domains", done=done, total=total
+            )
+        return _("Imported") if self.state == "done" else ""
+
+    def init(self):
+        super().init()
+        # the checks of the dry run look lines up by name within a run
+        self.env.cr.execute(
+            "CREATE INDEX IF NOT EXISTS fayvad_mail_import_line_import_name_idx "
+            "ON fayvad_mail_import_line (import_id, name)"
+        )
+
+    def action_view_lines(self):
+        """The preview in a list of its own, to filter and correct it (a
+        filter of the search view in ``search_default``)."""
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("fayvad_mail.fayvad_mail_import_line_action")
+        action["domain"] = [("import_id", "=", self.id)]
+        action["context"] = {"default_import_id": self.id, **self.env.context.get("lines_filter", {})}
+        return action
+
+    def action_refresh(self):
+        """The form again, with the progress as it is now."""
+        return True
 
     # -- the dry run --------------------------------------------------------------------------
     def action_read(self):
-        """Read the whole server again and list what it holds (nothing is written but the preview)."""
+        """Read the whole server again, in the background (the import's cron,
+        started at once); nothing is written but the preview."""
         self.env["res.users"]._fayvad_require("admin")
         for run in self:
             if run.state not in ("draft", "preview"):
                 raise UserError(self.env._("This import has started: read the server in a new one."))
             if run.grouping == "customer" and not run.partner_id:
                 raise UserError(self.env._("Choose the customer of the organization."))
-            read = run._read_server()
-            run.line_ids.unlink()
-            run.line_ids = [fields.Command.create(vals) for vals in run._preview(read)]
-            run.write({"state": "preview", "read_at": fields.Datetime.now()})
-        return True
-
-    def _read_server(self):
-        """Everything the server hosts, domain by domain (the client pages)."""
-        self.ensure_one()
-        client = self.server_id.sudo()._client()
-        remote_domains = client.list_domains()
-        snapshot = []
-        wanted = (self.domain_filter or "").strip().lower()
-        for domain in sorted(remote_domains, key=lambda d: d.name):
-            if wanted not in domain.name:
-                continue
-            snapshot.append(
+            run._clear_preview()
+            run.write(
                 {
-                    "domain": domain,
-                    "mailboxes": client.list_mailboxes(domain.id),
-                    "aliases": client.list_aliases(domain.name),
-                    "domain_aliases": client.list_domain_aliases(domain.name),
+                    "state": "reading",
+                    "listed": False,
+                    "server_domains": False,
+                    "read_error_count": 0,
+                    "last_error": False,
+                    "read_at": False,
                 }
             )
-        return snapshot, {domain.name for domain in remote_domains}
+        self.env.ref("fayvad_mail.ir_cron_fayvad_mail_import")._trigger()
+        return True
 
-    def _preview(self, read):
-        """The lines of the preview: for each object the server holds, import
-        it, link it (Odoo has it already) or show a conflict."""
+    def action_cancel(self):
+        """Stop reading the server: back to a draft, without preview."""
+        self.env["res.users"]._fayvad_require("admin")
+        for run in self.filtered(lambda run: run.state in ("reading", "preview")):
+            run._clear_preview()
+            run.write({"state": "draft", "listed": False, "server_domains": False})
+        return True
+
+    def _clear_preview(self):
+        self.env["fayvad.mail.import.line"].flush_model()
+        self.env.cr.execute(SQL("DELETE FROM fayvad_mail_import_line WHERE import_id = %s", self.id))
+        self.env["fayvad.mail.import.line"].invalidate_model()
+        self.invalidate_recordset(["line_ids"])
+
+    @api.model
+    def _read_runs(self, deadline):
+        """Read the servers of the runs being read, a step a transaction (the
+        domains, then a few domains' content, then the checks), until
+        ``deadline``. A run is read by one worker at a time."""
+        testing = getattr(threading.current_thread(), "testing", False)
+        tried = set()
+        while time.monotonic() < deadline:
+            run = self._queue_take(
+                SQL(
+                    "SELECT id FROM fayvad_mail_import WHERE state = 'reading' AND id NOT IN %s ORDER BY id",
+                    tuple(tried) or (0,),
+                ),
+                lock_where=SQL("state = 'reading'"),
+            )
+            if not run:
+                break
+            if not run._read_next():
+                tried.add(run.id)  # the server failed: again in the next cron run
+            if not testing:
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+
+    def _read_next(self):
+        """The next step of reading the server; False when the server failed
+        (the error is counted and shown, the step is tried again later)."""
         self.ensure_one()
-        snapshot, hosted = read
-        return ImportMatcher(self, snapshot, hosted).lines()
+        try:
+            with self.env.cr.savepoint():
+                if not self.listed:
+                    self._list_domains()
+                elif not self._read_domains():
+                    self._finish_reading()
+        except MailServerError as exc:
+            self.write(
+                {
+                    "read_error_count": self.read_error_count + 1,
+                    "last_error": self.env._("The mail server: %s", exc.reason)[:MAX_ERROR],
+                }
+            )
+            _logger.info("import %s: reading the server failed: %s", self.id, exc)
+            return False
+        return True
+
+    def _list_domains(self):
+        """A line for each domain of the server (those of the filter), written
+        as the server's pages come; every domain's name is kept, its
+        addresses being local ones."""
+        client = self.server_id.sudo()._client()
+        wanted = (self.domain_filter or "").strip().lower()
+        names, batch = [], []
+        for domain in client.iter_domains():
+            names.append(domain.name)
+            if wanted in domain.name:
+                batch.append(domain)
+            if len(batch) >= LIST_BATCH:
+                self._add_domain_lines(batch)
+                batch = []
+        self._add_domain_lines(batch)
+        self.write({"listed": True, "server_domains": "\n".join(sorted(names))})
+
+    def _add_domain_lines(self, domains):
+        Line = self.env["fayvad.mail.import.line"]
+        Line.create(
+            [
+                {
+                    "import_id": self.id,
+                    "kind": "domain",
+                    "name": domain.name,
+                    "domain_name": domain.name,
+                    "remote_id": domain.id,
+                    "enabled": domain.enabled,
+                    "quota_mb": domain.quota_mb,
+                    "default_quota_mb": domain.default_mailbox_quota_mb,
+                    "dkim_selector": domain.dkim_selector or False,
+                    "dkim_public_key": domain.dkim_public_key or False,
+                }
+                for domain in domains
+            ]
+        )
+        Line.flush_model()
+        Line.invalidate_model()  # memory flat in the number of domains: written, and out of the cache
+
+    def _read_domains(self):
+        """What the next few domains hold, read from the server and matched
+        against Odoo; False when every domain is read."""
+        Line = self.env["fayvad.mail.import.line"]
+        lines = Line.search(
+            [("import_id", "=", self.id), ("kind", "=", "domain"), ("contents_read", "=", False)],
+            order="id",
+            limit=READ_BATCH,
+        )
+        if not lines:
+            return False
+        client = self.server_id.sudo()._client()
+        snapshot, read = [], Line
+        for line in lines:
+            remote = RemoteDomain(
+                id=line.remote_id,
+                name=line.name,
+                enabled=line.enabled,
+                quota_mb=line.quota_mb,
+                default_mailbox_quota_mb=line.default_quota_mb,
+                dkim_selector=line.dkim_selector or "",
+                dkim_public_key=line.dkim_public_key or "",
+            )
+            try:
+                item = {
+                    "domain": remote,
+                    "mailboxes": client.list_mailboxes(remote.id, usage=False),
+                    "aliases": client.list_aliases(remote.name),
+                    "domain_aliases": client.list_domain_aliases(remote.name),
+                }
+            except NotFound:
+                gone = self.env._("no longer on the mail server")
+                line.write({"action": "conflict", "problem": gone, "contents_read": True})
+                continue
+            snapshot.append(item)
+            read |= line
+        children = []
+        for line, (vals, lines_held) in zip(read, ImportMatcher(self, snapshot).lines(), strict=True):
+            line.write({**vals, "sequence": 0, "contents_read": True})
+            children += [{**child, "import_id": self.id} for child in lines_held]
+        Line.create(children)
+        return True
+
+    def _finish_reading(self):
+        """The checks that span domains, once every domain is read; then the preview."""
+        if self.grouping == "customer":
+            self._check_one_customer()
+        self._check_recipients()
+        self.write({"state": "preview", "read_at": fields.Datetime.now()})
+        self.message_post(
+            body=self.env._(
+                "Read the server: %(domains)s domains; %(create)s objects to import, %(link)s already in "
+                "Odoo, %(conflict)s conflicts.",
+                domains=self.progress_total,
+                create=self.create_count,
+                link=self.link_count,
+                conflict=self.conflict_count,
+            )
+        )
+
+    def _check_one_customer(self):
+        """Every domain in the run's one organization: the plan must hold what
+        they hold together."""
+        self.env["fayvad.mail.import.line"].flush_model()
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT count(*) FILTER (WHERE c.kind = 'mailbox'),
+                       coalesce(sum(c.quota_mb) FILTER (WHERE c.kind = 'mailbox'), 0),
+                       count(*) FILTER (WHERE c.kind IN ('alias', 'catchall')),
+                       count(*) FILTER (WHERE c.kind = 'domain_alias')
+                  FROM fayvad_mail_import_line c
+                  JOIN fayvad_mail_import_line d
+                    ON d.import_id = c.import_id AND d.kind = 'domain' AND d.name = c.domain_name
+                 WHERE c.import_id = %s AND c.kind != 'domain' AND c.action IN ('create', 'link')
+                   AND d.action = 'create'
+                """,
+                self.id,
+            )
+        )
+        users, quota_mb, aliases, domain_aliases = self.env.cr.fetchone()
+        matcher = ImportMatcher(self, [])
+        plan, problem = matcher._plan(matcher._totals(users, quota_mb, aliases, domain_aliases))
+        domains = self.env["fayvad.mail.import.line"].search(
+            [("import_id", "=", self.id), ("kind", "=", "domain"), ("action", "=", "create")]
+        )
+        domains.write({"plan_id": plan.id, "partner_id": self.partner_id.id})
+        if problem:
+            domains._set_conflict(problem)
+
+    def _check_recipients(self):
+        """An alias, catch-all or forward delivering to an address of the
+        server that Odoo will not know (neither imported nor in Odoo) is a
+        conflict: it would deliver where no record says."""
+        Line = self.env["fayvad.mail.import.line"]
+        Line.flush_model()
+        self.env.cr.execute(
+            SQL(
+                """
+                WITH recipient AS (
+                    SELECT l.id, r.address
+                      FROM fayvad_mail_import_line l,
+                           unnest(string_to_array(l.recipients, E'\n')) AS r(address)
+                     WHERE l.import_id = %(run)s AND l.kind IN ('alias', 'catchall', 'forward')
+                       AND l.action = 'create'
+                )
+                SELECT r.id, string_agg(r.address, ', ' ORDER BY r.address)
+                  FROM recipient r
+                 WHERE split_part(r.address, '@', 2) = ANY(%(hosted)s)
+                   AND NOT EXISTS (SELECT 1 FROM fayvad_mail_import_line k
+                                    WHERE k.import_id = %(run)s AND k.name = r.address
+                                      AND k.action IN ('create', 'link'))
+                   AND NOT EXISTS (SELECT 1 FROM fayvad_mail_account a
+                                    WHERE a.email = r.address AND a.state != 'terminated')
+                   AND NOT EXISTS (SELECT 1 FROM fayvad_mail_alias a
+                                    WHERE a.address = r.address AND a.state != 'terminated')
+                 GROUP BY r.id
+                """,
+                run=self.id,
+                hosted=(self.server_domains or "").split(),
+            )
+        )
+        for line_id, unknown in self.env.cr.fetchall():
+            Line.browse(line_id).write(
+                {
+                    "action": "conflict",
+                    "problem": self.env._("delivers to %s, which Odoo would not know", unknown),
+                }
+            )
 
     # -- the import ---------------------------------------------------------------------------
     def action_import(self):
@@ -168,9 +481,12 @@ class FayvadMailImport(models.Model):
 
     @api.model
     def _cron_import(self, limit=APPLY_BATCH, budget=APPLY_BUDGET):
-        """Import the next domains of the runs being imported, one
-        transaction each (a worker killed half-way leaves the rest pending:
-        the next run goes on from there, nothing twice)."""
+        """Read the servers of the runs being read, then import the next
+        domains of the runs being imported, one transaction each (a worker
+        killed half-way leaves the rest pending: the next run goes on from
+        there, nothing twice)."""
+        deadline = time.monotonic() + budget
+        self._read_runs(deadline)
         Line = self.env["fayvad.mail.import.line"]
         self.env.flush_all()  # the runs just started are seen by the query below
 
@@ -186,354 +502,58 @@ class FayvadMailImport(models.Model):
             )
 
         done, _spent = self._queue_work(
-            take, lambda line: line._import_safely("_import_domain"), limit, budget
+            take,
+            lambda line: line._import_safely("_import_domain"),
+            limit,
+            max(deadline - time.monotonic(), 1),
         )
         self._finish_imports()
         return done
 
     @api.model
     def _finish_imports(self):
-        for run in self.sudo().search([("state", "=", "importing")]):
-            pending = run.line_ids.filtered(
-                lambda ln: ln.kind == "domain" and ln.action == "create" and not ln.imported
+        """Close the runs whose domains are all imported, one worker a run."""
+        Line = self.env["fayvad.mail.import.line"].sudo()
+        tried = set()
+        while True:
+            run = self.sudo()._queue_take(
+                SQL(
+                    "SELECT id FROM fayvad_mail_import WHERE state = 'importing' AND id NOT IN %s ORDER BY id",
+                    tuple(tried) or (0,),
+                ),
+                lock_where=SQL("state = 'importing'"),
             )
-            if pending:
+            if not run:
+                return
+            tried.add(run.id)
+            pending = [("import_id", "=", run.id), ("action", "=", "create"), ("imported", "=", False)]
+            if Line.search_count([*pending, ("kind", "=", "domain")], limit=1):
                 continue
             # what hangs on domains Odoo had already (a new mailbox in a linked domain)
-            for line in run.line_ids.filtered(lambda ln: ln.action == "create" and not ln.imported):
+            for line in Line.search(pending, order="sequence, id"):
                 line._import_safely("_import_one")
-            run.write({"state": "done", "done_at": fields.Datetime.now()})
-            run.message_post(
-                body=self.env._(
-                    "Imported: %(count)s objects (%(domains)s domains), %(link)s already in Odoo, "
-                    "%(conflict)s conflicts left out. Nothing was changed on the mail server.",
-                    count=run.imported_count,
-                    domains=len(run.line_ids.filtered(lambda ln: ln.kind == "domain" and ln.imported)),
-                    link=run.link_count,
-                    conflict=run.conflict_count,
-                )
+            run._close()
+
+    def _close(self):
+        self.write({"state": "done", "done_at": fields.Datetime.now()})
+        domains = self.env["fayvad.mail.import.line"].search_count(
+            [("import_id", "=", self.id), ("kind", "=", "domain"), ("imported", "=", True)]
+        )
+        self.message_post(
+            body=self.env._(
+                "Imported: %(count)s objects (%(domains)s domains), %(link)s already in Odoo, "
+                "%(conflict)s conflicts left out. Nothing was changed on the mail server.",
+                count=self.imported_count,
+                domains=domains,
+                link=self.link_count,
+                conflict=self.conflict_count,
             )
-            run.server_id.message_post(
-                body=self.env._(
-                    "%(name)s: %(count)s objects imported, %(conflict)s conflicts left out.",
-                    name=run.name,
-                    count=run.imported_count,
-                    conflict=run.conflict_count,
-                )
+        )
+        self.server_id.message_post(
+            body=self.env._(
+                "%(name)s: %(count)s objects imported, %(conflict)s conflicts left out.",
+                name=self.name,
+                count=self.imported_count,
+                conflict=self.conflict_count,
             )
-
-
-class ImportMatcher:
-    """What each object of a server snapshot becomes in Odoo: the preview's
-    lines, with the customer and the plan of each new organization."""
-
-    def __init__(self, run, snapshot, hosted):
-        self.run = run
-        self.env = run.env
-        self.snapshot = snapshot
-        self.hosted = hosted  # every domain of the server: its addresses are local ones
-        self.domain_names = {item["domain"].id: item["domain"].name for item in snapshot}
-        sudo = self.env(su=True)
-        self.Org = sudo["fayvad.mail.organization"]
-        self.Domain = sudo["fayvad.mail.domain"].with_context(active_test=False)
-        self.Account = sudo["fayvad.mail.account"].with_context(active_test=False)
-        self.Alias = sudo["fayvad.mail.alias"].with_context(active_test=False)
-        self.DomainAlias = sudo["fayvad.mail.domain.alias"].with_context(active_test=False)
-        # what Odoo has of the snapshot's objects, one query a kind (not one an object)
-        domain_alias_names = {alias.name for item in snapshot for alias in item["domain_aliases"]}
-        self.domains = self._live(
-            self.Domain, "name", {item["domain"].name for item in snapshot} | domain_alias_names
         )
-        self.accounts = self._live(
-            self.Account, "email", {mb.email for item in snapshot for mb in item["mailboxes"]}
-        )
-        self.aliases = self._live(
-            self.Alias, "address", {a.address for item in snapshot for a in item["aliases"]}
-        )
-        self.domain_aliases = self._live(self.DomainAlias, "name", domain_alias_names)
-        self.plans = self.env["fayvad.mail.plan"].search(
-            [("company_id", "in", (run.company_id.id, False))], order="monthly_price, max_users, id"
-        )
-
-    @staticmethod
-    def _live(model, field, values):
-        """{value: record} of ``model``'s records not terminated whose ``field`` is one of ``values``."""
-        if not values:
-            return {}
-        records = model.search([(field, "in", list(values)), ("state", "!=", "terminated")])
-        return {record[field]: record for record in records}
-
-    def lines(self):
-        lines = []
-        totals = {"users": 0, "storage": 0, "aliases": 0, "domain_aliases": 0}
-        domain_lines = []
-        for item in self.snapshot:
-            domain_line, children = self._domain_lines(item)
-            lines.append(domain_line)
-            lines.extend(children)
-            if domain_line["action"] == "create":
-                domain_lines.append(domain_line)
-                for key, value in self._needs(children).items():
-                    totals[key] += value
-        if self.run.grouping == "customer" and domain_lines:
-            plan, problem = self._plan(totals)
-            for line in domain_lines:
-                line.update(plan_id=plan.id, partner_id=self.run.partner_id.id)
-                if problem:
-                    line.update(action="conflict", problem=problem)
-        self._check_recipients(lines)
-        for sequence, line in enumerate(lines):
-            line["sequence"] = sequence
-        return lines
-
-    def _check_recipients(self, lines):
-        """An alias, catch-all or forward delivering to an address of the
-        server that Odoo will not know (not imported, not in Odoo) is a
-        conflict: it would deliver where no record says."""
-        kept = {line["name"] for line in lines if line["action"] in ("create", "link")}
-        local = {
-            address
-            for line in lines
-            if line["kind"] in ("alias", "catchall", "forward") and line["action"] == "create"
-            for address in line["recipients"].split()
-            if address.rpartition("@")[2] in self.hosted and address not in kept
-        }
-        if local:
-            kept |= set(
-                self.Account.search([("email", "in", list(local)), ("state", "!=", "terminated")]).mapped(
-                    "email"
-                )
-            )
-            kept |= set(
-                self.Alias.search([("address", "in", list(local)), ("state", "!=", "terminated")]).mapped(
-                    "address"
-                )
-            )
-        for line in lines:
-            if line["kind"] not in ("alias", "catchall", "forward") or line["action"] != "create":
-                continue
-            unknown = [a for a in line["recipients"].split() if a in local and a not in kept]
-            if unknown:
-                line.update(
-                    action="conflict",
-                    problem=self.env._("delivers to %s, which Odoo would not know", ", ".join(unknown)),
-                )
-
-    # -- domains ---------------------------------------------------------------------------------
-    def _domain_lines(self, item):
-        remote = item["domain"]
-        line = self._line(
-            "domain",
-            remote.name,
-            remote,
-            remote.id,
-            remote.enabled,
-            quota_mb=remote.quota_mb,
-            default_quota_mb=remote.default_mailbox_quota_mb,
-            dkim_selector=remote.dkim_selector or False,
-            dkim_public_key=remote.dkim_public_key or False,
-        )
-        existing = self.domains.get(remote.name, self.Domain)
-        if existing:
-            line["domain_id"] = existing.id
-            if existing.organization_id.mail_server_id == self.run.server_id and existing.remote_id in (
-                0,
-                remote.id,
-            ):
-                line["action"] = "link"
-            else:
-                line.update(
-                    action="conflict",
-                    problem=self.env._(
-                        "already belongs to the organization %s (on another mail server or another object)",
-                        existing.organization_id.display_name,
-                    ),
-                )
-        children = (
-            [self._mailbox_line(remote, mb) for mb in item["mailboxes"]]
-            + [self._alias_line(remote, alias, item["mailboxes"]) for alias in item["aliases"]]
-            + [self._domain_alias_line(remote, alias) for alias in item["domain_aliases"]]
-        )
-        if line["action"] == "conflict":
-            for child in children:
-                if child["action"] == "create":
-                    child.update(action="conflict", problem=self.env._("its domain is in conflict"))
-        if line["action"] == "create":
-            needs = self._needs(children)
-            if self.run.grouping == "domain":
-                line["partner_id"] = self._customer(remote.name).id
-                # a customer has one organization: the domain joins the one Odoo has
-                joined = self.Org.search([("partner_id", "=", line["partner_id"])], limit=1)
-                line["organization_id"] = joined.id
-                plan, problem = (joined.plan_id, False) if joined else self._plan(needs)
-                line["plan_id"] = plan.id
-                if joined and joined.mail_server_id != self.run.server_id:
-                    problem = self.env._(
-                        "its customer's organization %s is on another mail server", joined.display_name
-                    )
-                elif joined:
-                    problem = " ".join(
-                        joined._room_problems(
-                            users=needs["users"],
-                            storage=needs["storage"],
-                            aliases=needs["aliases"],
-                            domain_aliases=needs["domain_aliases"],
-                        ).values()
-                    )
-                if problem:
-                    line.update(action="conflict", problem=problem)
-                    for child in children:
-                        if child["action"] == "create":
-                            child.update(action="conflict", problem=self.env._("its domain is in conflict"))
-        return line, children
-
-    def _needs(self, children):
-        imported = [c for c in children if c["action"] in ("create", "link")]
-        return {
-            "users": sum(1 for c in imported if c["kind"] == "mailbox"),
-            "storage": sum(c.get("quota_mb") or 0 for c in imported if c["kind"] == "mailbox") * MB,
-            "aliases": sum(1 for c in imported if c["kind"] in ("alias", "catchall")),
-            "domain_aliases": sum(1 for c in imported if c["kind"] == "domain_alias"),
-        }
-
-    def _customer(self, domain_name):
-        """The partner whose e-mail is at the domain, or whose website is it (companies first)."""
-        Partner = self.env["res.partner"].with_context(active_test=True)
-        for criteria in (
-            [("email", "=ilike", f"%@{domain_name}")],
-            ["|", ("website", "=ilike", f"%//{domain_name}%"), ("website", "=ilike", f"%.{domain_name}%")],
-            [("website", "=ilike", f"{domain_name}%")],
-        ):
-            partner = Partner.search(criteria, order="is_company desc, id", limit=1)
-            if partner:
-                return partner.commercial_partner_id
-        return Partner.browse()
-
-    def _plan(self, needs):
-        """(plan, problem): the run's plan, or the cheapest active plan of
-        the company whose limits hold ``needs``."""
-        Plan = self.env["fayvad.mail.plan"]
-
-        def fits(plan):
-            return (
-                plan.max_users >= needs["users"]
-                and plan.max_storage_gb * GB >= needs["storage"]
-                and plan.max_aliases >= needs["aliases"]
-                and plan.max_domain_aliases >= needs["domain_aliases"]
-            )
-
-        described = self.env._(
-            "%(users)s mailboxes, %(gb).1f GB of quotas, %(aliases)s aliases, %(domain_aliases)s domain aliases",
-            users=needs["users"],
-            gb=needs["storage"] / GB,
-            aliases=needs["aliases"],
-            domain_aliases=needs["domain_aliases"],
-        )
-        if self.run.plan_id:
-            if fits(self.run.plan_id):
-                return self.run.plan_id, False
-            return self.run.plan_id, self.env._(
-                "does not fit the plan %(plan)s (%(needs)s)", plan=self.run.plan_id.name, needs=described
-            )
-        for plan in self.plans:
-            if fits(plan):
-                return plan, False
-        return Plan.browse(), self.env._("no plan fits it (%s)", described)
-
-    # -- what a domain holds -----------------------------------------------------------------------
-    @staticmethod
-    def _line(kind, name, domain, remote_id, enabled, **values):
-        """A preview line of an object of ``domain``, to import until found otherwise."""
-        return {
-            "kind": kind,
-            "name": name,
-            "domain_name": domain.name,
-            "remote_id": remote_id,
-            "enabled": enabled,
-            "action": "create",
-            **values,
-        }
-
-    def _mailbox_line(self, domain, remote):
-        line = self._line(
-            "mailbox",
-            remote.email,
-            domain,
-            remote.id,
-            remote.active,
-            quota_mb=remote.quota_mb,
-            message_limit=remote.message_limit or 0,
-        )
-        existing = self.accounts.get(remote.email, self.Account)
-        if existing:
-            line["account_id"] = existing.id
-            if existing.quota_mb != remote.quota_mb:
-                line.update(
-                    action="conflict",
-                    problem=self.env._(
-                        "exists in Odoo with a quota of %(odoo)s MB, %(server)s MB on the server",
-                        odoo=existing.quota_mb,
-                        server=remote.quota_mb,
-                    ),
-                )
-            elif existing.remote_id not in (0, remote.id):
-                line.update(
-                    action="conflict", problem=self.env._("exists in Odoo as another object of the server")
-                )
-            else:
-                line["action"] = "link"
-        elif not remote.quota_mb:
-            line.update(
-                action="conflict",
-                problem=self.env._("has no quota on the server; in Odoo every mailbox has one"),
-            )
-        return line
-
-    def _alias_line(self, domain, remote, mailboxes):
-        own = {mb.email for mb in mailboxes}
-        recipients = list(remote.recipients)
-        if remote.address.startswith("@"):
-            kind = "catchall"
-        elif remote.address in own:
-            kind = "forward"
-        else:
-            kind = "alias"
-        line = self._line(
-            kind, remote.address, domain, remote.id, remote.enabled, recipients="\n".join(recipients)
-        )
-        existing = self.aliases.get(remote.address, self.Alias)
-        if kind == "forward" and remote.address not in recipients:
-            line.update(
-                action="conflict",
-                problem=self.env._("a forward that keeps no copy: Odoo's forwards keep the mailbox's copy"),
-            )
-        elif existing:
-            line["alias_id"] = existing.id
-            if sorted(existing._recipient_list()) != sorted(recipients):
-                line.update(
-                    action="conflict",
-                    problem=self.env._(
-                        "exists in Odoo with other recipients: %s", ", ".join(existing._recipient_list())
-                    ),
-                )
-            else:
-                line["action"] = "link"
-        return line
-
-    def _domain_alias_line(self, domain, remote):
-        target = self.domain_names.get(remote.target_id, domain.name)
-        line = self._line("domain_alias", remote.name, domain, remote.id, remote.enabled, target=target)
-        existing = self.domain_aliases.get(remote.name, self.DomainAlias)
-        other_domain = self.domains.get(remote.name, self.Domain)
-        if existing:
-            line["domain_alias_id"] = existing.id
-            if existing.domain_id.name == line["target"]:
-                line["action"] = "link"
-            else:
-                line.update(
-                    action="conflict",
-                    problem=self.env._("exists in Odoo for the domain %s", existing.domain_id.name),
-                )
-        elif other_domain:
-            line.update(action="conflict", problem=self.env._("is a domain of its own in Odoo"))
-        return line

@@ -11,6 +11,8 @@ _logger = logging.getLogger(__name__)
 
 # children of a domain are imported in this order: what an alias names exists before it
 CHILD_ORDER = {"mailbox": 0, "alias": 1, "catchall": 1, "forward": 2, "domain_alias": 3}
+# what was in service before: nothing is charged for it; the import's summary is its chatter's one line
+IMPORTING = {"fayvad_mail_no_fee": True, "mail_create_nolog": True, "mail_notrack": True}
 
 
 class FayvadMailImportLine(models.Model):
@@ -21,10 +23,11 @@ class FayvadMailImportLine(models.Model):
     _name = "fayvad.mail.import.line"
     _description = "Mail Server Import Line"
     _inherit = ["fayvad.mail.queue"]
-    _order = "import_id, sequence, id"
+    _order = "import_id, domain_name, sequence, id"
 
     import_id = fields.Many2one("fayvad.mail.import", required=True, ondelete="cascade", index=True)
     company_id = fields.Many2one(related="import_id.company_id", store=True)
+    import_state = fields.Selection(related="import_id.state", string="Import Status")
     sequence = fields.Integer()
     kind = fields.Selection(LINE_KINDS, required=True, readonly=True)
     name = fields.Char(string="Object", required=True, readonly=True)
@@ -48,6 +51,12 @@ class FayvadMailImportLine(models.Model):
     )
     plan_id = fields.Many2one("fayvad.mail.plan", index="btree_not_null")
     imported = fields.Boolean(readonly=True, copy=False, default=False, index=True)
+    contents_read = fields.Boolean(
+        readonly=True,
+        copy=False,
+        help="A domain's line: what the domain holds is read (the dry run's progress).",
+    )
+    refused = fields.Boolean(readonly=True, copy=False, help="Odoo refused it while importing (an error).")
     organization_id = fields.Many2one(
         "fayvad.mail.organization", readonly=True, ondelete="set null", index="btree_not_null"
     )
@@ -64,6 +73,25 @@ class FayvadMailImportLine(models.Model):
         "fayvad.mail.domain.alias", readonly=True, ondelete="set null", index="btree_not_null"
     )
 
+    def _held(self):
+        """The lines of what these domains' lines hold, still to import."""
+        return self.search(
+            [
+                ("import_id", "in", self.import_id.ids),
+                ("domain_name", "in", self.mapped("name")),
+                ("kind", "!=", "domain"),
+                ("action", "=", "create"),
+                ("imported", "=", False),
+            ]
+        )
+
+    def _set_conflict(self, problem, refused=False):
+        """These lines, in conflict for ``problem``; a domain's, with what it holds."""
+        domains = self.filtered(lambda line: line.kind == "domain")
+        held = domains._held() - self if domains else self.browse()
+        self.write({"action": "conflict", "problem": problem, "refused": refused})
+        held.write({"action": "conflict", "problem": self.env._("its domain is in conflict")})
+
     # -- importing -------------------------------------------------------------------------------
     def _import_safely(self, method):
         """``method`` of this line; what Odoo refuses (a limit, a rule) turns
@@ -73,11 +101,7 @@ class FayvadMailImportLine(models.Model):
             with self.env.cr.savepoint():
                 getattr(self, method)()
         except (UserError, ValidationError) as exc:
-            self.write({"action": "conflict", "problem": self.env._("refused by Odoo: %s", exc.args[0])})
-            if self.kind == "domain":
-                self.import_id.line_ids.filtered(
-                    lambda ln: ln.domain_name == self.name and ln.action == "create" and not ln.imported
-                ).write({"action": "conflict", "problem": self.env._("its domain is in conflict")})
+            self._set_conflict(self.env._("refused by Odoo: %s", exc.args[0]), refused=True)
             _logger.info("import line %s (%s) refused: %s", self.id, self.name, exc.args[0])
 
     def _import_domain(self):
@@ -85,7 +109,7 @@ class FayvadMailImportLine(models.Model):
         transaction: an organization (or the run's one), the domain, its
         mailboxes, aliases, forwards and domain aliases."""
         self.ensure_one()
-        env = self.env(su=True, context=dict(self.env.context, fayvad_mail_no_fee=True))
+        env = self.env(su=True, context=dict(self.env.context, **IMPORTING))
         line = self.with_env(env)
         org = line._organization()
         domain = env["fayvad.mail.domain"].create(
@@ -106,15 +130,7 @@ class FayvadMailImportLine(models.Model):
             }
         )
         line.write({"imported": True, "organization_id": org.id, "domain_id": domain.id})
-        children = line.import_id.line_ids.filtered(
-            lambda ln: (
-                ln.domain_name == line.name
-                and ln.kind != "domain"
-                and ln.action == "create"
-                and not ln.imported
-            )
-        )
-        for child in children.sorted(lambda ln: (CHILD_ORDER[ln.kind], ln.sequence)):
+        for child in line._held().sorted(lambda ln: (CHILD_ORDER[ln.kind], ln.sequence)):
             child._import_one()
 
     def _organization(self):
@@ -155,7 +171,7 @@ class FayvadMailImportLine(models.Model):
     def _import_one(self):
         """One mailbox, alias, catch-all, forward or domain alias, as it is on the server."""
         self.ensure_one()
-        env = self.env(su=True, context=dict(self.env.context, fayvad_mail_no_fee=True, active_test=False))
+        env = self.env(su=True, context=dict(self.env.context, active_test=False, **IMPORTING))
         line = self.with_env(env)
         domain = env["fayvad.mail.domain"].search(
             [("name", "=", line.domain_name), ("state", "!=", "terminated")], limit=1

@@ -66,9 +66,54 @@ class TestImportFromServer(ModoboaCase, HttpCase):
     def preview(self, run):
         return {(line.kind, line.name): line for line in run.line_ids}
 
-    def test_dry_run_import_and_runs_again(self):
+    def read(self, run):
+        """The dry run: it reads the server in the background (the import's cron)."""
+        run.action_read()
+        self.assertEqual(run.state, "reading")
+        self.env["fayvad.mail.import"]._cron_import()
+        self.assertEqual(run.state, "preview", run.last_error)
+
+    def test_the_dry_run_reads_in_steps_and_shows_its_progress(self):
         run = self.new_run()
         run.action_read()
+        self.assertEqual((run.state, run.step), ("reading", "Listing the server's domains"))
+        self.assertTrue(run._read_next())
+        self.assertEqual((run.progress, run.progress_percent), ("0 / 2", 0.0))
+        self.assertIn("0 of 2 domains", run.step)
+        self.assertEqual(run.create_count, 2, "the domains, their content not read yet")
+
+        # the mail server down half-way: the error is counted and shown, nothing is lost
+        url = self.modoboa.url
+        self.modoboa.url = "http://127.0.0.1:9"  # nothing listens there
+        self.assertFalse(run._read_next())
+        self.assertEqual((run.state, run.error_count, run.progress), ("reading", 1, "0 / 2"))
+        self.assertIn("The mail server", run.last_error)
+        self.assertNotIn(self.modoboa.sudo().token, run.last_error)
+        self.env["fayvad.mail.import"]._cron_import()
+        self.assertEqual((run.state, run.error_count), ("reading", 2), "tried again, still down")
+
+        self.modoboa.url = url
+        self.assertTrue(run._read_next())
+        self.assertEqual((run.state, run.progress, run.progress_percent), ("reading", "2 / 2", 100.0))
+        self.assertEqual(run.step, "Checking the preview")
+        self.assertTrue(run._read_next())
+        self.assertEqual(run.state, "preview")
+        self.assertEqual(run.create_count, 10)
+        self.assertEqual(len(run.line_ids), 10, "each object once, though read twice")
+        self.assertIn("2 domains; 10 objects to import", " ".join(map(str, run.message_ids.mapped("body"))))
+
+        # the preview in a list of its own, filtered
+        action = run.with_context(lines_filter={"search_default_to_import": 1}).action_view_lines()
+        self.assertEqual(action["res_model"], "fayvad.mail.import.line")
+        self.assertEqual(action["context"]["search_default_to_import"], 1)
+        self.assertEqual(self.env["fayvad.mail.import.line"].search_count(action["domain"]), 10)
+
+        run.action_cancel()
+        self.assertEqual((run.state, len(run.line_ids)), ("draft", 0))
+
+    def test_dry_run_import_and_runs_again(self):
+        run = self.new_run()
+        self.read(run)
         lines = self.preview(run)
         self.assertEqual(
             sorted(lines),
@@ -174,11 +219,11 @@ class TestImportFromServer(ModoboaCase, HttpCase):
 
         # a second run imports nothing; an object added on Modoboa since is imported by a third
         second = self.new_run()
-        second.action_read()
+        self.read(second)
         self.assertEqual(set(second.line_ids.mapped("action")), {"link"}, second.line_ids.mapped("problem"))
         self.client.ensure_mailbox(f"eve@{self.a}", PASSWORD, 100)
         third = self.new_run()
-        third.action_read()
+        self.read(third)
         new = third.line_ids.filtered(lambda line: line.action == "create")
         self.assertEqual(new.mapped("name"), [f"eve@{self.a}"])
         third.action_import()
@@ -192,7 +237,7 @@ class TestImportFromServer(ModoboaCase, HttpCase):
         other = self.make_org(name="Other", domain=self.b)
         # an address Odoo has with another quota, in a domain Odoo has on this server
         run = self.new_run()
-        run.action_read()
+        self.read(run)
         lines = self.preview(run)
         domain_b = lines[("domain", self.b)]
         self.assertEqual(domain_b.action, "conflict")
@@ -201,7 +246,7 @@ class TestImportFromServer(ModoboaCase, HttpCase):
 
         # an alias delivering to a mailbox of the server that Odoo will not know (its domain in conflict)
         self.client.ensure_alias(f"ghost@{self.a}", [f"carl@{self.b}"])
-        run.action_read()
+        self.read(run)
         ghost = self.preview(run)[("alias", f"ghost@{self.a}")]
         self.assertEqual(ghost.action, "conflict")
         self.assertIn(f"carl@{self.b}", ghost.problem)
@@ -221,7 +266,7 @@ class TestImportFromServer(ModoboaCase, HttpCase):
         anna = self.env["fayvad.mail.account"].search([("email", "=", f"anna@{self.a}")])
         anna.quota_mb = 300
         again = self.new_run()
-        again.action_read()
+        self.read(again)
         line = self.preview(again)[("mailbox", f"anna@{self.a}")]
         self.assertEqual(line.action, "conflict")
         self.assertIn("300 MB", line.problem)
@@ -230,7 +275,7 @@ class TestImportFromServer(ModoboaCase, HttpCase):
     def test_a_plan_that_does_not_fit_is_a_conflict(self):
         small = self.plan.copy({"name": "Tiny", "max_users": 1, "included_users": 1})
         run = self.new_run(plan_id=small.id)
-        run.action_read()
+        self.read(run)
         line = self.preview(run)[("domain", self.a)]
         self.assertEqual(line.action, "conflict")
         self.assertIn("Tiny", line.problem)
@@ -238,7 +283,7 @@ class TestImportFromServer(ModoboaCase, HttpCase):
     def test_one_customer_gets_one_organization(self):
         customer = self.env["res.partner"].create({"name": "Holding Ltd", "is_company": True})
         run = self.new_run(grouping="customer", partner_id=customer.id, plan_id=self.plan.id)
-        run.action_read()
+        self.read(run)
         domain_lines = run.line_ids.filtered(lambda line: line.kind == "domain")
         self.assertEqual(set(domain_lines.mapped("partner_id")), {customer})
         self.assertEqual(set(domain_lines.mapped("action")), {"create"}, domain_lines.mapped("problem"))
@@ -260,7 +305,7 @@ class TestImportFromServer(ModoboaCase, HttpCase):
             name="Known", domain=False, partner=customer, mail_server_id=self.modoboa.id, max_aliases=5
         )
         run = self.new_run()
-        run.action_read()
+        self.read(run)
         line = self.preview(run)[("domain", self.b)]
         self.assertEqual((line.partner_id, line.organization_id, line.action), (customer, known, "create"))
         run.action_import()

@@ -263,6 +263,10 @@ class MailServerClient(HttpClient):
         """Every domain: list of RemoteDomain."""
         raise NotImplementedError
 
+    def iter_domains(self):
+        """Every domain, RemoteDomain after RemoteDomain, as the server's pages come."""
+        yield from self.list_domains()
+
     def find_domain(self, name):
         """RemoteDomain with exactly this name, or None."""
         raise NotImplementedError
@@ -310,9 +314,9 @@ class MailServerClient(HttpClient):
         """Delete the account and its mailbox; no error if already gone."""
         raise NotImplementedError
 
-    def list_mailboxes(self, domain_id):
+    def list_mailboxes(self, domain_id, usage=True):
         """The mailboxes of a domain (by the server's domain id), with
-        used_bytes when the server tells: list of RemoteMailbox."""
+        used_bytes when the server tells (and ``usage``): list of RemoteMailbox."""
         raise NotImplementedError
 
     def find_alias(self, address):

@@ -117,7 +117,11 @@ class ModoboaClient(MailServerClient):
         self._request("GET", f"{API}/domains/", params={"page_size": 1})
 
     def list_domains(self):
-        return [self._domain(d) for d in self._pages(f"{API}/domains/")]
+        return list(self.iter_domains())
+
+    def iter_domains(self):
+        for data in self._pages(f"{API}/domains/"):
+            yield self._domain(data)
 
     def find_domain(self, name):
         name = name.lower()
@@ -299,10 +303,10 @@ class ModoboaClient(MailServerClient):
     def delete_mailbox(self, mailbox_id):
         self._gone_or(None, "POST", f"{API}/accounts/{mailbox_id}/delete/", {"keepdir": False})
 
-    def list_mailboxes(self, domain_id):
+    def list_mailboxes(self, domain_id, usage=True):
         params = {"domain": domain_id, "ordering": "username"}
         mailboxes = [self._mailbox(d) for d in self._pages(f"{API}/accounts/", params) if d.get("mailbox")]
-        if self.storage is not None and mailboxes:  # the bytes, as Dovecot counts them
+        if usage and self.storage is not None and mailboxes:  # the bytes, as Dovecot counts them
             used = self.storage.used_bytes(mailbox.email for mailbox in mailboxes)
             for mailbox in mailboxes:
                 mailbox.used_bytes = used.get(mailbox.email, 0)
