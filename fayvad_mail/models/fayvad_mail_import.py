@@ -188,14 +188,6 @@ class FayvadMailImport(models.Model):
             )
         return _("Imported") if self.state == "done" else ""
 
-    def init(self):
-        super().init()
-        # the checks of the dry run look lines up by name within a run
-        self.env.cr.execute(
-            "CREATE INDEX IF NOT EXISTS fayvad_mail_import_line_import_name_idx "
-            "ON fayvad_mail_import_line (import_id, name)"
-        )
-
     def action_view_lines(self):
         """The preview in a list of its own, to filter and correct it (a
         filter of the search view in ``search_default``)."""
