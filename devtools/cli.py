@@ -59,7 +59,8 @@ commands:
                       --no-lint skips the linters, --reuse keeps the test database between runs
   bench [PYTEST_ARGS] speed figures on a throwaway database without demo data, against a fresh
                       local Modoboa: usage summary for 10/100/1000 organizations (time and SQL
-                      queries), billing webhook, provisioning API, job runner (1 vs 2 runners);
+                      queries), billing webhook, provisioning API, job runner (1 vs 2 runners),
+                      import of 1,000 domains / 10,000 mailboxes next to listing them;
                       prints a table and writes it as JSON to the cache's logs/bench-*.json
   bench --scale       the same at hosting-company scale: 10,000 organizations, 100,000 mailboxes,
                       1M billing events, 3M usage snapshots (SQL bulk inserts), Odoo with
@@ -69,15 +70,17 @@ commands:
                       print the company webhook secret (created if none), or an organization's
                       webhook URL and secret separated by a space
   mail-server         print the local Modoboa's base URL and API token
-  screenshots         the documentation's screenshots (docs/*.png), taken in headless Chromium
-                      from the running ./dev run
+  screenshots [NAME...]
+                      the documentation's screenshots (docs/*.png; or only docs/NAME.png),
+                      taken in headless Chromium from the running ./dev run
   dns-publish DOMAIN...
                       publish these domains' records in ./dev run's DNS server (as their
                       customer would): Verify Now then verifies them
   import-server [--filter TEXT] [--apply]
-                      the import from ./dev run's mail server (what it already hosts, into Odoo):
-                      a dry run that prints what would be imported and the conflicts; --apply
-                      imports it (docs/onboarding.md)
+                      the import from ./dev run's mail server (what it already hosts, into Odoo),
+                      done by ./dev run's cron in the background and followed here: a dry run
+                      that prints what would be imported and the conflicts; --apply imports it
+                      (docs/onboarding.md)
   lint                ruff (lint + format check) and pylint-odoo only
   build               the addon as a wheel, the OCA way (whool): prints the path of
                       odoo_addon_fayvad_mail-18.0.*-py3-none-any.whl
@@ -457,7 +460,7 @@ def cmd_screenshots(args):
     _ensure_chromium()
     env = PythonEnv().ensure()  # the DevTools client (websocket-client) is in its requirements
     return subprocess.run(
-        [str(env.python), "-m", "devtools.screenshots", base], cwd=REPO, check=False
+        [str(env.python), "-m", "devtools.screenshots", base, *args.names], cwd=REPO, check=False
     ).returncode
 
 
@@ -880,7 +883,8 @@ def main(argv=None):
     secret = sub.add_parser("webhook-secret")
     secret.add_argument("org_id", nargs="?", type=int)
     sub.add_parser("mail-server")
-    sub.add_parser("screenshots")
+    shots = sub.add_parser("screenshots")
+    shots.add_argument("names", nargs="*", metavar="NAME", help="only these shots (docs/NAME.png)")
     importing = sub.add_parser("import-server")
     importing.add_argument("--filter", default="", metavar="TEXT", help="only the domains containing TEXT")
     importing.add_argument("--apply", action="store_true", help="import (else a dry run)")

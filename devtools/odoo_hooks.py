@@ -146,7 +146,8 @@ def import_report(env, run_id, apply=False):
     run = env["fayvad.mail.import"].sudo().browse(run_id)
     server = run.server_id
     lines = [
-        f"import {run.id} from {server.name} ({server.url}): {run.progress_total} domains, "
+        f"import {run.id} from {server.name} ({server.url}): {run.progress_total} "
+        f"domain{'' if run.progress_total == 1 else 's'}, "
         f"{run.create_count} objects to import, {run.link_count} already in Odoo, {run.conflict_count} conflicts"
     ]
     conflicts = (

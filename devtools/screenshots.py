@@ -29,6 +29,8 @@ SHOTS = [
     # after `./dev import-server` (a dry run: import 1) and `./dev import-server --apply` (import 2)
     ("import-preview", "admin", f"{ACTION}import_action/1", ".o_data_row"),
     ("import-done", "admin", f"{ACTION}import_action/2", ".o_data_row"),
+    # while `./dev import-server --filter bulk --apply` (import 3) runs: `./dev screenshots import-progress`
+    ("import-progress", "admin", f"{ACTION}import_action/3", ".o_form_sheet .progress"),
 ]
 
 
@@ -90,8 +92,9 @@ class Page:
         path.write_bytes(base64.b64decode(data))
 
 
-def take(base):
-    """Every shot of SHOTS from the Odoo at ``base``; the paths written."""
+def take(base, only=()):
+    """The shots of SHOTS named in ``only`` (else every one) from the Odoo at
+    ``base``; the paths written."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if not browser:
         raise DevError("Chromium is missing: ./dev test installs it (apt-get install chromium)")
@@ -134,7 +137,7 @@ def take(base):
             mobile=False,
         )
         user = None
-        for name, login, path, ready in SHOTS:
+        for name, login, path, ready in [shot for shot in SHOTS if not only or shot[0] in only]:
             if login != user:
                 page.login(base, login)
                 user = login
@@ -153,7 +156,7 @@ if __name__ == "__main__":  # ./dev screenshots runs this in its virtualenv
     import sys
 
     try:
-        take(sys.argv[1])
+        take(sys.argv[1], sys.argv[2:])
     except DevError as exc:
         say(f"error: {exc}")
         sys.exit(1)

@@ -259,3 +259,56 @@ def test_run_survives_a_second_ctrl_c_and_a_kill_9(tmp_path):
     os.killpg(again.proc.pid, signal.SIGTERM)
     assert again.proc.wait(120) == 0, again.output()[-3000:]
     assert _wait_gone(cache) == [], again.output()[-3000:]
+
+
+def test_import_server_follows_the_import_dev_run_does(tmp_path):
+    """``./dev import-server`` starts an import that ``./dev run``'s Odoo reads
+    and imports in the background (its cron), and follows it to the end."""
+    import requests
+
+    cache = _built_cache(tmp_path)
+    ports = _free_ports(9)
+    run = DevRun(cache, ports).start()
+    try:
+        api = f"http://127.0.0.1:{ports[1]}/api/v2"
+        token = (cache / "modoboa-instance" / "token").read_text().strip()
+        session = requests.Session()
+        session.headers["Authorization"] = f"Token {token}"
+        name = f"legacy-{os.getpid()}-{time.monotonic_ns() % 10**6}.example"
+        for path, body in (
+            (
+                "/domains/",
+                {"name": name, "quota": 0, "default_mailbox_quota": 10, "enabled": True, "type": "domain"},
+            ),
+            (
+                "/accounts/",
+                {
+                    "username": f"anna@{name}",
+                    "role": "SimpleUsers",
+                    "password": "Imported-Passw0rd-1",
+                    "mailbox": {"use_domain_quota": False, "quota": 10},
+                },
+            ),
+            ("/aliases/", {"address": f"sales@{name}", "recipients": [f"anna@{name}"], "enabled": True}),
+        ):
+            response = session.post(f"{api}{path}", json=body, timeout=60)
+            assert response.status_code == 201, response.text[:300]
+        env = {key: value for key, value in run.env.items() if key.startswith("FAYVAD_")}
+
+        dry = dev("import-server", "--filter", name, cache=cache, env=env, timeout=600)
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert "reading the server in ./dev run's Odoo" in dry.stdout, dry.stdout
+        assert "1 domain, 3 objects to import, 0 already in Odoo, 0 conflicts" in dry.stdout, dry.stdout
+        assert "dry run: nothing imported" in dry.stdout
+
+        applied = dev("import-server", "--filter", name, "--apply", cache=cache, env=env, timeout=600)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "in ./dev run's Odoo" in applied.stdout
+        assert "imported: 3 objects; nothing was changed on the mail server" in applied.stdout, applied.stdout
+
+        again = dev("import-server", "--filter", name, cache=cache, env=env, timeout=600)
+        assert "0 objects to import, 3 already in Odoo" in again.stdout, again.stdout
+    finally:
+        os.killpg(run.proc.pid, signal.SIGTERM)
+        run.proc.wait(120)
+    assert _wait_gone(cache) == [], run.output()[-3000:]

@@ -240,6 +240,19 @@ class FayvadMailImport(models.Model):
         self.invalidate_recordset(["line_ids"])
 
     @api.model
+    def _take_run(self, state, tried):
+        """The first run in ``state`` (but those ``tried``), locked for this
+        worker; an empty recordset when another worker has each."""
+        return self._queue_take(
+            SQL(
+                "SELECT id FROM fayvad_mail_import WHERE state = %s AND id NOT IN %s ORDER BY id",
+                state,
+                tuple(tried) or (0,),
+            ),
+            lock_where=SQL("state = %s", state),
+        )
+
+    @api.model
     def _read_runs(self, deadline):
         """Read the servers of the runs being read, a step a transaction (the
         domains, then a few domains' content, then the checks), until
@@ -247,13 +260,7 @@ class FayvadMailImport(models.Model):
         testing = getattr(threading.current_thread(), "testing", False)
         tried = set()
         while time.monotonic() < deadline:
-            run = self._queue_take(
-                SQL(
-                    "SELECT id FROM fayvad_mail_import WHERE state = 'reading' AND id NOT IN %s ORDER BY id",
-                    tuple(tried) or (0,),
-                ),
-                lock_where=SQL("state = 'reading'"),
-            )
+            run = self._take_run("reading", tried)
             if not run:
                 break
             if not run._read_next():
@@ -508,13 +515,7 @@ class FayvadMailImport(models.Model):
         Line = self.env["fayvad.mail.import.line"].sudo()
         tried = set()
         while True:
-            run = self.sudo()._queue_take(
-                SQL(
-                    "SELECT id FROM fayvad_mail_import WHERE state = 'importing' AND id NOT IN %s ORDER BY id",
-                    tuple(tried) or (0,),
-                ),
-                lock_where=SQL("state = 'importing'"),
-            )
+            run = self.sudo()._take_run("importing", tried)
             if not run:
                 return
             tried.add(run.id)
