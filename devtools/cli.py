@@ -395,12 +395,13 @@ def cmd_import_server(args):
 
 
 IMPORT_PROGRESS = """
-SELECT i.state, i.listed, i.read_error_count, coalesce(i.last_error, ''),
+SELECT i.state, i.listed, i.read_error_count,
        count(l.id) FILTER (WHERE l.kind = 'domain'),
        count(l.id) FILTER (WHERE l.kind = 'domain' AND l.contents_read),
        count(l.id) FILTER (WHERE l.kind = 'domain' AND l.action = 'create'),
        count(l.id) FILTER (WHERE l.kind = 'domain' AND l.action = 'create' AND l.imported),
-       count(l.id) FILTER (WHERE l.refused)
+       count(l.id) FILTER (WHERE l.refused),
+       coalesce(i.last_error, '')
   FROM fayvad_mail_import i LEFT JOIN fayvad_mail_import_line l ON l.import_id = i.id
  WHERE i.id = {run_id} GROUP BY i.id
 """
@@ -411,9 +412,9 @@ def _follow_import(odoo, run_id, step):
     it) while ``./dev run``'s cron works on ``step``."""
     shown = None
     while True:
-        row = odoo.cluster.psql(IMPORT_PROGRESS.format(run_id=int(run_id)), db=odoo.db).split("|")
-        state, listed, read_errors, last_error = row[:4]
-        domains, read, to_import, imported, refused = (int(value) for value in row[4:])
+        row = odoo.cluster.psql(IMPORT_PROGRESS.format(run_id=int(run_id)), db=odoo.db).split("|", 8)
+        state, listed, last_error = row[0], row[1], row[8]  # the error last: it may hold a "|"
+        read_errors, domains, read, to_import, imported, refused = (int(value) for value in row[2:8])
         if state != step:
             return
         if step == "reading" and listed != "t":
@@ -422,7 +423,7 @@ def _follow_import(odoo, run_id, step):
             now = f"reading: {read} / {domains} domains"
         else:
             now = f"importing: {imported} / {to_import} domains"
-        errors = int(read_errors) + refused
+        errors = read_errors + refused
         now += f", {errors} errors so far" + (f" (last: {last_error})" if last_error else "")
         if now != shown:
             print(f"  {now}", flush=True)
