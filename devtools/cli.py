@@ -130,8 +130,8 @@ def _ensure_chromium():
 # what ./dev runs in an Odoo shell imports its helpers from devtools/odoo_hooks.py
 HOOKS = (
     f"import sys; sys.path.insert(0, {str(REPO)!r}); "
-    "from devtools.odoo_hooks import configure_local_server, import_server, new_api_key, provision_now, "
-    "webhook_secret, zone_lines"
+    "from devtools.odoo_hooks import configure_local_server, import_report, new_api_key, provision_now, "
+    "run_import_cron, start_import, webhook_secret, zone_lines"
 )
 
 
@@ -395,7 +395,7 @@ def cmd_import_server(args):
 
 
 IMPORT_PROGRESS = """
-SELECT i.state, i.listed, i.read_error_count,
+SELECT i.state, i.listed, coalesce(i.read_error_count, 0),
        count(l.id) FILTER (WHERE l.kind = 'domain'),
        count(l.id) FILTER (WHERE l.kind = 'domain' AND l.contents_read),
        count(l.id) FILTER (WHERE l.kind = 'domain' AND l.action = 'create'),
