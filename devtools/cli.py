@@ -130,8 +130,8 @@ def _ensure_chromium():
 # what ./dev runs in an Odoo shell imports its helpers from devtools/odoo_hooks.py
 HOOKS = (
     f"import sys; sys.path.insert(0, {str(REPO)!r}); "
-    "from devtools.odoo_hooks import configure_local_server, import_report, new_api_key, provision_now, "
-    "run_import_cron, start_import, webhook_secret, zone_lines"
+    "from devtools.odoo_hooks import apply_import, configure_local_server, import_report, new_api_key, "
+    "provision_now, run_import_cron, start_import, webhook_secret, zone_lines"
 )
 
 
@@ -363,34 +363,24 @@ def cmd_import_server(args):
     ``./dev run`` is up."""
     base = f"http://127.0.0.1:{env_port('FAYVAD_HTTP_PORT', 8069)}"
     with _fayvad_database() as odoo:
+
+        def hook(code):
+            return odoo.shell(f"{HOOKS}\n{code}", "import-server")
+
         background = wait_http(f"{base}/web/health", 2)
-        (run_id,) = odoo.shell(f"{HOOKS}\nprint(start_import(env, {args.filter!r}))", "import-server")[-1:]
+        run_id = int(hook(f"print(start_import(env, {args.filter!r}))")[-1])
         print(f"import {run_id}: reading the server " + ("in ./dev run's Odoo" if background else "here"))
         for step in ("reading", "importing") if args.apply else ("reading",):
             if step == "importing":
-                odoo.shell(f"{HOOKS}\nimport_report(env, {run_id}, apply=True)", "import-server")
+                hook(f"apply_import(env, {run_id})")
             if background:
                 _follow_import(odoo, run_id, step)
             else:
-                odoo.shell(f"{HOOKS}\nrun_import_cron(env, {run_id})", "import-server")
-            if step == "reading":
-                print(
-                    "\n".join(
-                        odoo.shell(
-                            f"{HOOKS}\nfor line in import_report(env, {run_id}):\n    print(line)",
-                            "import-server",
-                        )
-                    )
-                )
-        if args.apply:
-            print(
-                "\n".join(
-                    odoo.shell(
-                        f"{HOOKS}\nfor line in import_report(env, {run_id}):\n    print(line)",
-                        "import-server",
-                    )[-1:]
-                )
-            )
+                hook(f"run_import_cron(env, {run_id})")
+            report = hook(f"for line in import_report(env, {run_id}):\n    print(line)")
+            print("\n".join(report if step == "reading" else report[-1:]))
+        if not args.apply:
+            print("dry run: nothing imported (--apply imports)")
     return 0
 
 

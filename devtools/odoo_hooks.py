@@ -140,9 +140,8 @@ def run_import_cron(env, run_id):
             raise ValueError(run.last_error)
 
 
-def import_report(env, run_id, apply=False):
-    """What the run found (or imported), with each conflict; with ``apply``,
-    its import started."""
+def import_report(env, run_id):
+    """What the run found (or imported), with each conflict."""
     run = env["fayvad.mail.import"].sudo().browse(run_id)
     server = run.server_id
     lines = [
@@ -157,8 +156,10 @@ def import_report(env, run_id, apply=False):
     )
     lines += [f"  conflict: {line.kind} {line.name}: {line.problem}" for line in conflicts]
     if run.state == "done":
-        return [*lines, f"imported: {run.imported_count} objects; nothing was changed on the mail server"]
-    if not apply:
-        return [*lines, "dry run: nothing imported (--apply imports)"]
-    run.action_import()
-    return [*lines, "importing ..."]
+        lines.append(f"imported: {run.imported_count} objects; nothing was changed on the mail server")
+    return lines
+
+
+def apply_import(env, run_id):
+    """The import of the run's preview, started (the import's cron does it)."""
+    env["fayvad.mail.import"].sudo().browse(run_id).action_import()

@@ -30,7 +30,7 @@ SHOTS = [
     ("import-preview", "admin", f"{ACTION}import_action/1", ".o_data_row"),
     ("import-done", "admin", f"{ACTION}import_action/2", ".o_data_row"),
     # while `./dev import-server --filter bulk --apply` (import 3) runs: `./dev screenshots import-progress`
-    ("import-progress", "admin", f"{ACTION}import_action/3", ".o_form_sheet .progress"),
+    ("import-progress", "admin", f"{ACTION}import_action/3", ".o_form_sheet .o_progressbar"),
 ]
 
 

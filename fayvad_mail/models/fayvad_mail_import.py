@@ -256,17 +256,21 @@ class FayvadMailImport(models.Model):
     def _read_runs(self, deadline):
         """Read the servers of the runs being read, a step a transaction (the
         domains, then a few domains' content, then the checks), until
-        ``deadline``. A run is read by one worker at a time."""
+        ``deadline``. A run is read by one worker at a time. Returns the
+        steps done."""
         testing = getattr(threading.current_thread(), "testing", False)
-        tried = set()
+        tried, steps = set(), 0
         while time.monotonic() < deadline:
             run = self._take_run("reading", tried)
             if not run:
                 break
-            if not run._read_next():
+            if run._read_next():
+                steps += 1
+            else:
                 tried.add(run.id)  # the server failed: again in the next cron run
             if not testing:
                 self.env.cr.commit()  # pylint: disable=invalid-commit
+        return steps
 
     def _read_next(self):
         """The next step of reading the server; False when the server failed
@@ -485,7 +489,7 @@ class FayvadMailImport(models.Model):
         killed half-way leaves the rest pending: the next run goes on from
         there, nothing twice)."""
         deadline = time.monotonic() + budget
-        self._read_runs(deadline)
+        steps = self._read_runs(deadline)
         Line = self.env["fayvad.mail.import.line"]
         self.env.flush_all()  # the runs just started are seen by the query below
 
@@ -507,7 +511,29 @@ class FayvadMailImport(models.Model):
             max(deadline - time.monotonic(), 1),
         )
         self._finish_imports()
+        # more to do: Odoo runs the cron again at once (its progress API)
+        self.env["ir.cron"]._notify_progress(done=steps + done, remaining=self._remaining())
         return done
+
+    @api.model
+    def _remaining(self):
+        """Domains still to read or import, over every run; a run being read
+        counts one more (its listing, or its checks at the end)."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT count(DISTINCT i.id) FILTER (WHERE i.state = 'reading')
+                       + count(l.id) FILTER (
+                           WHERE l.kind = 'domain' AND (
+                               i.state = 'reading' AND l.contents_read IS NOT TRUE
+                               OR i.state = 'importing' AND l.action = 'create' AND l.imported IS NOT TRUE))
+                  FROM fayvad_mail_import i LEFT JOIN fayvad_mail_import_line l ON l.import_id = i.id
+                 WHERE i.state IN ('reading', 'importing')
+                """
+            )
+        )
+        return self.env.cr.fetchone()[0]
 
     @api.model
     def _finish_imports(self):
