@@ -74,11 +74,12 @@ class FayvadMailImportLine(models.Model):
     )
 
     def init(self):
-        super().init()
+        res = super().init()
         # the dry run's checks look lines up by name within a run
         create_index(
             self.env.cr, "fayvad_mail_import_line_import_name_idx", self._table, ["import_id", "name"]
         )
+        return res
 
     def _held(self):
         """The lines of what these domains' lines hold, still to import."""

@@ -66,7 +66,7 @@ class TestImportFromServer(ModoboaCase, HttpCase):
     def preview(self, run):
         return {(line.kind, line.name): line for line in run.line_ids}
 
-    def read(self, run):
+    def read_server(self, run):
         """The dry run: it reads the server in the background (the import's cron)."""
         run.action_read()
         self.assertEqual(run.state, "reading")
@@ -118,7 +118,7 @@ class TestImportFromServer(ModoboaCase, HttpCase):
 
     def test_dry_run_import_and_runs_again(self):
         run = self.new_run()
-        self.read(run)
+        self.read_server(run)
         lines = self.preview(run)
         self.assertEqual(
             sorted(lines),
@@ -224,11 +224,11 @@ class TestImportFromServer(ModoboaCase, HttpCase):
 
         # a second run imports nothing; an object added on Modoboa since is imported by a third
         second = self.new_run()
-        self.read(second)
+        self.read_server(second)
         self.assertEqual(set(second.line_ids.mapped("action")), {"link"}, second.line_ids.mapped("problem"))
         self.client.ensure_mailbox(f"eve@{self.a}", PASSWORD, 100)
         third = self.new_run()
-        self.read(third)
+        self.read_server(third)
         new = third.line_ids.filtered(lambda line: line.action == "create")
         self.assertEqual(new.mapped("name"), [f"eve@{self.a}"])
         third.action_import()
@@ -242,7 +242,7 @@ class TestImportFromServer(ModoboaCase, HttpCase):
         other = self.make_org(name="Other", domain=self.b)
         # an address Odoo has with another quota, in a domain Odoo has on this server
         run = self.new_run()
-        self.read(run)
+        self.read_server(run)
         lines = self.preview(run)
         domain_b = lines[("domain", self.b)]
         self.assertEqual(domain_b.action, "conflict")
@@ -251,7 +251,7 @@ class TestImportFromServer(ModoboaCase, HttpCase):
 
         # an alias delivering to a mailbox of the server that Odoo will not know (its domain in conflict)
         self.client.ensure_alias(f"ghost@{self.a}", [f"carl@{self.b}"])
-        self.read(run)
+        self.read_server(run)
         ghost = self.preview(run)[("alias", f"ghost@{self.a}")]
         self.assertEqual(ghost.action, "conflict")
         self.assertIn(f"carl@{self.b}", ghost.problem)
@@ -271,7 +271,7 @@ class TestImportFromServer(ModoboaCase, HttpCase):
         anna = self.env["fayvad.mail.account"].search([("email", "=", f"anna@{self.a}")])
         anna.quota_mb = 300
         again = self.new_run()
-        self.read(again)
+        self.read_server(again)
         line = self.preview(again)[("mailbox", f"anna@{self.a}")]
         self.assertEqual(line.action, "conflict")
         self.assertIn("300 MB", line.problem)
@@ -280,7 +280,7 @@ class TestImportFromServer(ModoboaCase, HttpCase):
     def test_a_plan_that_does_not_fit_is_a_conflict(self):
         small = self.plan.copy({"name": "Tiny", "max_users": 1, "included_users": 1})
         run = self.new_run(plan_id=small.id)
-        self.read(run)
+        self.read_server(run)
         line = self.preview(run)[("domain", self.a)]
         self.assertEqual(line.action, "conflict")
         self.assertIn("Tiny", line.problem)
@@ -288,7 +288,7 @@ class TestImportFromServer(ModoboaCase, HttpCase):
     def test_one_customer_gets_one_organization(self):
         customer = self.env["res.partner"].create({"name": "Holding Ltd", "is_company": True})
         run = self.new_run(grouping="customer", partner_id=customer.id, plan_id=self.plan.id)
-        self.read(run)
+        self.read_server(run)
         domain_lines = run.line_ids.filtered(lambda line: line.kind == "domain")
         self.assertEqual(set(domain_lines.mapped("partner_id")), {customer})
         self.assertEqual(set(domain_lines.mapped("action")), {"create"}, domain_lines.mapped("problem"))
@@ -310,7 +310,7 @@ class TestImportFromServer(ModoboaCase, HttpCase):
             name="Known", domain=False, partner=customer, mail_server_id=self.modoboa.id, max_aliases=5
         )
         run = self.new_run()
-        self.read(run)
+        self.read_server(run)
         line = self.preview(run)[("domain", self.b)]
         self.assertEqual((line.partner_id, line.organization_id, line.action), (customer, known, "create"))
         run.action_import()
