@@ -3,9 +3,11 @@
 import argparse
 import contextlib
 import datetime
+import hashlib
 import json
 import os
 import shutil
+import smtplib
 import subprocess
 import tempfile
 import time
@@ -98,11 +100,12 @@ environment:
 
 
 # -- shared steps ---------------------------------------------------------------
-def _modoboa(cache, instance_dir, port, redis_port):
+def _modoboa(cache, instance_dir, port, redis_port, cluster):
+    """The Modoboa of ``instance_dir``, its database in ``cluster``."""
     from .modoboa import Modoboa, ModoboaError
 
     try:
-        service = Modoboa(cache, instance_dir, port, redis_port, log=say)
+        service = Modoboa(cache, instance_dir, port, redis_port, log=say, pg=cluster.ensure().describe())
         service.ensure_installed()
     except ModoboaError as exc:
         raise DevError(str(exc)) from exc
@@ -110,14 +113,16 @@ def _modoboa(cache, instance_dir, port, redis_port):
 
 
 def _start_modoboa(service, fresh=False):
+    """Prepare and start the Modoboa; whether it was made anew (from the template)."""
     from .modoboa import ModoboaError
 
     try:
-        service.prepare(fresh=fresh)
+        made = service.prepare(fresh=fresh)
         service.start()
     except ModoboaError as exc:
         service.stop()
         raise DevError(str(exc)) from exc
+    return made
 
 
 def _ensure_chromium():
@@ -130,8 +135,8 @@ def _ensure_chromium():
 # what ./dev runs in an Odoo shell imports its helpers from devtools/odoo_hooks.py
 HOOKS = (
     f"import sys; sys.path.insert(0, {str(REPO)!r}); "
-    "from devtools.odoo_hooks import apply_import, configure_local_server, import_report, new_api_key, "
-    "provision_now, run_import_cron, start_import, webhook_secret, zone_lines"
+    "from devtools.odoo_hooks import apply_import, configure_local_server, demo_mailboxes, import_report, "
+    "new_api_key, provision_now, run_import_cron, start_import, webhook_secret, zone_lines"
 )
 
 
@@ -141,12 +146,14 @@ def _main_cluster(cache):
 
 def _configure_mail_server(odoo, service, dns, mail):
     """The local Modoboa, its Dovecot and the DNS server in database
-    ``fayvad``, the demo provisioned on them; the zone file lines its DNS serves."""
+    ``fayvad``, the demo provisioned on them; the zone file lines its DNS
+    serves, and the demo's mailboxes."""
     doveadm = (mail.doveadm_url, mail.doveadm_key)
     lines = odoo.shell(
         f"{HOOKS}\nimport json\n"
         f"configure_local_server(env, {service.url!r}, {service.token!r}, {service.password_policy!r}, "
-        f"dns={dns.address!r}, doveadm={doveadm!r})\nprovision_now(env)\nprint(json.dumps(zone_lines(env)))",
+        f"dns={dns.address!r}, doveadm={doveadm!r})\nprovision_now(env)\n"
+        "print(json.dumps([zone_lines(env), demo_mailboxes(env)]))",
         "configuring the local mail server",
     )
     return json.loads(lines[-1])
@@ -172,7 +179,9 @@ def cmd_run(args):
         require_port(mb_port, "Modoboa", "FAYVAD_MODOBOA_PORT")
         require_port(redis_port, "Modoboa's Redis", "FAYVAD_REDIS_PORT")
         cluster.check_port()
-        mail_ports = Ports.for_run()
+        mail_ports = Ports.for_run(
+            avoid={http_port, GEVENT_PORT_OFFSET + http_port, mb_port, redis_port, dns_port}
+        )
         for name, port, variable in (
             ("SMTP", mail_ports.smtp, "FAYVAD_SMTP_PORT"),
             ("submission", mail_ports.submission, "FAYVAD_SUBMISSION_PORT"),
@@ -181,7 +190,7 @@ def cmd_run(args):
         ):
             require_port(port, name, variable)
         env = PythonEnv(cache).ensure()
-        service = _modoboa(cache, cache / "modoboa-instance", mb_port, redis_port)
+        service = _modoboa(cache, cache / "modoboa-instance", mb_port, redis_port, cluster)
         dns = DnsServer(cache / "dns-instance", dns_port)
         mail = MailStack(service, cache / "mail-instance", mail_ports)
         logs = cache / "logs"
@@ -197,16 +206,28 @@ def cmd_run(args):
         server = None
         try:
             cluster.ensure().start()
-            _start_modoboa(service)
+            made = _start_modoboa(service)
             odoo.write_config()
             state = odoo.ensure_database(logs / "odoo-install.log", cache / "run" / f"{DB}.installed")
+            if made and state != "installed":
+                say(
+                    f"the local Modoboa was made anew: what database {DB} provisioned before is not on it "
+                    f"(to start both afresh: stop, `psql -h {cluster.socket_dir} -p {cluster.port} -U odoo "
+                    f"postgres -c 'DROP DATABASE {DB}'`, ./dev run)"
+                )
             configured = cache / "run" / "mail-server.configured"
-            wanted = f"{service.url} {dns.address} {mail.ports.doveadm}"
+            # the token's digest: a Modoboa made anew from a new template has a new token
+            token_digest = hashlib.sha256(service.token.encode()).hexdigest()[:12]
+            wanted = f"{service.url} {dns.address} {mail.ports.doveadm} {token_digest}"
+            greet = []
             if state != "current" or not configured.exists() or configured.read_text() != wanted:
-                _zone_file(cache).write_text(json.dumps(_configure_mail_server(odoo, service, dns, mail)))
+                zone, greet = _configure_mail_server(odoo, service, dns, mail)
+                _zone_file(cache).write_text(json.dumps(zone))
                 configured.write_text(wanted)
             dns.start(_published(cache))
             mail.start()
+            if greet and (made or state == "installed"):  # new mailboxes: a first message each
+                _greet(mail, greet)
             say(f"database {DB}: {state}")
             server = odoo.serve()
             if not wait_http(f"http://127.0.0.1:{http_port}/web/health", 120, proc=server):
@@ -237,6 +258,27 @@ def cmd_run(args):
                 service.stop()
                 cluster.stop()
     return 0
+
+
+WELCOME_TEXT = """\
+This message was delivered by ./dev run's own mail server: Postfix took it
+over SMTP, Dovecot stored it, and Odoo reads the space it takes from Dovecot.
+
+Reply, or write to another demo mailbox, from any mail client (docs/development.md, "Mail").
+"""
+
+
+def _greet(mail, mailboxes):
+    try:
+        refused = mail.deliver(mailboxes, "Welcome to your demo mailbox", WELCOME_TEXT)
+    except (OSError, smtplib.SMTPException) as exc:
+        say(f"the demo mailboxes' first message was not delivered: {exc}")
+        return
+    say(
+        f"delivered a first message to {len(mailboxes) - len(refused)} of the {len(mailboxes)} demo mailboxes"
+    )
+    for address, answer in refused.items():
+        say(f"  {address}: refused ({answer[0]} {answer[1].decode(errors='replace')})")
 
 
 GEVENT_PORT_OFFSET = 3  # --workers: Odoo's websocket server listens on the HTTP port + 3
@@ -456,14 +498,18 @@ def cmd_screenshots(args):
 
 
 def cmd_mail_server(args):
+    from .modoboa import Modoboa
+
     cache = cache_dir()
-    service = _modoboa(
+    service = Modoboa(
         cache,
         cache / "modoboa-instance",
         env_port("FAYVAD_MODOBOA_PORT", 8090),
         env_port("FAYVAD_REDIS_PORT", 6390),
+        log=say,
     )
-    service.prepare()
+    if not (service.instance_dir / "token").exists():
+        raise DevError("there is no local Modoboa yet: ./dev run makes it")
     print(f"{service.url} {service.token}")
     return 0
 
@@ -494,7 +540,7 @@ def _test_env(service, **extra_env):
         os.environ,
         FAYVAD_TEST_MODOBOA_URL=service.url,
         FAYVAD_TEST_MODOBOA_TOKEN=service.token,
-        FAYVAD_TEST_MODOBOA_DB=str(service.db_path),
+        FAYVAD_TEST_MODOBOA_DSN=service.database.dsn(),
         FAYVAD_TEST_MODOBOA_PASSWORD_POLICY=json.dumps(service.password_policy),
         FAYVAD_TEST_REQUIRE_MODOBOA="1",
         FAYVAD_TEST_NO_SKIPS="1",  # every test runs: a skipped one fails the run
@@ -620,12 +666,12 @@ def cmd_test(args):
     else:
         work = Path(tempfile.mkdtemp(prefix="test-", dir=cache))
     cluster = Cluster(work / "pg", 5432, work / "postgres.log")
-    service = _modoboa(cache, work / "modoboa", free_port(), free_port())
+    service = _modoboa(cache, work / "modoboa", free_port(), free_port(), cluster)
     status = 1
     secrets_file = work / "secrets-used.txt"  # not a log: the long tests search the logs for these
     secrets_file.unlink(missing_ok=True)
     dns = DnsServer(work / "dns", free_port())
-    mail = MailStack(service, work / "mail", Ports.free())
+    mail = MailStack(service, work / "mail", Ports.free(avoid={service.port, service.redis_port, dns.port}))
     secrets_env = {"FAYVAD_TEST_SECRETS_FILE": str(secrets_file), **dns.env(), **mail.env()}
     started = time.monotonic()
     try:
@@ -702,8 +748,8 @@ def cmd_bench(args):
     started = time.monotonic()
     service, status = None, 1
     try:
-        service = _modoboa(cache, work / "modoboa", free_port(), free_port())
-        cluster.ensure().start()
+        service = _modoboa(cache, work / "modoboa", free_port(), free_port(), cluster)
+        cluster.start()
         _start_modoboa(service, fresh=True)
         odoo = Odoo(env, cluster, work, free_port(), "fayvad_bench", logfile=work / "odoo-bench.log")
         odoo.write_config()
@@ -758,6 +804,7 @@ def _bench_context(env, odoo, service, work, cache):
                 "instance": str(service.instance_dir),
                 "port": service.port,
                 "redis_port": service.redis_port,
+                "pg": service.database.pg,
             }
         ),
     }

@@ -124,10 +124,15 @@ def require_port(port, name, env_name):
         raise DevError(f"port {port} ({name}) is busy on 127.0.0.1: stop what uses it or set {env_name}")
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port(avoid=()):
+    """A port free on 127.0.0.1 now, none of ``avoid`` (ports promised to
+    services not started yet)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in avoid:
+            return port
 
 
 def wait_http(url, timeout, proc=None, headers=None):

@@ -15,36 +15,38 @@ does not host goes to ``smtp-sink``, which writes each message to
 Modoboa's ``admin_quota`` table (its dict server) and answers the doveadm
 HTTP API (``quotaGet``, ``mailboxStatus``) on ``ports.doveadm``.
 
-Modoboa's database here is SQLite. Postfix's SQLite client has no busy
-timeout, so the database runs in WAL mode (readers never wait for writers)
-and Postfix's unprivileged daemons are given read-write access to it through
-its group (SQLite gives ``-wal`` and ``-shm`` the database file's owner and
-mode).
+Modoboa's database is PostgreSQL (devtools.modoboa.Database), as on
+Modoboa's installer: Postfix's maps, Dovecot's logins, deliveries and quota
+dictionary, and the policy daemon all read it through the cluster's unix
+socket.
 """
 
 import contextlib
 import dataclasses
-import grp
+import email.message
+import email.utils
 import hashlib
 import json
 import os
 import secrets
 import shutil
 import signal
+import smtplib
 import socket
-import sqlite3
 import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from .common import DevError, apt_install, env_port, free_port, grant_traverse, stop_pid_group, stop_process
+from .modoboa import ModoboaError
 
 HOST = "127.0.0.1"
 MAIL_UID = 5000  # owner of the stored mail (Modoboa's installer calls it vmail)
 HOSTNAME = "mail.fayvad.test"
-PACKAGES = ["postfix", "postfix-sqlite", "dovecot-imapd", "dovecot-lmtpd", "dovecot-sqlite", "opendkim"]
+PACKAGES = ["postfix", "postfix-pgsql", "dovecot-imapd", "dovecot-lmtpd", "dovecot-pgsql", "opendkim"]
 
 
 @dataclasses.dataclass
@@ -61,26 +63,37 @@ class Ports:
     dkim: int
 
     @classmethod
-    def free(cls):
-        return cls(**{field.name: free_port() for field in dataclasses.fields(cls)})
+    def free(cls, avoid=()):
+        """Ports free now, each different, none of ``avoid``."""
+        taken, ports = set(avoid), {}
+        for field in dataclasses.fields(cls):
+            ports[field.name] = free_port(taken)
+            taken.add(ports[field.name])
+        return cls(**ports)
 
     @classmethod
-    def for_run(cls):
+    def for_run(cls, avoid=()):
         """``./dev run``'s: fixed ports for what people and Odoo reach (set
-        by FAYVAD_SMTP_PORT, ... when taken), any free one for the rest."""
-        return cls(
-            smtp=env_port("FAYVAD_SMTP_PORT", 2525),
-            submission=env_port("FAYVAD_SUBMISSION_PORT", 2587),
-            imap=env_port("FAYVAD_IMAP_PORT", 2143),
-            doveadm=env_port("FAYVAD_DOVEADM_PORT", 2180),
-            **{name: free_port() for name in ("lmtp", "auth", "policy", "sink", "quota", "dkim")},
-        )
+        by FAYVAD_SMTP_PORT, ... when taken), any free one for the rest,
+        none of ``avoid`` (the other services' ports)."""
+        fixed = {
+            "smtp": env_port("FAYVAD_SMTP_PORT", 2525),
+            "submission": env_port("FAYVAD_SUBMISSION_PORT", 2587),
+            "imap": env_port("FAYVAD_IMAP_PORT", 2143),
+            "doveadm": env_port("FAYVAD_DOVEADM_PORT", 2180),
+        }
+        taken = {*avoid, *fixed.values()}
+        for name in ("lmtp", "auth", "policy", "sink", "quota", "dkim"):
+            fixed[name] = free_port(taken)
+            taken.add(fixed[name])
+        return cls(**fixed)
 
 
 def ensure_installed():
     if (
         all(shutil.which(tool) for tool in ("postfix", "dovecot", "doveadm", "smtp-sink", "opendkim"))
-        and Path("/usr/lib/dovecot/modules/dict/libdriver_sqlite.so").exists()
+        and Path("/usr/lib/dovecot/modules/dict/libdriver_pgsql.so").exists()
+        and Path("/usr/lib/postfix/postfix-pgsql.so").exists()
     ):
         return
     subprocess.run(
@@ -93,19 +106,17 @@ def ensure_installed():
 
 
 # -- Postfix ------------------------------------------------------------------------------
-# The queries of Modoboa 2.12's `generate_postfix_maps` for SQLite, except the
-# sender-login map, whose generated text ends in "UNION (SELECT ...)": a syntax
-# error for SQLite that kills Postfix's lookups (here without the parentheses).
+# The queries of Modoboa 2.12's `generate_postfix_maps` for PostgreSQL.
 POSTFIX_MAPS = {
-    "sql-domains.cf": "SELECT name FROM admin_domain WHERE name='%s' AND type='domain' AND enabled=1",
+    "sql-domains.cf": "SELECT name FROM admin_domain WHERE name='%s' AND type='domain' AND enabled",
     "sql-domain-aliases.cf": (
         "SELECT dom.name FROM admin_domain dom INNER JOIN admin_domainalias domal ON dom.id=domal.target_id "
-        "WHERE domal.name='%s' AND domal.enabled=1 AND dom.enabled=1"
+        "WHERE domal.name='%s' AND domal.enabled AND dom.enabled"
     ),
     "sql-aliases.cf": (
         "SELECT alr.address FROM modoboa_admin_aliasrecipient AS alr "
         "INNER JOIN admin_alias AS al ON alr.alias_id=al.id "
-        "WHERE al.enabled=1 AND al.address='%s' AND (al.expire_at IS NULL OR al.expire_at>datetime('now'))"
+        "WHERE al.enabled AND al.address='%s' AND (al.expire_at IS NULL OR al.expire_at>now())"
     ),
     "sql-maintain.cf": (
         "SELECT '450 Requested mail action not taken: mailbox unavailable' "
@@ -114,14 +125,14 @@ POSTFIX_MAPS = {
         "WHERE dom.name='%d' AND mb.address='%u' LIMIT 1"
     ),
     "sql-sender-login-map.cf": (
-        "SELECT email FROM core_user WHERE email='%s' AND is_active=1 "
+        "SELECT email FROM core_user WHERE email='%s' AND is_active "
         "UNION SELECT mb.address || '@' || dom.name FROM admin_mailbox mb "
         "INNER JOIN admin_senderaddress sad ON sad.mailbox_id=mb.id "
         "INNER JOIN admin_domain dom ON dom.id=mb.domain_id WHERE sad.address='%s' "
         "UNION SELECT mb.address || '@' || dom.name FROM admin_mailbox mb "
         "INNER JOIN modoboa_admin_aliasrecipient alr ON alr.r_mailbox_id=mb.id "
         "INNER JOIN admin_domain dom ON dom.id=mb.domain_id "
-        "INNER JOIN admin_alias al ON alr.alias_id=al.id WHERE al.enabled=1 AND al.address='%s'"
+        "INNER JOIN admin_alias al ON alr.alias_id=al.id WHERE al.enabled AND al.address='%s'"
     ),
 }
 
@@ -155,10 +166,10 @@ smtp_dns_support_level = disabled
 smtp_host_lookup = native
 
 virtual_transport = lmtp:inet:{host}:{lmtp}
-virtual_mailbox_domains = sqlite:{dir}/postfix/sql-domains.cf
-virtual_alias_domains = sqlite:{dir}/postfix/sql-domain-aliases.cf
-virtual_alias_maps = sqlite:{dir}/postfix/sql-aliases.cf
-smtpd_sender_login_maps = sqlite:{dir}/postfix/sql-sender-login-map.cf
+virtual_mailbox_domains = pgsql:{dir}/postfix/sql-domains.cf
+virtual_alias_domains = pgsql:{dir}/postfix/sql-domain-aliases.cf
+virtual_alias_maps = pgsql:{dir}/postfix/sql-aliases.cf
+smtpd_sender_login_maps = pgsql:{dir}/postfix/sql-sender-login-map.cf
 # Mail for any other domain: the local sink, never the Internet.
 relayhost = [{host}]:{sink}
 
@@ -184,7 +195,7 @@ smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
 # A message larger than what its recipient has left is refused at RCPT
 # (Dovecot's quota-status service, told the SIZE the sender announced).
 smtpd_recipient_restrictions =
-    check_recipient_access sqlite:{dir}/postfix/sql-maintain.cf,
+    check_recipient_access pgsql:{dir}/postfix/sql-maintain.cf,
     reject_unverified_recipient,
     reject_unauth_destination,
     check_policy_service inet:{host}:{quota}
@@ -315,7 +326,7 @@ service doveadm {{
   }}
 }}
 dict {{
-  quota = sqlite:{dir}/dovecot/dict.conf.ext
+  quota = pgsql:{dir}/dovecot/dict.conf.ext
 }}
 plugin {{
   # Sizes as IMAP clients see them (CRLF line ends): the quota, Modoboa's
@@ -329,23 +340,23 @@ plugin {{
 """
 
 DOVECOT_SQL = """\
-driver = sqlite
-connect = {db}
+driver = pgsql
+connect = {dsn}
 default_pass_scheme = SHA512-CRYPT
 # Logins: active users of enabled domains only (Modoboa's installer).
 password_query = SELECT u.email AS user, u.password FROM core_user u \\
   INNER JOIN admin_mailbox mb ON u.id=mb.user_id INNER JOIN admin_domain dom ON mb.domain_id=dom.id \\
-  WHERE u.email='%u' AND u.is_active=1 AND dom.enabled=1
+  WHERE u.email='%u' AND u.is_active AND dom.enabled
 # Delivery (LMTP) looks users up whatever their state: a suspended mailbox keeps its mail.
 user_query = SELECT '{mail}/%d/%n' AS home, {uid} AS uid, {uid} AS gid, \\
-  '*:bytes=' || (mb.quota * 1048576) AS quota_rule \\
+  '*:bytes=' || mb.quota || 'M' AS quota_rule \\
   FROM admin_mailbox mb INNER JOIN admin_domain dom ON mb.domain_id=dom.id \\
   WHERE mb.address='%n' AND dom.name='%d'
 iterate_query = SELECT email AS user FROM core_user WHERE email LIKE '%%@%%'
 """
 
 DOVECOT_DICT = """\
-connect = {db}
+connect = {dsn}
 map {{
   pattern = priv/quota/storage
   table = admin_quota
@@ -377,9 +388,10 @@ SigningTable refile:{dir}/opendkim/SigningTable
 # The keys sit under the cache, whose parents (/tmp for a clone there) others may write.
 RequireSafeKeys no
 """
+# a line a domain: name, selector, key path (none has a space)
 DKIM_QUERY = (
-    "SELECT name, dkim_key_selector, dkim_private_key_path FROM admin_domain "
-    "WHERE enable_dkim = 1 AND dkim_private_key_path != '' ORDER BY name"
+    "SELECT name || ' ' || dkim_key_selector || ' ' || dkim_private_key_path FROM admin_domain "
+    "WHERE enable_dkim AND dkim_private_key_path != '' ORDER BY name"
 )
 
 
@@ -433,16 +445,27 @@ class MailStack:
             f"mail to other domains lands in {self.sink}"
         )
 
+    def deliver(self, recipients, subject, text, sender=f"postmaster@{HOSTNAME}"):
+        """Send one message to ``recipients`` through Postfix's SMTP port, as
+        another mail server would; the recipients it refused, with its answers."""
+        message = email.message.EmailMessage()
+        message["From"], message["To"], message["Subject"] = sender, ", ".join(recipients), subject
+        message["Date"] = email.utils.formatdate(localtime=True)
+        message["Message-ID"] = email.utils.make_msgid(domain=HOSTNAME)
+        message.set_content(text)
+        with smtplib.SMTP(HOST, self.ports.smtp, timeout=60) as smtp:
+            return smtp.send_message(message, from_addr=sender, to_addrs=list(recipients))
+
     # -- configuration ------------------------------------------------------------------
     def _configure(self):
-        db = Path(self.modoboa.db_path).absolute()
+        database = self.modoboa.database
         values = dict(
             dict(dataclasses.asdict(self.ports)),
             dir=self.dir,
             host=HOST,
             hostname=HOSTNAME,
             uid=MAIL_UID,
-            db=db,
+            dsn=database.dsn(),
             mail=self.dir / "mail",
             doveadm_key=self.doveadm_key,
             dovecot_run=self.dovecot_run,
@@ -461,7 +484,10 @@ class MailStack:
         (postfix / "main.cf").write_text(MAIN_CF.format(**values))
         (postfix / "master.cf").write_text(SERVICES.format(**values))
         for name, query in POSTFIX_MAPS.items():
-            (postfix / name).write_text(f"dbpath = {db}\nquery = {query}\n")
+            (postfix / name).write_text(
+                f"hosts = {_postfix_host(database)}\nuser = {database.pg['user']}\n"
+                f"dbname = {database.name}\nquery = {query}\n"
+            )
         self.dovecot_run.mkdir(mode=0o755, exist_ok=True)
         (self.dir / "opendkim").mkdir(exist_ok=True)
         (self.dir / "opendkim" / "opendkim.conf").write_text(OPENDKIM_CONF.format(**values))
@@ -475,32 +501,19 @@ class MailStack:
         os.chown(self.dir / "mail", MAIL_UID, MAIL_UID)
         for path in (self.sink, self.dir / "postfix-data"):
             shutil.chown(path, "postfix", "postfix")
-        self._share_database(db)
-
-    def _share_database(self, db):
-        """WAL mode, and Postfix's group may read and write the database and
-        create its ``-wal``/``-shm`` files (lookups run as user postfix)."""
-        with sqlite3.connect(db, timeout=30) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-        gid = grp.getgrnam("postfix").gr_gid
-        for path in (db.parent, db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-            if path.exists():
-                os.chown(path, -1, gid)
-                path.chmod(0o770 if path.is_dir() else 0o660)
-        grant_traverse(db, "postfix")
         for path in (self.dir / "mail", self.sink):
             grant_traverse(path, "postfix")
             grant_traverse(path, "dovecot")
         grant_traverse(self.dir / "mail", MAIL_UID)
+        grant_traverse(database.pg["socket_dir"], "postfix")  # its lookups run as user postfix
 
     def _dkim_tables(self):
         """Write OpenDKIM's tables from Modoboa's domains; whether they changed."""
         try:
-            db = f"{Path(self.modoboa.db_path).absolute().as_uri()}?mode=ro"
-            with contextlib.closing(sqlite3.connect(db, uri=True, timeout=5)) as conn:
-                rows = conn.execute(DKIM_QUERY).fetchall()
-        except sqlite3.Error:
-            return False  # busy or being replaced: the next round reads it
+            found = self.modoboa.database.psql(DKIM_QUERY)
+        except ModoboaError:
+            return False  # being restarted or replaced: the next round reads it
+        rows = [line.split(" ", 2) for line in found.splitlines()]
         keys = "".join(f"{name} {name}:{selector}:{path}\n" for name, selector, path in rows)
         signing = "".join(f"*@{name} {name}\n" for name, _selector, _path in rows)
         table = self.dir / "opendkim" / "KeyTable"
@@ -622,6 +635,13 @@ class MailStack:
                     stop_pid_group(pid)
             run_file.unlink()
         shutil.rmtree(self.dovecot_run, ignore_errors=True)
+
+
+def _postfix_host(database):
+    """Postfix's ``hosts`` for the database, by the cluster's unix socket on
+    its port (a connection URI: the ``unix:`` form knows no port)."""
+    pg = database.pg
+    return f"postgresql://{pg['user']}@{quote(str(pg['socket_dir']), safe='')}:{pg['port']}/{database.name}"
 
 
 def _cmdline(pid):

@@ -1,29 +1,36 @@
 """A private, local Modoboa 2.12 mail-server instance for development and tests.
 
-Standard library only (Python 3.11). Nothing of Modoboa lives in this repository:
-``ensure_installed`` builds a virtualenv from PyPI and a migrated template
-instance in a cache directory, ``prepare`` copies the template into an instance
-directory, ``start`` runs Redis and Django's server for it on 127.0.0.1 only.
+Standard library and PostgreSQL's client programs only (Python 3.11). Nothing
+of Modoboa lives in this repository: ``ensure_installed`` builds a virtualenv
+from PyPI and a migrated template instance in a cache directory, ``prepare``
+copies the template into an instance directory and its database into a
+PostgreSQL cluster (devtools.pg), ``start`` runs Redis and Django's server for
+it on 127.0.0.1 only.
 
-    mb = Modoboa(cache_dir, instance_dir, port=18080, redis_port=16380)
+    mb = Modoboa(cache_dir, instance_dir, port=18080, redis_port=16380, pg=cluster.describe())
     mb.ensure_installed()      # minutes the first time, then < 0.2 s
-    mb.prepare(fresh=True)     # copy of the template: ~0.1 s
+    mb.prepare(fresh=True)     # copy of the template and its database: ~0.5 s
     mb.start()                 # ~1.5 s until the REST API answers
     ... use mb.url, mb.token (header "Authorization: Token <token>") ...
     mb.stop()
+
+Modoboa's database is PostgreSQL, as in production: database ``modoboa`` of
+the cluster ``pg`` describes (reached by its unix socket), which Postfix,
+Dovecot and the policy daemon read too (devtools.mailstack).
 
 Layout of the cache (cache_dir)::
 
     modoboa-venv/          virtualenv with modoboa==2.12.0 (its dependencies pinned)
     modoboa-template/      deployed + migrated instance, superuser "admin"
-                           (password "password") with an API token
+                           (password "password") with an API token;
+                           modoboa.dump: its database (pg_dump)
     modoboa-install.log    output of the last install steps
     modoboa.lock           serialises concurrent installs
 
 Layout of an instance (instance_dir)::
 
     instance/              the Django project (manage.py, instance/settings.py)
-    modoboa.db             its SQLite database
+    database.json          where its database is (read by settings.py)
     token                  the admin's API token
     dkim/                  DKIM private keys (parameter admin.dkim_keys_storage_dir)
     redis/                 Redis working directory (no persistence)
@@ -45,15 +52,17 @@ import pathlib
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import sysconfig
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
-__all__ = ["MODOBOA_VERSION", "Modoboa", "ModoboaError"]
+from .pg import Cluster, server_bindir
+
+__all__ = ["MODOBOA_VERSION", "Database", "Modoboa", "ModoboaError"]
 
 MODOBOA_VERSION = "2.12.0"
 
@@ -62,7 +71,8 @@ MODOBOA_VERSION = "2.12.0"
 DEFAULT_PASSWORD_POLICY = {"min_length": 8, "upper": 0, "lower": 0, "digits": 0, "specials": 0}
 
 # Bump when the recipe changes in a way the hashed texts below do not show.
-RECIPE_REVISION = "1"
+RECIPE_REVISION = "2"
+DATABASE = "modoboa"  # the instance's database in its PostgreSQL cluster
 
 PROJECT = "instance"  # name of the Django project created by `deploy`
 ADMIN_USERNAME = "admin"
@@ -128,6 +138,8 @@ PINNED_REQUIREMENTS = [
     "phonenumbers==9.0.43",
     "pillow==13.0.0",
     "progressbar33==2.4",
+    "psycopg==3.3.9",
+    "psycopg-binary==3.3.9",
     "pycparser==3.12",
     "python-dateutil==2.9.0.post0",
     "python-magic==0.4.27",
@@ -170,13 +182,13 @@ import os as _fm_os
 
 _FM_INSTANCE_DIR = _fm_os.path.dirname(BASE_DIR)
 
-# Database next to the project, whatever directory the instance was copied to.
-# IMMEDIATE transactions + a busy timeout: concurrent requests (runserver is
-# threaded, ATOMIC_REQUESTS is on) and outside writers (tests writing
-# admin_quota) wait for each other instead of failing with "database is locked".
-DATABASES["default"]["NAME"] = _fm_os.path.join(_FM_INSTANCE_DIR, "modoboa.db")
-DATABASES["default"].setdefault("OPTIONS", {})
-DATABASES["default"]["OPTIONS"].update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
+import json as _fm_json
+
+# The database: where devtools put this instance's (database.json: PostgreSQL,
+# NAME, USER, HOST = the cluster's socket directory, PORT), whatever directory
+# the instance was copied to.
+with open(_fm_os.path.join(_FM_INSTANCE_DIR, "database.json")) as _fm_fh:
+    DATABASES["default"].update(_fm_json.load(_fm_fh))
 
 # Host headers: "127.0.0.1:<port>" is accepted through "127.0.0.1" (Django drops
 # the port before comparing).
@@ -200,8 +212,6 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
 # document's: at least 8 characters, nothing more). Modoboa's stock list also
 # refuses common or all-digit passwords, passwords like the user name, and
 # demands upper case, lower case and digits.
-import json as _fm_json
-
 try:
     with open(_fm_os.path.join(_FM_INSTANCE_DIR, "password-policy.json")) as _fm_fh:
         _FM_POLICY = _fm_json.load(_fm_fh)
@@ -307,6 +317,7 @@ def _template_recipe() -> str:
         json.dumps(TEMPLATE_PARAMETERS, sort_keys=True),
         PROJECT,
         ADMIN_USERNAME,
+        str(server_bindir()),  # its database dump is restored by this PostgreSQL's pg_restore
     )
 
 
@@ -383,24 +394,118 @@ def _pid_cwd(pid: int) -> str | None:
         return None
 
 
-def _set_parameters(db: pathlib.Path, values: dict[str, dict]) -> None:
-    """Merge global parameters into Modoboa's LocalConfig row (read per request)."""
-    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn, conn:
-        row = conn.execute("SELECT id, _parameters FROM core_localconfig ORDER BY id LIMIT 1").fetchone()
-        if row is None:
-            raise ModoboaError(f"{db}: no core_localconfig row (was the instance deployed?)")
-        params = json.loads(row[1] or "{}")
+class Database:
+    """An instance's database: ``name`` in the PostgreSQL cluster that ``pg``
+    describes (devtools.pg.Cluster.describe(): bindir, socket_dir, port,
+    user), reached by its unix socket with PostgreSQL's own client programs."""
+
+    def __init__(self, pg: dict, name: str = DATABASE):
+        self.pg = dict(pg)
+        self.name = name
+
+    def _program(self, name: str, *args: str, stdin: str | None = None, what: str) -> str:
+        command = [
+            str(pathlib.Path(self.pg["bindir"]) / name),
+            "-h",
+            str(self.pg["socket_dir"]),
+            "-p",
+            str(self.pg["port"]),
+            "-U",
+            self.pg["user"],
+            *args,
+        ]
+        proc = subprocess.run(command, input=stdin, capture_output=True, text=True, check=False, timeout=300)
+        if proc.returncode:
+            raise ModoboaError(f"{what} ({self.name}): {(proc.stderr or proc.stdout).strip()[-500:]}")
+        return proc.stdout.strip()
+
+    def psql(self, sql: str, db: str | None = None, **variables) -> str:
+        """Run ``sql`` (``:'name'`` quotes a variable given as a keyword); its rows, one a line."""
+        args = ["-d", db or self.name, "-XAtq", "-v", "ON_ERROR_STOP=1"]
+        for key, value in variables.items():
+            args += ["-v", f"{key}={value}"]
+        return self._program("psql", *args, stdin=sql, what="psql")
+
+    def exists(self) -> bool:
+        return (
+            self.psql("SELECT 1 FROM pg_database WHERE datname = :'name'", db="postgres", name=self.name)
+            == "1"
+        )
+
+    def create(self, dump: pathlib.Path | None = None) -> None:
+        """A new, empty database (an old one is dropped), or a copy of ``dump``."""
+        self.psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)', db="postgres")
+        self.psql(f'CREATE DATABASE "{self.name}"', db="postgres")
+        if dump is not None:
+            self._program(
+                "pg_restore", "--no-owner", "--no-privileges", "-d", self.name, str(dump), what="pg_restore"
+            )
+
+    def dump(self, path: pathlib.Path) -> None:
+        self._program("pg_dump", "-Fc", "--no-owner", "-f", str(path), self.name, what="pg_dump")
+
+    def django(self) -> dict:
+        """Django's DATABASES entry (database.json of the instance)."""
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": self.name,
+            "USER": self.pg["user"],
+            "PASSWORD": "",
+            "HOST": str(self.pg["socket_dir"]),
+            "PORT": str(self.pg["port"]),
+            "OPTIONS": {},
+        }
+
+    def url(self) -> str:
+        """postgres://user@<socket directory>:port/name (``deploy --dburl``)."""
+        socket_dir = urllib.parse.quote(str(self.pg["socket_dir"]), safe="")
+        return f"postgres://{self.pg['user']}@{socket_dir}:{self.pg['port']}/{self.name}"
+
+    def dsn(self) -> str:
+        """libpq's connection string (Dovecot's ``connect``, psycopg2's dsn)."""
+        return (
+            f"host={self.pg['socket_dir']} port={self.pg['port']} dbname={self.name} user={self.pg['user']}"
+        )
+
+    def set_parameters(self, values: dict[str, dict]) -> None:
+        """Merge global parameters into Modoboa's LocalConfig row (read per request)."""
+        found = self.psql("SELECT id || ' ' || _parameters::text FROM core_localconfig ORDER BY id LIMIT 1")
+        if not found:
+            raise ModoboaError(f"{self.name}: no core_localconfig row (was the instance deployed?)")
+        row_id, text = found.split(" ", 1)
+        params = json.loads(text or "{}")
         for app, app_values in values.items():
             params.setdefault(app, {}).update(app_values)
-        conn.execute("UPDATE core_localconfig SET _parameters = ? WHERE id = ?", (json.dumps(params), row[0]))
+        self.psql(
+            "UPDATE core_localconfig SET _parameters = :'params' WHERE id = :'id'",
+            params=json.dumps(params),
+            id=row_id,
+        )
+
+    def read_token(self) -> str:
+        token = self.psql(
+            "SELECT t.key FROM authtoken_token t JOIN core_user u ON u.id = t.user_id WHERE u.username = :'name'",
+            name=ADMIN_USERNAME,
+        )
+        if not token:
+            raise ModoboaError(f"no API token for {ADMIN_USERNAME!r} in {self.name}")
+        return token
 
 
 class Modoboa:
     """One private Modoboa instance on 127.0.0.1 (see the module docstring)."""
 
     def __init__(
-        self, cache_dir: pathlib.Path, instance_dir: pathlib.Path, port: int, redis_port: int, log=print
+        self,
+        cache_dir: pathlib.Path,
+        instance_dir: pathlib.Path,
+        port: int,
+        redis_port: int,
+        log=print,
+        pg: dict | None = None,
     ):
+        """``pg``: the PostgreSQL cluster of its database (Cluster.describe());
+        without it, the instance can only be stopped."""
         self.cache_dir = pathlib.Path(cache_dir).expanduser().absolute()
         self.instance_dir = pathlib.Path(instance_dir).expanduser().absolute()
         self.port = int(port)
@@ -413,6 +518,7 @@ class Modoboa:
         self.template_dir = self.cache_dir / "modoboa-template"
         self.install_log = self.cache_dir / "modoboa-install.log"
         self._children: dict[int, subprocess.Popen] = {}
+        self._database = Database(pg) if pg else None
 
     # ------------------------------------------------------------------ paths
     @property
@@ -420,14 +526,16 @@ class Modoboa:
         return f"http://{HOST}:{self.port}"
 
     @property
-    def db_path(self) -> pathlib.Path:
-        return self.instance_dir / "modoboa.db"
+    def database(self) -> Database:
+        if self._database is None:
+            raise ModoboaError("this Modoboa was given no PostgreSQL cluster (pg=...)")
+        return self._database
 
     @property
     def token(self) -> str:
         token = _read_text(self.instance_dir / "token")
         if not token:
-            token = self._read_token_from_db(self.db_path)
+            token = self.database.read_token()
         return token
 
     @property
@@ -556,6 +664,7 @@ class Modoboa:
                 "-c",
                 str(constraints),
                 f"modoboa=={MODOBOA_VERSION}",
+                "psycopg[binary]",  # its PostgreSQL driver (pinned above)
             ],
             "pip install modoboa",
             env=env,
@@ -599,6 +708,8 @@ class Modoboa:
         shutil.rmtree(old, ignore_errors=True)
 
     def _build_template(self) -> None:
+        """Deploy and migrate an instance on a PostgreSQL cluster of its own,
+        keep its project and a dump of its database."""
         started = time.monotonic()
         self.log(f"modoboa: deploying the template instance {self.template_dir} ...")
         partial = self.cache_dir / "modoboa-template.partial"
@@ -606,10 +717,16 @@ class Modoboa:
         partial.mkdir(parents=True)
         env = _clean_env()
         rport = _free_port()
+        build_pg = self.cache_dir / "modoboa-template-pg"  # removed once the database is dumped
+        shutil.rmtree(build_pg, ignore_errors=True)
+        cluster = Cluster(build_pg, _free_port(), build_pg / "postgres.log")
         redis = self._spawn_redis(partial, rport, partial / "redis.log")
         try:
+            cluster.ensure().start()
+            db = Database(cluster.describe())
+            db.create()
+            (partial / "database.json").write_text(json.dumps(db.django()) + "\n")
             self._wait_redis(redis, rport, 10, partial / "redis.log")
-            db = partial / "modoboa.db"
             # `deploy` exits 0 even when a step failed: look at its output.
             command = [
                 str(self.python),
@@ -617,7 +734,7 @@ class Modoboa:
                 "deploy",
                 PROJECT,
                 "--dburl",
-                f"default:sqlite:///{db}",
+                f"default:{db.url()}",
                 "--domain",
                 HOST,
                 "--redisurl",
@@ -630,12 +747,11 @@ class Modoboa:
             with open(self.install_log, "rb") as fh:
                 fh.seek(mark)
                 output = fh.read().decode(errors="replace")
-            if "failed, check your configuration" in output or not db.exists():
+            if "failed, check your configuration" in output:
                 raise ModoboaError(f"modoboa-admin.py deploy failed, see {self.install_log}")
             project = partial / PROJECT
             settings = project / PROJECT / "settings.py"
-            # The database path is set relative to the project by SETTINGS_APPEND.
-            settings.write_text(settings.read_text().replace(str(db), "modoboa.db") + SETTINGS_APPEND)
+            settings.write_text(settings.read_text() + SETTINGS_APPEND)
             with open(project / PROJECT / "urls.py", "a") as fh:
                 fh.write(URLS_APPEND)
             manage_env = _clean_env(FAYVAD_MODOBOA_REDIS_URL=f"redis://{HOST}:{rport}/0")
@@ -648,20 +764,22 @@ class Modoboa:
                 cwd=project,
                 env=manage_env,
             )
+            (partial / "token").write_text(db.read_token() + "\n")
+            db.set_parameters(TEMPLATE_PARAMETERS)
+            db.dump(partial / "modoboa.dump")
+            (partial / "database.json").unlink()
+            (partial / "dkim").mkdir()
+            (partial / TEMPLATE_MARKER).write_text(_template_recipe() + "\n")
+            self._smoke_test(partial, cluster.describe())
         finally:
             self._terminate_group(redis.pid, redis)
-        token = self._read_token_from_db(db)
-        (partial / "token").write_text(token + "\n")
-        (partial / "dkim").mkdir()
+            cluster.stop()
+            shutil.rmtree(build_pg, ignore_errors=True)
         (partial / "redis.log").unlink(missing_ok=True)
-        _set_parameters(db, TEMPLATE_PARAMETERS)
-        _set_parameters(db, {"admin": {"dkim_keys_storage_dir": str(self.template_dir / "dkim")}})
-        (partial / TEMPLATE_MARKER).write_text(_template_recipe() + "\n")
-        self._smoke_test(partial)
         self._replace_dir(partial, self.template_dir)
         self.log(f"modoboa: template ready in {time.monotonic() - started:.0f} s")
 
-    def _smoke_test(self, template: pathlib.Path) -> None:
+    def _smoke_test(self, template: pathlib.Path, pg: dict) -> None:
         """Copy the fresh template, start it, and check that the API answers."""
         smoke_dir = template.with_name(template.name + ".smoke")
         shutil.rmtree(smoke_dir, ignore_errors=True)
@@ -669,7 +787,8 @@ class Modoboa:
         redis_port = _free_port()
         while redis_port == port:
             redis_port = _free_port()
-        smoke = Modoboa(self.cache_dir, smoke_dir, port, redis_port, log=lambda *_: None)
+        smoke = Modoboa(self.cache_dir, smoke_dir, port, redis_port, log=lambda *_: None, pg=pg)
+        smoke._database = Database(pg, "modoboa_smoke")
         smoke._copy_template(template)
         try:
             smoke.start(timeout=60)
@@ -680,26 +799,10 @@ class Modoboa:
             smoke.stop()
             shutil.rmtree(smoke_dir, ignore_errors=True)
 
-    @staticmethod
-    def _read_token_from_db(db: pathlib.Path) -> str:
-        try:
-            with contextlib.closing(
-                sqlite3.connect(pathlib.Path(db).absolute().as_uri() + "?mode=ro", uri=True, timeout=30)
-            ) as conn:
-                row = conn.execute(
-                    "SELECT t.key FROM authtoken_token t JOIN core_user u ON u.id = t.user_id "
-                    "WHERE u.username = ?",
-                    (ADMIN_USERNAME,),
-                ).fetchone()
-        except sqlite3.Error as exc:
-            raise ModoboaError(f"cannot read the API token from {db}: {exc}") from None
-        if not row:
-            raise ModoboaError(f"no API token for {ADMIN_USERNAME!r} in {db}")
-        return row[0]
-
     # ---------------------------------------------------------------- prepare
-    def prepare(self, fresh: bool = False) -> None:
-        """Create instance_dir from the template when missing, stale, or fresh=True."""
+    def prepare(self, fresh: bool = False) -> bool:
+        """Create instance_dir and its database from the template when
+        missing, stale, or fresh=True; whether it did."""
         self.ensure_installed()
         self._remove_leftovers()
         marker = _read_text(self.instance_dir / INSTANCE_MARKER)
@@ -713,6 +816,9 @@ class Modoboa:
                 fresh = True
             if marker is None:
                 fresh = True  # an empty directory
+        if not fresh and self.instance_dir.exists() and not self.database.exists():
+            self.log(f"modoboa: database {self.database.name} is gone: recreating the instance")
+            fresh = True
         if fresh or not self.instance_dir.exists():
             if self._running_pids():
                 self.stop()
@@ -720,20 +826,20 @@ class Modoboa:
         # Always point the DKIM key directory at this instance (it may have moved).
         (self.instance_dir / "dkim").mkdir(exist_ok=True)
         (self.instance_dir / "password-policy.json").write_text(json.dumps(self.password_policy) + "\n")
-        _set_parameters(self.db_path, {"admin": {"dkim_keys_storage_dir": str(self.instance_dir / "dkim")}})
+        self.database.set_parameters({"admin": {"dkim_keys_storage_dir": str(self.instance_dir / "dkim")}})
+        return fresh
 
     def _copy_template(self, template: pathlib.Path) -> None:
         self.instance_dir.parent.mkdir(parents=True, exist_ok=True)
         partial = self.instance_dir.with_name(f".{self.instance_dir.name}.partial-{os.getpid()}")
         shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(template, partial, symlinks=True)
+        shutil.copytree(template, partial, symlinks=True, ignore=shutil.ignore_patterns("modoboa.dump"))
         for sub in ("logs", "redis", "sent-mail", "run"):
             (partial / sub).mkdir(exist_ok=True)
         for key in (partial / "dkim").glob("*"):
             key.unlink()
-        _set_parameters(
-            partial / "modoboa.db", {"admin": {"dkim_keys_storage_dir": str(self.instance_dir / "dkim")}}
-        )
+        (partial / "database.json").write_text(json.dumps(self.database.django()) + "\n")
+        self.database.create(template / "modoboa.dump")
         self._replace_dir(partial, self.instance_dir)
 
     def _remove_leftovers(self) -> None:
@@ -1008,31 +1114,3 @@ class Modoboa:
         tmp = self._run_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1) + "\n")
         tmp.replace(self._run_file)
-
-    # ------------------------------------------------------------- test data
-    def set_mailbox_usage(self, email: str, bytes_used: int, messages: int | None = None) -> None:
-        """Pretend the mailbox holds `bytes_used` bytes (Dovecot's admin_quota row).
-
-        GET /api/v2/accounts/{pk}/ then reports mailbox.quota_usage as
-        int(bytes_used * 100 / (quota_MB * 1048576)) (0 when the quota is unlimited).
-        """
-        email = email.strip().lower()
-        if bytes_used < 0:
-            raise ModoboaError(f"negative mailbox usage for {email}: {bytes_used}")
-        with contextlib.closing(sqlite3.connect(self.db_path, timeout=30)) as conn, conn:
-            found = conn.execute(
-                "SELECT 1 FROM admin_mailbox m JOIN admin_domain d ON d.id = m.domain_id "
-                "WHERE lower(m.address || '@' || d.name) = ?",
-                (email,),
-            ).fetchone()
-            if not found:
-                raise ModoboaError(f"no mailbox {email} in {self.db_path}")
-            conn.execute(
-                "INSERT INTO admin_quota (username, bytes, messages) VALUES (?, ?, ?) "
-                "ON CONFLICT (username) DO UPDATE SET bytes = excluded.bytes, "
-                "messages = COALESCE(?, admin_quota.messages)",
-                (email, int(bytes_used), int(messages or 0), messages),
-            )
-            stored = conn.execute("SELECT bytes FROM admin_quota WHERE username = ?", (email,)).fetchone()
-        if not stored or stored[0] != int(bytes_used):
-            raise ModoboaError(f"could not store the usage of {email} in {self.db_path}")

@@ -99,6 +99,16 @@ def provision_now(env, rounds=30):
             break
 
 
+def demo_mailboxes(env):
+    """The addresses of the mailboxes that receive mail: on the mail server,
+    suspended ones included, of domains that receive (verified ones, when the
+    company requires verification). ``./dev run`` greets each with a first message."""
+    accounts = env["fayvad.mail.account"].search(
+        [("state", "in", ("active", "suspended")), ("remote_id", "!=", False)]
+    )
+    return sorted(accounts.filtered(lambda account: account.domain_id.mail_enabled).mapped("email"))
+
+
 def zone_lines(env, names=None):
     """The zone file lines of the records to publish of the domains named
     ``names``, or of every verified domain (the demo's customers published

@@ -139,7 +139,9 @@ def _make_on_modoboa(modoboa, prefix, count):
 
 def test_import_next_to_listing():
     config = json.loads(os.environ["FAYVAD_BENCH_MODOBOA"])
-    modoboa = Modoboa(config["cache"], config["instance"], config["port"], config["redis_port"], log=None)
+    modoboa = Modoboa(
+        config["cache"], config["instance"], config["port"], config["redis_port"], log=None, pg=config["pg"]
+    )
     setup = _script(SETUP, "import-setup", URL=modoboa.url, TOKEN=modoboa.token)
     prefixes = {count: f"bimp{count}-{uuid.uuid4().hex[:6]}" for count in SIZES}
     for count, prefix in prefixes.items():  # all made first: what is timed runs back to back

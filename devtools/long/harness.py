@@ -98,7 +98,12 @@ def start_odoo_script(code, name):
 def modoboa():
     info = json.loads(setting("MODOBOA"))
     return Modoboa(
-        info["cache_dir"], info["instance_dir"], info["port"], info["redis_port"], log=lambda *_: None
+        info["cache_dir"],
+        info["instance_dir"],
+        info["port"],
+        info["redis_port"],
+        log=lambda *_: None,
+        pg=json.loads(setting("PG")),
     )
 
 

@@ -5,6 +5,7 @@ They run the real ``./dev`` script in a subprocess with a throwaway cache.
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -170,6 +171,7 @@ class DevRun:
 
     def __init__(self, cache, ports):
         http, modoboa, redis, pg, dns, smtp, submission, imap, doveadm = ports
+        self.ports = ports
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("ODOO_SRC", "FAYVAD_"))}
         self.env.update(
             FAYVAD_CACHE=str(cache),
@@ -261,54 +263,93 @@ def test_run_survives_a_second_ctrl_c_and_a_kill_9(tmp_path):
     assert _wait_gone(cache) == [], again.output()[-3000:]
 
 
-def test_import_server_follows_the_import_dev_run_does(tmp_path):
+@pytest.fixture(scope="module")
+def dev_run(tmp_path_factory):
+    """One ``./dev run`` (its first start: a new database, a new Modoboa),
+    stopped after the module's tests, which leave nothing running."""
+    cache = _built_cache(tmp_path_factory.mktemp("dev-run"))
+    run = DevRun(cache, _free_ports(9)).start()
+    run.cache = cache
+    yield run
+    os.killpg(run.proc.pid, signal.SIGTERM)
+    run.proc.wait(120)
+    assert _wait_gone(cache) == [], run.output()[-3000:]
+
+
+def test_dev_run_keeps_modoboa_in_its_postgresql_and_greets_the_demo_mailboxes(dev_run):
+    """Modoboa's database is the private cluster's; every demo mailbox holds a
+    first message, read over IMAP with the demo password."""
+    import imaplib
+
+    from devtools.odoo_hooks import DEMO_MAILBOX_PASSWORD
+    from devtools.pg import Cluster
+
+    ports = dev_run.ports
+    cluster = Cluster(dev_run.cache / "pg", ports[3], dev_run.cache / "logs" / "postgres.log").ensure()
+    domains = cluster.psql("SELECT name FROM admin_domain ORDER BY name", db="modoboa").split()
+    assert "fayvad.example" in domains, domains
+    greeted = re.search(r"delivered a first message to (\d+) of the (\d+) demo mailboxes", dev_run.output())
+    assert greeted, dev_run.output()[-3000:]
+    mailboxes = cluster.psql(
+        "SELECT m.address || '@' || d.name FROM admin_mailbox m JOIN admin_domain d ON d.id = m.domain_id "
+        "WHERE d.enabled",  # the domains that receive mail
+        db="modoboa",
+    ).split()
+    assert int(greeted[1]) == int(greeted[2]) == len(mailboxes) > 1, (greeted[0], mailboxes)
+    imap = imaplib.IMAP4("127.0.0.1", ports[7])
+    try:
+        imap.login("cto@fayvad.example", DEMO_MAILBOX_PASSWORD)
+        status, data = imap.select("INBOX", readonly=True)
+        assert (status, data) == ("OK", [b"1"]), data
+        _status, parts = imap.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert b"Welcome to your demo mailbox" in parts[0][1]
+    finally:
+        imap.logout()
+    usage = cluster.psql("SELECT bytes FROM admin_quota WHERE username = 'cto@fayvad.example'", db="modoboa")
+    assert int(usage) > 0, "Dovecot wrote what the mailbox holds into Modoboa's table"
+
+
+def test_import_server_follows_the_import_dev_run_does(dev_run):
     """``./dev import-server`` starts an import that ``./dev run``'s Odoo reads
     and imports in the background (its cron), and follows it to the end."""
     import requests
 
-    cache = _built_cache(tmp_path)
-    ports = _free_ports(9)
-    run = DevRun(cache, ports).start()
-    try:
-        api = f"http://127.0.0.1:{ports[1]}/api/v2"
-        token = (cache / "modoboa-instance" / "token").read_text().strip()
-        session = requests.Session()
-        session.headers["Authorization"] = f"Token {token}"
-        name = f"legacy-{os.getpid()}-{time.monotonic_ns() % 10**6}.example"
-        for path, body in (
-            (
-                "/domains/",
-                {"name": name, "quota": 0, "default_mailbox_quota": 10, "enabled": True, "type": "domain"},
-            ),
-            (
-                "/accounts/",
-                {
-                    "username": f"anna@{name}",
-                    "role": "SimpleUsers",
-                    "password": "Imported-Passw0rd-1",
-                    "mailbox": {"use_domain_quota": False, "quota": 10},
-                },
-            ),
-            ("/aliases/", {"address": f"sales@{name}", "recipients": [f"anna@{name}"], "enabled": True}),
-        ):
-            response = session.post(f"{api}{path}", json=body, timeout=60)
-            assert response.status_code == 201, response.text[:300]
-        env = {key: value for key, value in run.env.items() if key.startswith("FAYVAD_")}
+    cache, ports, run = dev_run.cache, dev_run.ports, dev_run
+    api = f"http://127.0.0.1:{ports[1]}/api/v2"
+    token = (cache / "modoboa-instance" / "token").read_text().strip()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {token}"
+    name = f"legacy-{os.getpid()}-{time.monotonic_ns() % 10**6}.example"
+    for path, body in (
+        (
+            "/domains/",
+            {"name": name, "quota": 0, "default_mailbox_quota": 10, "enabled": True, "type": "domain"},
+        ),
+        (
+            "/accounts/",
+            {
+                "username": f"anna@{name}",
+                "role": "SimpleUsers",
+                "password": "Imported-Passw0rd-1",
+                "mailbox": {"use_domain_quota": False, "quota": 10},
+            },
+        ),
+        ("/aliases/", {"address": f"sales@{name}", "recipients": [f"anna@{name}"], "enabled": True}),
+    ):
+        response = session.post(f"{api}{path}", json=body, timeout=60)
+        assert response.status_code == 201, response.text[:300]
+    env = {key: value for key, value in run.env.items() if key.startswith("FAYVAD_")}
 
-        dry = dev("import-server", "--filter", name, cache=cache, env=env, timeout=600)
-        assert dry.returncode == 0, dry.stdout + dry.stderr
-        assert "reading the server in ./dev run's Odoo" in dry.stdout, dry.stdout
-        assert "1 domain, 3 objects to import, 0 already in Odoo, 0 conflicts" in dry.stdout, dry.stdout
-        assert "dry run: nothing imported" in dry.stdout
+    dry = dev("import-server", "--filter", name, cache=cache, env=env, timeout=600)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "reading the server in ./dev run's Odoo" in dry.stdout, dry.stdout
+    assert "1 domain, 3 objects to import, 0 already in Odoo, 0 conflicts" in dry.stdout, dry.stdout
+    assert "dry run: nothing imported" in dry.stdout
 
-        applied = dev("import-server", "--filter", name, "--apply", cache=cache, env=env, timeout=600)
-        assert applied.returncode == 0, applied.stdout + applied.stderr
-        assert "in ./dev run's Odoo" in applied.stdout
-        assert "imported: 3 objects; nothing was changed on the mail server" in applied.stdout, applied.stdout
+    applied = dev("import-server", "--filter", name, "--apply", cache=cache, env=env, timeout=600)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "in ./dev run's Odoo" in applied.stdout
+    assert "imported: 3 objects; nothing was changed on the mail server" in applied.stdout, applied.stdout
 
-        again = dev("import-server", "--filter", name, cache=cache, env=env, timeout=600)
-        assert "0 objects to import, 3 already in Odoo" in again.stdout, again.stdout
-    finally:
-        os.killpg(run.proc.pid, signal.SIGTERM)
-        run.proc.wait(120)
-    assert _wait_gone(cache) == [], run.output()[-3000:]
+    again = dev("import-server", "--filter", name, cache=cache, env=env, timeout=600)
+    assert "0 objects to import, 3 already in Odoo" in again.stdout, again.stdout

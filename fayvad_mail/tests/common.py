@@ -7,7 +7,6 @@ import json
 import os
 import re
 import socket
-import sqlite3
 import subprocess
 import threading
 import time
@@ -18,6 +17,7 @@ from datetime import timedelta
 from unittest.mock import MagicMock, patch
 from urllib.parse import urlsplit
 
+import psycopg2
 import requests
 from freezegun import freeze_time
 
@@ -272,7 +272,7 @@ class BillingCase(AccountTestInvoicingCommon):
 # -- a real Modoboa (started by ./dev test) ---------------------------------------------
 MODOBOA_URL = os.environ.get("FAYVAD_TEST_MODOBOA_URL")
 MODOBOA_TOKEN = os.environ.get("FAYVAD_TEST_MODOBOA_TOKEN")
-MODOBOA_DB = os.environ.get("FAYVAD_TEST_MODOBOA_DB")
+MODOBOA_DSN = os.environ.get("FAYVAD_TEST_MODOBOA_DSN")  # its PostgreSQL database
 
 
 class MockedServerCase(FayvadMailCase):
@@ -404,10 +404,10 @@ class ModoboaCase(FayvadMailCase):
     @staticmethod
     def set_mailbox_usage(email, bytes_used):
         """Pretend the mailbox holds ``bytes_used`` (the admin_quota row
-        Dovecot writes), as devtools/modoboa.py set_mailbox_usage does."""
-        with contextlib.closing(sqlite3.connect(MODOBOA_DB, timeout=30)) as conn, conn:
-            conn.execute(
-                "INSERT INTO admin_quota (username, bytes, messages) VALUES (?, ?, 0) "
+        Dovecot writes)."""
+        with contextlib.closing(psycopg2.connect(MODOBOA_DSN)) as conn, conn, conn.cursor() as cr:
+            cr.execute(
+                "INSERT INTO admin_quota (username, bytes, messages) VALUES (%s, %s, 0) "
                 "ON CONFLICT (username) DO UPDATE SET bytes = excluded.bytes",
                 (email, int(bytes_used)),
             )
