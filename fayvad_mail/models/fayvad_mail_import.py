@@ -47,7 +47,8 @@ class FayvadMailImport(models.Model):
 
     _name = "fayvad.mail.import"
     _description = "Import from a Mail Server"
-    _inherit = ["mail.thread", "fayvad.mail.queue"]
+    # its open form follows the cron's progress (static/src/js/live_state.js)
+    _inherit = ["mail.thread", "fayvad.mail.queue", "fayvad.mail.live.state"]
     _order = "id desc"
     _check_company_auto = True
 
@@ -291,6 +292,8 @@ class FayvadMailImport(models.Model):
             )
             _logger.info("import %s: reading the server failed: %s", self.id, exc)
             return False
+        finally:
+            self._push_state()  # a step read, or an error counted: the open form shows it
         return True
 
     def _list_domains(self):
@@ -504,12 +507,11 @@ class FayvadMailImport(models.Model):
                 lock_where=SQL("imported IS NOT TRUE"),
             )
 
-        done, _spent = self._queue_work(
-            take,
-            lambda line: line._import_safely("_import_domain"),
-            limit,
-            max(deadline - time.monotonic(), 1),
-        )
+        def import_domain(line):
+            line._import_safely("_import_domain")
+            line.import_id._push_state()  # one more domain done: the open form shows it
+
+        done, _spent = self._queue_work(take, import_domain, limit, max(deadline - time.monotonic(), 1))
         self._finish_imports()
         # more to do: Odoo runs the cron again at once (its progress API)
         self.env["ir.cron"]._notify_progress(done=steps + done, remaining=self._remaining())

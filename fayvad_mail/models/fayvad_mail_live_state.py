@@ -20,6 +20,7 @@ class FayvadMailLiveState(models.AbstractModel):
         return res
 
     def _push_state(self):
+        """Tell the Mail Hosting users' open forms of these records to reload."""
         group = self.env.ref("fayvad_mail.fayvad_mail_group_user", raise_if_not_found=False)
         if group:
             self.env["bus.bus"]._sendone(

@@ -3,6 +3,7 @@ there directly through Modoboa's API, is read by a dry run, imported into
 Odoo as it is (nothing changes on the server, nothing is charged for the
 past), and a second run imports nothing but what is new."""
 
+import json
 import uuid
 
 from odoo import fields
@@ -115,6 +116,46 @@ class TestImportFromServer(ModoboaCase, HttpCase):
 
         run.action_cancel()
         self.assertEqual((run.state, len(run.line_ids)), ("draft", 0))
+
+    def pushed(self, run, since):
+        """How many times the open forms of ``run`` were told to reload (the
+        live-state notification, static/src/js/live_state.js) since bus message ``since``."""
+        self.env.cr.flush()  # the bus writes its notifications as the transaction commits
+        group = self.env.ref("fayvad_mail.fayvad_mail_group_user")
+        messages = self.env["bus.bus"].sudo().search([("id", ">", since)])
+        return [
+            json.loads(n.message)["payload"]["ids"]
+            for n in messages
+            if json.loads(n.message)["type"] == "fayvad_mail/state_changed"
+            and json.loads(n.channel)[1:] == ["res.groups", group.id]
+            and json.loads(n.message)["payload"]["model"] == "fayvad.mail.import"
+        ].count(run.ids)
+
+    def test_an_open_import_form_follows_each_step_of_the_cron(self):
+        run = self.new_run()
+        self.env.cr.flush()
+        since = self.env["bus.bus"].sudo().search([], order="id desc", limit=1).id or 0
+        run.action_read()
+        told = [self.pushed(run, since)]
+        self.assertEqual(told, [1], "reading: the form shows the new state")
+        url = self.modoboa.url
+        self.modoboa.url = "http://127.0.0.1:9"  # nothing listens there: an error counted
+        self.assertFalse(run._read_next())
+        told.append(self.pushed(run, since))
+        self.modoboa.url = url
+        while run.state == "reading":  # the domains listed, their content read, the checks
+            self.assertTrue(run._read_next())
+            told.append(self.pushed(run, since))
+        self.assertEqual(told, sorted(set(told)), f"each step told the form: {told}")
+        self.assertEqual(run.state, "preview")
+
+        run.action_import()
+        after_start = self.pushed(run, since)
+        self.assertGreater(after_start, told[-1])
+        self.env["fayvad.mail.import"]._cron_import()
+        self.assertEqual(run.state, "done")
+        # one per domain imported (2), one for the state done
+        self.assertGreaterEqual(self.pushed(run, since), after_start + 3)
 
     def test_dry_run_import_and_runs_again(self):
         run = self.new_run()
