@@ -38,7 +38,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 from .common import DevError, apt_install, env_port, free_port, grant_traverse, stop_pid_group, stop_process
 from .modoboa import ModoboaError
@@ -63,12 +62,14 @@ class Ports:
     dkim: int
 
     @classmethod
-    def free(cls, avoid=()):
-        """Ports free now, each different, none of ``avoid``."""
-        taken, ports = set(avoid), {}
+    def free(cls, avoid=(), **fixed):
+        """The ``fixed`` ports, and for the others ports free now, each
+        different, none of ``avoid``."""
+        taken, ports = {*avoid, *fixed.values()}, dict(fixed)
         for field in dataclasses.fields(cls):
-            ports[field.name] = free_port(taken)
-            taken.add(ports[field.name])
+            if field.name not in ports:
+                ports[field.name] = free_port(taken)
+                taken.add(ports[field.name])
         return cls(**ports)
 
     @classmethod
@@ -76,17 +77,13 @@ class Ports:
         """``./dev run``'s: fixed ports for what people and Odoo reach (set
         by FAYVAD_SMTP_PORT, ... when taken), any free one for the rest,
         none of ``avoid`` (the other services' ports)."""
-        fixed = {
-            "smtp": env_port("FAYVAD_SMTP_PORT", 2525),
-            "submission": env_port("FAYVAD_SUBMISSION_PORT", 2587),
-            "imap": env_port("FAYVAD_IMAP_PORT", 2143),
-            "doveadm": env_port("FAYVAD_DOVEADM_PORT", 2180),
-        }
-        taken = {*avoid, *fixed.values()}
-        for name in ("lmtp", "auth", "policy", "sink", "quota", "dkim"):
-            fixed[name] = free_port(taken)
-            taken.add(fixed[name])
-        return cls(**fixed)
+        return cls.free(
+            avoid,
+            smtp=env_port("FAYVAD_SMTP_PORT", 2525),
+            submission=env_port("FAYVAD_SUBMISSION_PORT", 2587),
+            imap=env_port("FAYVAD_IMAP_PORT", 2143),
+            doveadm=env_port("FAYVAD_DOVEADM_PORT", 2180),
+        )
 
 
 def ensure_installed():
@@ -485,7 +482,7 @@ class MailStack:
         (postfix / "master.cf").write_text(SERVICES.format(**values))
         for name, query in POSTFIX_MAPS.items():
             (postfix / name).write_text(
-                f"hosts = {_postfix_host(database)}\nuser = {database.pg['user']}\n"
+                f"hosts = {database.url()}\nuser = {database.pg['user']}\n"
                 f"dbname = {database.name}\nquery = {query}\n"
             )
         self.dovecot_run.mkdir(mode=0o755, exist_ok=True)
@@ -635,13 +632,6 @@ class MailStack:
                     stop_pid_group(pid)
             run_file.unlink()
         shutil.rmtree(self.dovecot_run, ignore_errors=True)
-
-
-def _postfix_host(database):
-    """Postfix's ``hosts`` for the database, by the cluster's unix socket on
-    its port (a connection URI: the ``unix:`` form knows no port)."""
-    pg = database.pg
-    return f"postgresql://{pg['user']}@{quote(str(pg['socket_dir']), safe='')}:{pg['port']}/{database.name}"
 
 
 def _cmdline(pid):

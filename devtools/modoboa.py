@@ -457,9 +457,10 @@ class Database:
         }
 
     def url(self) -> str:
-        """postgres://user@<socket directory>:port/name (``deploy --dburl``)."""
+        """postgresql://user@<socket directory>:port/name: ``deploy --dburl``,
+        and Postfix's ``hosts`` (whose ``unix:`` form knows no port)."""
         socket_dir = urllib.parse.quote(str(self.pg["socket_dir"]), safe="")
-        return f"postgres://{self.pg['user']}@{socket_dir}:{self.pg['port']}/{self.name}"
+        return f"postgresql://{self.pg['user']}@{socket_dir}:{self.pg['port']}/{self.name}"
 
     def dsn(self) -> str:
         """libpq's connection string (Dovecot's ``connect``, psycopg2's dsn)."""

@@ -122,13 +122,16 @@ class TestImportFromServer(ModoboaCase, HttpCase):
         live-state notification, static/src/js/live_state.js) since bus message ``since``."""
         self.env.cr.flush()  # the bus writes its notifications as the transaction commits
         group = self.env.ref("fayvad_mail.fayvad_mail_group_user")
-        messages = self.env["bus.bus"].sudo().search([("id", ">", since)])
+        sent = [
+            (json.loads(n.channel)[1:], json.loads(n.message))
+            for n in self.env["bus.bus"].sudo().search([("id", ">", since)])
+        ]
         return [
-            json.loads(n.message)["payload"]["ids"]
-            for n in messages
-            if json.loads(n.message)["type"] == "fayvad_mail/state_changed"
-            and json.loads(n.channel)[1:] == ["res.groups", group.id]
-            and json.loads(n.message)["payload"]["model"] == "fayvad.mail.import"
+            message["payload"]["ids"]
+            for channel, message in sent
+            if channel == ["res.groups", group.id]
+            and message["type"] == "fayvad_mail/state_changed"
+            and message["payload"]["model"] == "fayvad.mail.import"
         ].count(run.ids)
 
     def test_an_open_import_form_follows_each_step_of_the_cron(self):
